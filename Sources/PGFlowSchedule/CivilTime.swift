@@ -1,0 +1,115 @@
+// Civil (wall-clock) arithmetic without time zones.
+//
+// Schedules are searched in *wall seconds*: seconds since 1970-01-01T00:00 on a proleptic Gregorian
+// calendar that has no time zone and no DST, so every day is exactly 86,400 wall seconds long. Only
+// ZoneClock turns wall seconds into real instants. The day/date conversions are Howard Hinnant's
+// `days_from_civil` / `civil_from_days`, which are exact for any Int year.
+
+import Foundation
+
+/// Floor division: rounds toward negative infinity, unlike `/`.
+@inline(__always)
+func floorDiv(_ a: Int, _ b: Int) -> Int {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}
+
+/// Modulo whose result has the sign of the divisor (always in `0..<b` for positive `b`).
+@inline(__always)
+func floorMod(_ a: Int, _ b: Int) -> Int { a - floorDiv(a, b) * b }
+
+/// Ceiling division for a positive divisor.
+@inline(__always)
+func ceilDiv(_ a: Int, _ b: Int) -> Int { -floorDiv(-a, b) }
+
+/// Calendar helpers on day numbers (days since 1970-01-01) and wall seconds.
+enum Civil {
+    static let secondsPerDay = 86_400
+
+    /// Whether `year` has a February 29.
+    static func isLeapYear(_ year: Int) -> Bool {
+        (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    }
+
+    /// Number of days in `month` (1-12) of `year`.
+    static func daysInMonth(year: Int, month: Int) -> Int {
+        switch month {
+        case 2: return isLeapYear(year) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Number of days in `year`.
+    static func daysInYear(_ year: Int) -> Int { isLeapYear(year) ? 366 : 365 }
+
+    /// Day number of a civil date (month 1-12, day 1-31).
+    static func dayNumber(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = floorDiv(y, 400)
+        let yearOfEra = y - era * 400
+        let monthFromMarch = month > 2 ? month - 3 : month + 9
+        let dayOfYear = (153 * monthFromMarch + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    /// Civil date of a day number.
+    static func date(dayNumber: Int) -> (year: Int, month: Int, day: Int) {
+        let z = dayNumber + 719_468
+        let era = floorDiv(z, 146_097)
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthFromMarch = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
+        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    /// Day of week of a day number: 0 = Sunday ... 6 = Saturday (1970-01-01 was a Thursday).
+    static func weekday(dayNumber: Int) -> Int { floorMod(dayNumber + 4, 7) }
+
+    /// Wall seconds of a civil date and time.
+    static func wallSeconds(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0) -> Int {
+        dayNumber(year: year, month: month, day: day) * secondsPerDay + hour * 3600 + minute * 60 + second
+    }
+}
+
+/// A wall-clock date and time split into fields.
+struct WallTime: Hashable {
+    var year: Int
+    var month: Int
+    var day: Int
+    var hour: Int
+    var minute: Int
+    var second: Int
+
+    /// Splits wall seconds into fields.
+    init(wallSeconds: Int) {
+        let days = floorDiv(wallSeconds, Civil.secondsPerDay)
+        let secondOfDay = wallSeconds - days * Civil.secondsPerDay
+        (year, month, day) = Civil.date(dayNumber: days)
+        hour = secondOfDay / 3600
+        minute = secondOfDay % 3600 / 60
+        second = secondOfDay % 60
+    }
+
+    /// The day number (days since 1970-01-01) of this date.
+    var dayNumber: Int { Civil.dayNumber(year: year, month: month, day: day) }
+
+    /// Wall seconds of these fields.
+    var wallSeconds: Int {
+        Civil.wallSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
+    }
+}
+
+/// Whole seconds since 1970 of `date`, rounded down; nil for dates too far out to compute with.
+func epochSeconds(_ date: Date) -> Int? {
+    let seconds = date.timeIntervalSince1970.rounded(.down)
+    guard seconds.isFinite, abs(seconds) < 1e13 else { return nil }
+    return Int(seconds)
+}
+
+/// The date at whole `seconds` since 1970.
+func dateFromEpoch(_ seconds: Int) -> Date { Date(timeIntervalSince1970: TimeInterval(seconds)) }

@@ -1,0 +1,49 @@
+# Shared helpers for pgflow's scripts. Source it; do not run it.
+# Knows where the repository is, how to install the system packages pgflow needs, and how to run a
+# command as the PostgreSQL server's owner (PostgreSQL refuses to run as root).
+
+PGFLOW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PGFLOW_STATE="$PGFLOW_ROOT/.pgflow"
+
+log() { printf '[pgflow] %s\n' "$*" >&2; }
+die() { printf '[pgflow] error: %s\n' "$*" >&2; exit 1; }
+
+# Installs libpq-dev, pkg-config, the PostgreSQL server and pgTAP with apt when any is missing.
+ensure_system_packages() {
+  local missing=()
+  dpkg -s libpq-dev >/dev/null 2>&1 || missing+=(libpq-dev)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  dpkg -s postgresql >/dev/null 2>&1 || missing+=(postgresql)
+  command -v pg_config >/dev/null 2>&1 || missing+=(postgresql-server-dev-all)
+  if [ "${PGFLOW_WITH_PGTAP:-0}" = 1 ]; then
+    dpkg -s postgresql-15-pgtap >/dev/null 2>&1 || [ -n "$(ls /usr/share/postgresql/*/extension/pgtap.control 2>/dev/null)" ] \
+      || missing+=("postgresql-$(pg_server_major)-pgtap")
+    command -v pg_prove >/dev/null 2>&1 || missing+=(libtap-parser-sourcehandler-pgtap-perl)
+  fi
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get here: install them by hand"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  log "installing ${missing[*]} with apt-get (once)"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+# The major version of the installed PostgreSQL server (15 here).
+pg_server_major() {
+  local v
+  v=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1)
+  echo "${v:-15}"
+}
+
+# The folder of the server binaries (initdb, pg_ctl, postgres).
+pg_bindir() {
+  local d="/usr/lib/postgresql/$(pg_server_major)/bin"
+  if [ -x "$d/pg_ctl" ]; then echo "$d"; else pg_config --bindir; fi
+}
+
+# Runs a command as the owner of the local cluster: `postgres` when we are root, else ourselves.
+as_pg_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
