@@ -63,5 +63,6 @@ let package = Package(
         .executableTarget(name: "pgflow-bench", dependencies: ["PGFlowPostgres"]),
         .target(name: "PGFlowTestSupport", dependencies: ["PGFlowPostgres"], path: "Tests/PGFlowTestSupport"),
         .testTarget(name: "PGFlowPostgresTests", dependencies: ["PGFlowPostgres", "PGFlowTestSupport"]),
+        .testTarget(name: "PGFlowClientTests", dependencies: ["PGFlowClient", "PGFlowTestSupport"]),
     ]
 )

@@ -47,3 +47,10 @@ pg_bindir() {
 as_pg_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+
+# The same postgresql:// URL with another database name.
+url_with_database() {
+  local re='^(postgres(ql)?://[^/?]*)(/[^?]*)?(\?.*)?$'
+  [[ $1 =~ $re ]] || die "cannot change the database of '$1': use a postgresql:// URL"
+  echo "${BASH_REMATCH[1]}/$2${BASH_REMATCH[4]}"
+}

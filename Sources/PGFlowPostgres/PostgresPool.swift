@@ -90,6 +90,8 @@ public final class PostgresPool: Sendable {
     // MARK: Leasing
 
     private func acquire() async throws -> Lease {
+        // Fast path: an idle connection, no continuation needed.
+        if let lease = state.withLock({ s in s.closed ? nil : s.idle.popLast() }) { return lease }
         enum Next { case lease(Lease), create, wait(UInt64), closed }
         let waiterID = state.withLock { s -> UInt64 in s.nextWaiterID += 1; return s.nextWaiterID }
         return try await withTaskCancellationHandler {
