@@ -35,3 +35,4 @@ pgflow is set up. Database: $url
   psql "$url" -c 'SELECT * FROM pgflow.schema_migrations'
 Agents, scheduler and example flows are not part of this build yet (issues 4-6 add them); this command
 will start them once they exist.
+EOF
