@@ -34,6 +34,7 @@ let package = Package(
         ),
         .target(name: "PGFlowPostgres", dependencies: ["CLibPQ"]),
         .target(name: "PGFlowClient", dependencies: ["PGFlowPostgres"]),
+        .target(name: "PGFlowSchedule"),
         .executableTarget(
             name: "pgflow",
             dependencies: [
@@ -63,6 +64,7 @@ let package = Package(
         .executableTarget(name: "pgflow-bench", dependencies: ["PGFlowPostgres"]),
         .target(name: "PGFlowTestSupport", dependencies: ["PGFlowPostgres"], path: "Tests/PGFlowTestSupport"),
         .testTarget(name: "PGFlowPostgresTests", dependencies: ["PGFlowPostgres", "PGFlowTestSupport"]),
+        .testTarget(name: "PGFlowScheduleTests", dependencies: ["PGFlowSchedule"]),
         .testTarget(name: "PGFlowClientTests", dependencies: ["PGFlowClient", "PGFlowTestSupport"]),
     ]
 )

@@ -97,7 +97,7 @@ public struct CronSchedule: Sendable, Hashable, Codable, CustomStringConvertible
 }
 
 /// A set of small integers (0...63) as a bit mask.
-struct FieldSet: Hashable, Sendable, Codable {
+struct FieldSet: Hashable, Sendable {
     var bits: UInt64 = 0
 
     init() {}
@@ -178,6 +178,9 @@ struct CronField {
             (low, high) = (range.lowerBound, range.upperBound)
             if name == "day-of-week" { high = 6 }
         } else if let dash = base.firstIndex(of: "-") {
+            guard dash != base.startIndex, base.index(after: dash) != base.endIndex else {
+                throw CronFieldError(reason: "\(name) range \"\(base)\" needs a value on both sides of -; allowed: \(allowed)")
+            }
             low = try value(String(base[..<dash]))
             high = try value(String(base[base.index(after: dash)...]))
             if name == "day-of-week" && high == 0 && low > 0 { high = 7 }
