@@ -35,6 +35,15 @@ let package = Package(
         .target(name: "PGFlowPostgres", dependencies: ["CLibPQ"]),
         .target(name: "PGFlowClient", dependencies: ["PGFlowPostgres"]),
         .target(name: "PGFlowSchedule"),
+        .target(name: "CPGFlowSpawn"),
+        .target(
+            name: "PGFlowAgent",
+            dependencies: [
+                "PGFlowClient", "CPGFlowSpawn",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "pgflow",
             dependencies: [
@@ -42,15 +51,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(
-            name: "pgflow-agent",
+        .target(
+            name: "AgentCommand",
             dependencies: [
-                "PGFlowClient",
+                "PGFlowAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .executableTarget(name: "pgflow-agent", dependencies: ["AgentCommand"]),
         .executableTarget(
             name: "pgflow-scheduler",
             dependencies: [

@@ -100,11 +100,15 @@ enum PostgresTimestamp {
 
 /// One-dimensional `text[]` literals.
 enum PostgresArray {
-    /// `{"a","b \"c\""}`: every element quoted, `"` and `\` escaped.
-    static func format(_ elements: [String]) -> String {
+    /// `{"a","b \"c\"",NULL}`: every element quoted, `"` and `\` escaped; nil is NULL.
+    static func format(_ elements: [String?]) -> String {
         var out = "{"
-        for (n, e) in elements.enumerated() {
+        for (n, element) in elements.enumerated() {
             if n > 0 { out += "," }
+            guard let e = element else {
+                out += "NULL"
+                continue
+            }
             out += "\""
             for ch in e.unicodeScalars {
                 if ch == "\"" || ch == "\\" { out += "\\" }

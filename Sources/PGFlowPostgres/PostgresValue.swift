@@ -138,6 +138,17 @@ extension Array: PostgresDecodable where Element == String {
     }
 }
 
+/// A one-dimensional `text[]` whose elements may be NULL (cast it in SQL for other element types:
+/// `$1::uuid[]`, `$1::int[]`).
+public struct PostgresTextArray: PostgresEncodable, Sendable, Equatable {
+    /// The elements; nil is NULL.
+    public var elements: [String?]
+    /// Wraps elements.
+    public init(_ elements: [String?]) { self.elements = elements }
+    /// The array literal.
+    public var postgresText: String? { PostgresArray.format(elements) }
+}
+
 /// A `json`/`jsonb` value holding any `Codable` Swift value.
 public struct PostgresJSON<Value: Codable & Sendable>: PostgresEncodable, PostgresDecodable, Sendable {
     /// The value.

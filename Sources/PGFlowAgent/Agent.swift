@@ -1,0 +1,180 @@
+import Foundation
+import Logging
+import PGFlowClient
+import PGFlowPostgres
+import ServiceLifecycle
+import Synchronization
+
+/// The agent service: registers, claims due runs up to its free capacity, executes them, heartbeats,
+/// stops cancelled runs, and on graceful shutdown stops claiming, lets running work finish within the
+/// grace period, stops the rest and deregisters (Pending runs go back to the queue, stopped ones crash
+/// and are retried per policy) — no run is left in Running.
+///
+/// Wake-ups: a NOTIFY on `pgflow_runs` naming one of its queues, a run finishing (capacity freed), or
+/// the jittered poll. Cancels arrive on `pgflow_cancel` (and, as a fallback, from every heartbeat).
+public final class Agent: Service, Sendable {
+    /// The configuration.
+    public let configuration: AgentConfiguration
+    private let pool: PostgresPool
+    private let flows: [String: AgentFlow]
+    private let logger: Logger
+    private let running = Mutex<[UUID: RunHandle]>([:])
+    private let registered = Mutex<UUID?>(nil)
+
+    /// Creates an agent over a pool (give it at least 3 connections) with optional in-process flows.
+    public init(configuration: AgentConfiguration, pool: PostgresPool, flows: [AgentFlow] = [], logger: Logger) {
+        self.configuration = configuration
+        self.pool = pool
+        self.flows = Dictionary(flows.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
+        self.logger = logger
+    }
+
+    /// The agent's id once registered.
+    public var agentID: UUID? { registered.withLock { $0 } }
+
+    /// Runs executing now.
+    public var runningCount: Int { running.withLock { $0.count } }
+
+    /// Runs until cancelled or gracefully shut down.
+    public func run() async throws {
+        try configuration.validate()
+        let client = PGFlowClient(pool: pool)
+        let agentID = try await client.registerAgent(name: configuration.name, queues: configuration.queues)
+        registered.withLock { $0 = agentID }
+        logger.info("agent \(configuration.name) registered as \(agentID), serving \(configuration.queues.joined(separator: ", ")), limit \(configuration.limit)")
+        let states = StateBatcher(client: client, agentID: agentID)
+        let logs = LogBatcher(pool: pool)
+        let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+
+        await withDiscardingTaskGroup { background in
+            background.addTask { await states.run() }
+            background.addTask { await logs.run() }
+            background.addTask { await self.listen(wake: wake.continuation) }
+            background.addTask { await self.heartbeat(client: client, agentID: agentID) }
+            background.addTask { await self.poll(wake: wake.continuation) }
+
+            await withDiscardingTaskGroup { executions in
+                wake.continuation.yield()
+                for await _ in wake.stream.cancelOnGracefulShutdown() {
+                    await claim(client: client, agentID: agentID, states: states, logs: logs, wake: wake.continuation, into: &executions)
+                }
+                await shutDown(client: client, agentID: agentID)
+            }
+            states.finish()
+            logs.finish()
+            // the long-running listener, heartbeat and poll end with the group's cancellation
+            background.cancelAll()
+        }
+        logger.info("agent \(configuration.name) stopped")
+    }
+
+    // MARK: Claiming
+
+    private func claim(
+        client: PGFlowClient, agentID: UUID, states: StateBatcher, logs: LogBatcher,
+        wake: AsyncStream<Void>.Continuation, into executions: inout DiscardingTaskGroup
+    ) async {
+        while true {
+            let free = configuration.limit - runningCount
+            if free <= 0 { return }
+            let claimed: [ClaimedFlowRun]
+            do {
+                claimed = try await client.claimFlowRuns(agentID: agentID, queues: configuration.queues, max: min(free, configuration.claimBatch))
+            } catch {
+                logger.error("claim failed: \(error)")
+                return  // the next poll tries again
+            }
+            if claimed.isEmpty { return }
+            for run in claimed {
+                let handle = RunHandle(run: run)
+                running.withLock { $0[run.id] = handle }
+                let execution = RunExecution(
+                    handle: handle, agentName: configuration.name, configuration: configuration, flows: flows,
+                    states: states, logs: logs, logger: logger)
+                executions.addTask {
+                    await execution.execute()
+                    _ = self.running.withLock { $0.removeValue(forKey: run.id) }
+                    wake.yield()
+                }
+            }
+            if claimed.count < min(free, configuration.claimBatch) { return }
+        }
+    }
+
+    // MARK: Background duties
+
+    private func listen(wake: AsyncStream<Void>.Continuation) async {
+        let queues = Set(configuration.queues)
+        for await event in PostgresListener.listen(configuration: pool.configuration, channels: ["pgflow_runs", "pgflow_cancel"]) {
+            switch event {
+            case .listening:
+                wake.yield()  // after a reconnect, look: notifications may have been missed
+            case .notification(channel: "pgflow_runs", let queue, _) where queues.contains(queue):
+                wake.yield()
+            case .notification(channel: "pgflow_cancel", let payload, _):
+                if let id = UUID(uuidString: payload) { await stop(runID: id) }
+            case .notification:
+                break
+            }
+        }
+    }
+
+    private func heartbeat(client: PGFlowClient, agentID: UUID) async {
+        while !Task.isCancelled {
+            do {
+                for id in try await client.heartbeat(agentID: agentID) { await stop(runID: id) }
+            } catch {
+                logger.warning("heartbeat failed: \(error)")
+            }
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+        }
+    }
+
+    private func poll(wake: AsyncStream<Void>.Continuation) async {
+        while !Task.isCancelled {
+            let base = configuration.pollInterval
+            try? await Task.sleep(for: base * Double.random(in: 0.8...1.2))
+            wake.yield()
+        }
+    }
+
+    private func stop(runID: UUID) async {
+        guard let handle = running.withLock({ $0[runID] }) else { return }
+        logger.info("cancelling run \(runID)")
+        await handle.stop(.cancelled, grace: configuration.killGracePeriod)
+    }
+
+    // MARK: Shutdown
+
+    private func shutDown(client: PGFlowClient, agentID: UUID) async {
+        let clock = ContinuousClock()
+        let deadline = clock.now + configuration.shutdownGracePeriod
+        if runningCount > 0 { logger.info("shutting down: waiting up to \(configuration.shutdownGracePeriod) for \(runningCount) run(s)") }
+        while runningCount > 0, clock.now < deadline, !Task.isCancelled {
+            await pause(milliseconds: 50)
+        }
+        let leftovers = running.withLock { Array($0.values) }
+        if !leftovers.isEmpty {
+            logger.warning("shutting down: stopping \(leftovers.count) run(s) that did not finish in time")
+            await withDiscardingTaskGroup { group in
+                for handle in leftovers {
+                    group.addTask { await handle.stop(.shutdown, grace: self.configuration.killGracePeriod) }
+                }
+            }
+        }
+        while runningCount > 0 { await pause(milliseconds: 20) }
+        do {
+            let changed = try await client.deregisterAgent(agentID)
+            if changed > 0 { logger.info("deregistered; \(changed) run(s) handed back or marked Crashed for retry") }
+        } catch {
+            logger.error("could not deregister (the reaper will clean up after the heartbeat timeout): \(error)")
+        }
+    }
+}
+
+/// Sleeps even in a cancelled task (shutdown must still wait for its runs to stop).
+func pause(milliseconds: Int) async {
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(milliseconds)) { c.resume() }
+    }
+}

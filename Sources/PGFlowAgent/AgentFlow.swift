@@ -1,0 +1,41 @@
+import Foundation
+import PGFlowClient
+
+/// A Swift flow an agent runs in-process (no process spawn). Deployments name it with the
+/// entrypoint `swift:NAME`.
+public struct AgentFlow: Sendable {
+    /// The name after `swift:` in a deployment's entrypoint.
+    public let name: String
+    /// Runs the flow; returns its result as JSON text (or nil). Throwing fails the run; cancellation
+    /// (the run was cancelled or timed out) must be honoured cooperatively.
+    public let body: @Sendable (FlowRunContext) async throws -> String?
+
+    /// Registers `body` under `name`.
+    public init(name: String, body: @escaping @Sendable (FlowRunContext) async throws -> String?) {
+        self.name = name
+        self.body = body
+    }
+}
+
+/// What an in-process flow gets: its run, parameters, and a logger into `pgflow.logs`.
+public struct FlowRunContext: Sendable {
+    /// The flow run's id.
+    public let flowRunID: UUID
+    /// The flow run's name.
+    public let flowRunName: String
+    /// The parameters, as JSON text (an object).
+    public let parametersJSON: String
+    /// How many times this run has started (1 on the first attempt).
+    public let runCount: Int
+    let logs: LogBatcher
+
+    /// Writes a log line for this run (batched; 10 debug, 20 info, 30 warning, 40 error).
+    public func log(_ message: String, level: Int = 20, name: String = "flow") {
+        logs.append(LogLine(flowRunID: flowRunID, level: level, name: name, message: message))
+    }
+
+    /// Decodes the parameters into a `Decodable` type.
+    public func parameters<P: Decodable>(as type: P.Type = P.self) throws -> P {
+        try JSONDecoder().decode(P.self, from: Data(parametersJSON.utf8))
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import PGFlowPostgres
+
+/// A state type of the state machine (`pgflow.state_type`); the last four are terminal.
+public enum StateType: String, Sendable, Codable, CaseIterable {
+    case scheduled = "SCHEDULED", pending = "PENDING", running = "RUNNING", paused = "PAUSED"
+    case cancelling = "CANCELLING", completed = "COMPLETED", failed = "FAILED", cancelled = "CANCELLED", crashed = "CRASHED"
+
+    /// True for COMPLETED, FAILED, CANCELLED and CRASHED.
+    public var isTerminal: Bool { [.completed, .failed, .cancelled, .crashed].contains(self) }
+}
+
+/// A proposed state: its type, optional name (for example `TimedOut` for a FAILED state), message and result.
+public struct StateProposal: Sendable {
+    /// The run the proposal is for.
+    public var runID: UUID
+    /// The state type.
+    public var type: StateType
+    /// The state name; nil means the type's default name.
+    public var name: String?
+    /// A message kept with the state (why it failed, for example).
+    public var message: String?
+    /// A JSON result to keep with a COMPLETED state.
+    public var resultJSON: String?
+    /// A client id that makes a retried call idempotent.
+    public var transitionID: UUID?
+
+    /// Creates a proposal.
+    public init(runID: UUID, type: StateType, name: String? = nil, message: String? = nil, resultJSON: String? = nil, transitionID: UUID? = nil) {
+        self.runID = runID
+        self.type = type
+        self.name = name
+        self.message = message
+        self.resultJSON = resultJSON
+        self.transitionID = transitionID
+    }
+}
+
+/// What a transition did (`pgflow.transition_result`).
+public struct TransitionResult: Sendable, Equatable {
+    /// ACCEPTED, REDIRECTED, WAIT, REJECTED or DUPLICATE.
+    public enum Status: String, Sendable {
+        case accepted = "ACCEPTED", redirected = "REDIRECTED", wait = "WAIT", rejected = "REJECTED", duplicate = "DUPLICATE"
+    }
+    /// The run.
+    public let runID: UUID
+    /// What happened.
+    public let status: Status
+    /// Why, for anything but ACCEPTED.
+    public let reason: String?
+    /// The run's state type after the call.
+    public let stateType: StateType
+    /// The run's state name after the call.
+    public let stateName: String
+
+    init(row: PostgresRow) throws {
+        runID = try row.decode(UUID.self, "run_id")
+        guard let status = Status(rawValue: try row.decode(String.self, "status")),
+              let type = StateType(rawValue: try row.decode(String.self, "state_type")) else {
+            throw PostgresError(kind: .decoding, message: "unexpected transition result \(row.values)")
+        }
+        self.status = status
+        self.reason = try row.decode(String?.self, "reason")
+        stateType = type
+        stateName = try row.decode(String.self, "state_name")
+    }
+}
+
+/// A run an agent claimed: what it needs to execute it.
+public struct ClaimedFlowRun: Sendable {
+    /// The run's id.
+    public let id: UUID
+    /// The run's name.
+    public let name: String
+    /// The flow's name.
+    public let flowName: String
+    /// The deployment's name (nil for ad-hoc runs).
+    public let deploymentName: String?
+    /// What to run: `swift:NAME` for a flow registered in the agent, anything else a command line.
+    public let entrypoint: String?
+    /// The run's parameters as JSON text (an object).
+    public let parametersJSON: String
+    /// How many times the run has started, this time included.
+    public let runCount: Int
+    /// Seconds after which the run is stopped and fails as TimedOut (nil: no limit).
+    public let timeoutSeconds: Double?
+
+    init(row: PostgresRow) throws {
+        id = try row.decode(UUID.self, "flow_run_id")
+        name = try row.decode(String.self, "flow_run_name")
+        flowName = try row.decode(String.self, "flow_name")
+        deploymentName = try row.decode(String?.self, "deployment_name")
+        entrypoint = try row.decode(String?.self, "entrypoint")
+        parametersJSON = try row.decode(String.self, "parameters")
+        runCount = try row.decode(Int.self, "run_count")
+        timeoutSeconds = row.columns.position(of: "timeout_seconds") == nil ? nil : try row.decode(Double?.self, "timeout_seconds")
+    }
+}
+
+/// One log line for `pgflow.write_logs`.
+public struct LogLine: Sendable {
+    /// The flow run it belongs to.
+    public var flowRunID: UUID
+    /// The task run, if any.
+    public var taskRunID: UUID?
+    /// 10 debug, 20 info, 30 warning, 40 error, 50 critical.
+    public var level: Int
+    /// The logger's name (`stdout`, `stderr`, `pgflow.agent`, …).
+    public var name: String
+    /// The text.
+    public var message: String
+    /// When it was written.
+    public var timestamp: Date
+
+    /// Creates a line.
+    public init(flowRunID: UUID, taskRunID: UUID? = nil, level: Int, name: String, message: String, timestamp: Date = Date()) {
+        self.flowRunID = flowRunID
+        self.taskRunID = taskRunID
+        self.level = level
+        self.name = name
+        self.message = message
+        self.timestamp = timestamp
+    }
+}

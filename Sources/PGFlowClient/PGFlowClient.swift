@@ -1,0 +1,99 @@
+import Foundation
+import PGFlowPostgres
+
+/// Typed calls of pgflow's SQL API: one Swift function per SQL function, every value a bound parameter.
+///
+/// Functions taking a `PostgresConnection` run on the caller's (blocking) thread; the async ones borrow a
+/// connection from the pool. State changes go only through these SQL functions.
+public struct PGFlowClient: Sendable {
+    /// The pool the async calls use.
+    public let pool: PostgresPool
+
+    /// Creates a client over a pool.
+    public init(pool: PostgresPool) { self.pool = pool }
+
+    // MARK: Agents
+
+    /// `pgflow.register_agent`: a new agent id.
+    public func registerAgent(name: String, queues: [String]) async throws -> UUID {
+        try await pool.query("SELECT pgflow.register_agent($1, $2)", [name, queues]).scalar(UUID.self)
+    }
+
+    /// `pgflow.claim_flow_runs`: up to `max` due runs of `queues`, moved to Pending (or Running with `start`).
+    public func claimFlowRuns(agentID: UUID, queues: [String], max: Int, start: Bool = false) async throws -> [ClaimedFlowRun] {
+        try await pool.query(
+            """
+            SELECT c.*, d.timeout_seconds FROM pgflow.claim_flow_runs($1, $2, $3, $4) c
+              LEFT JOIN pgflow.deployments d ON d.id = c.deployment_id
+            """,
+            [agentID, queues, max, start]
+        ).rows.map(ClaimedFlowRun.init(row:))
+    }
+
+    /// `pgflow.heartbeat`: refreshes the agent; returns its runs that are Cancelling.
+    public func heartbeat(agentID: UUID) async throws -> [UUID] {
+        try await pool.query("SELECT pgflow.heartbeat($1)", [agentID]).rows.map { try $0.decode(UUID.self, at: 0) }
+    }
+
+    /// `pgflow.deregister_agent`: the agent goes offline; its Pending runs go back to the queue and the
+    /// runs it still runs crash (retried per policy). Returns how many runs changed.
+    @discardableResult
+    public func deregisterAgent(_ agentID: UUID) async throws -> Int {
+        try await pool.query("SELECT pgflow.deregister_agent($1)", [agentID]).scalar(Int.self)
+    }
+
+    /// `pgflow.reap_crashed_runs`: crashes the runs of agents silent for longer than `timeout` seconds.
+    public func reapCrashedRuns(heartbeatTimeout seconds: Double) async throws -> Int {
+        try await pool.query("SELECT pgflow.reap_crashed_runs(make_interval(secs => $1))", [seconds]).scalar(Int.self)
+    }
+
+    // MARK: States and logs
+
+    /// `pgflow.set_flow_run_states`: many transitions in one call; one result per proposal, in order.
+    public func setFlowRunStates(_ proposals: [StateProposal], agentID: UUID?) async throws -> [TransitionResult] {
+        try await pool.withConnection { try Self.setFlowRunStates(proposals, agentID: agentID, on: $0) }
+    }
+
+    /// `pgflow.set_flow_run_states` on a given connection.
+    public static func setFlowRunStates(_ proposals: [StateProposal], agentID: UUID?, on c: PostgresConnection) throws -> [TransitionResult] {
+        if proposals.isEmpty { return [] }
+        let results: [String?] = proposals.map(\.resultJSON)
+        return try c.query(
+            "SELECT * FROM pgflow.set_flow_run_states($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::uuid[], $7)",
+            [
+                proposals.map { $0.runID.uuidString }, proposals.map(\.type.rawValue),
+                nullableArray(proposals.map(\.name)), nullableArray(proposals.map(\.message)),
+                nullableArray(results), nullableArray(proposals.map { $0.transitionID?.uuidString }), agentID,
+            ]
+        ).rows.map(TransitionResult.init(row:))
+    }
+
+    /// `pgflow.set_flow_run_state` for one run, recording the process that runs it.
+    public func setFlowRunState(_ proposal: StateProposal, agentID: UUID?, processID: String? = nil) async throws -> TransitionResult {
+        let row = try await pool.query(
+            "SELECT * FROM pgflow.set_flow_run_state($1, $2, $3, $4, $5::jsonb, p_transition_id => $6, p_agent_id => $7, p_process_id => $8)",
+            [proposal.runID, proposal.type.rawValue, proposal.name, proposal.message, proposal.resultJSON, proposal.transitionID, agentID, processID]
+        ).first
+        guard let row else { throw PostgresError(kind: .decoding, message: "set_flow_run_state returned no row") }
+        return try TransitionResult(row: row)
+    }
+
+    /// `pgflow.write_logs`: many lines in one statement.
+    public static func writeLogs(_ lines: [LogLine], on c: PostgresConnection) throws {
+        if lines.isEmpty { return }
+        try c.query(
+            "SELECT pgflow.write_logs($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[])",
+            [
+                lines.map { $0.flowRunID.uuidString }, lines.map { String($0.level) }, lines.map { sanitize($0.message) },
+                lines.map(\.name), nullableArray(lines.map { $0.taskRunID?.uuidString }), PostgresTextArray(lines.map { $0.timestamp.postgresText }),
+            ])
+    }
+
+    /// PostgreSQL text cannot hold NUL bytes; a program's output can.
+    static func sanitize(_ s: String) -> String { s.contains("\u{0}") ? s.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : s }
+}
+
+/// NULL when every element is nil (the SQL functions treat a NULL array as "all defaults").
+func nullableArray(_ elements: [String?]) -> PostgresTextArray? {
+    elements.allSatisfy { $0 == nil } ? nil : PostgresTextArray(elements)
+}

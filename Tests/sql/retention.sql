@@ -1,0 +1,37 @@
+-- Retention deletes finished runs with their states, task runs, logs and results, in bounded batches;
+-- logs are written in batches.
+BEGIN;
+SELECT plan(10);
+
+\set t0 '''2030-01-01 00:00:00+00'''
+SELECT pgflow.create_deployment('rt', 'dep', './r.sh', p_now => :t0);
+SELECT pgflow.register_agent('agent', ARRAY['default'], :t0) AS agent \gset
+SELECT count(*) FROM pgflow.run_deployments('rt/dep', array_fill('{}'::jsonb, ARRAY[5]), p_now => :t0);
+SELECT pgflow.run_deployment('rt/dep', p_flow_run_name => 'young', p_now => :t0) AS young \gset
+SELECT pgflow.run_deployment('rt/dep', p_flow_run_name => 'active', p_now => :t0) AS active \gset
+SELECT count(*) FROM pgflow.claim_flow_runs(:'agent', NULL, 100, true, :t0);
+SELECT pgflow.create_task_run(id, 'step', p_now => :t0) FROM pgflow.flow_runs WHERE name NOT IN ('young', 'active');
+SELECT count(pgflow.set_flow_run_state(id, 'COMPLETED', p_result => '{"ok": true}', p_now => :t0::timestamptz + '1 hour'))
+  FROM pgflow.flow_runs WHERE name NOT IN ('young', 'active');
+SELECT pgflow.set_flow_run_state(:'young', 'FAILED', p_now => :t0::timestamptz + '20 days');
+
+-- logs, in one batch
+SELECT is(pgflow.write_logs(ARRAY(SELECT id FROM pgflow.flow_runs ORDER BY id), array_fill(20, ARRAY[7]),
+                            array_fill('hello'::text, ARRAY[7]), p_now => :t0), 7, 'write_logs inserts a batch');
+SELECT pgflow.write_log(:'active', 40, 'still going', 'agent', p_now => :t0);
+SELECT is((SELECT count(*)::int FROM pgflow.logs WHERE flow_run_id = :'active'), 2, 'write_log adds one line');
+
+SELECT is(pgflow.delete_old_runs(interval '30 days', 2, :t0::timestamptz + '10 days'), 0, 'nothing is old enough yet');
+SELECT is(pgflow.delete_old_runs(interval '30 days', 2, :t0::timestamptz + '40 days'), 2, 'a batch deletes at most p_batch runs');
+SELECT is(pgflow.delete_old_runs(interval '30 days', 2, :t0::timestamptz + '40 days'), 2, 'the next batch the next ones');
+SELECT is(pgflow.delete_old_runs(interval '30 days', 2, :t0::timestamptz + '40 days'), 1, 'then the last one');
+SELECT is(pgflow.delete_old_runs(interval '30 days', 2, :t0::timestamptz + '40 days'), 0, 'until none is left');
+SELECT results_eq($$SELECT name FROM pgflow.flow_runs ORDER BY name$$, $$VALUES ('active'), ('young')$$, 'young and unfinished runs stay');
+SELECT results_eq($$SELECT (SELECT count(*) FROM pgflow.flow_run_states s WHERE NOT EXISTS (SELECT 1 FROM pgflow.flow_runs r WHERE r.id = s.flow_run_id)),
+                           (SELECT count(*) FROM pgflow.task_runs), (SELECT count(*) FROM pgflow.results),
+                           (SELECT count(*) FROM pgflow.logs WHERE flow_run_id NOT IN ('$$ || :'young' || $$', '$$ || :'active' || $$'))$$,
+                  $$VALUES (0::bigint, 0::bigint, 0::bigint, 0::bigint)$$, 'their states, task runs, results and logs went with them');
+SELECT is(pgflow.delete_old_runs(interval '30 days', 10, :t0::timestamptz + '51 days'), 1, 'the failed run goes when it is old enough');
+
+SELECT * FROM finish();
+ROLLBACK;
