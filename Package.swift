@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "PGFlowPostgres", targets: ["PGFlowPostgres"]),
         .library(name: "PGFlowClient", targets: ["PGFlowClient"]),
+        .library(name: "PGFlow", targets: ["PGFlow"]),
         .executable(name: "pgflow", targets: ["pgflow"]),
         .executable(name: "pgflow-agent", targets: ["pgflow-agent"]),
         .executable(name: "pgflow-scheduler", targets: ["pgflow-scheduler"]),
@@ -25,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -35,11 +37,14 @@ let package = Package(
         .target(name: "PGFlowPostgres", dependencies: ["CLibPQ"]),
         .target(name: "PGFlowClient", dependencies: ["PGFlowPostgres"]),
         .target(name: "PGFlowSchedule"),
+        .target(name: "PGFlow", dependencies: ["PGFlowClient", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "pgflow-bench-sdk", dependencies: ["PGFlow"]),
+        .executableTarget(name: "pgflow-examples", dependencies: ["PGFlow"], path: "Examples"),
         .target(name: "CPGFlowSpawn"),
         .target(
             name: "PGFlowAgent",
             dependencies: [
-                "PGFlowClient", "CPGFlowSpawn",
+                "PGFlowClient", "PGFlow", "CPGFlowSpawn",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -47,8 +52,9 @@ let package = Package(
         .executableTarget(
             name: "pgflow",
             dependencies: [
-                "PGFlowClient",
+                "PGFlowClient", "PGFlowSchedule", "AgentCommand", "SchedulerCommand",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .target(
@@ -61,20 +67,45 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "pgflow-agent", dependencies: ["AgentCommand"]),
-        .executableTarget(
-            name: "pgflow-scheduler",
+        .target(
+            name: "PGFlowScheduler",
             dependencies: [
-                "PGFlowClient",
+                "PGFlowClient", "PGFlowSchedule",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "SchedulerCommand",
+            dependencies: [
+                "PGFlowScheduler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .executableTarget(name: "pgflow-scheduler", dependencies: ["SchedulerCommand"]),
         .executableTarget(name: "pgflow-api", dependencies: ["PGFlowClient"]),
         .executableTarget(name: "pgflow-bench", dependencies: ["PGFlowPostgres"]),
         .target(name: "PGFlowTestSupport", dependencies: ["PGFlowPostgres"], path: "Tests/PGFlowTestSupport"),
         .testTarget(name: "PGFlowPostgresTests", dependencies: ["PGFlowPostgres", "PGFlowTestSupport"]),
         .testTarget(name: "PGFlowScheduleTests", dependencies: ["PGFlowSchedule"]),
+        .testTarget(name: "PGFlowAgentTests", dependencies: ["PGFlowAgent", "PGFlowTestSupport"]),
+        .testTarget(
+            name: "PGFlowTests",
+            dependencies: [
+                "PGFlow", "PGFlowAgent", "PGFlowClient", "PGFlowTestSupport", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "PGFlowClientTests", dependencies: ["PGFlowClient", "PGFlowTestSupport"]),
+        .testTarget(
+            name: "PGFlowSchedulerTests",
+            dependencies: [
+                "PGFlowScheduler", "PGFlowClient", "PGFlowTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "CLITests", dependencies: ["PGFlowPostgres", "PGFlowTestSupport"]),
     ]
 )

@@ -54,3 +54,16 @@ url_with_database() {
   [[ $1 =~ $re ]] || die "cannot change the database of '$1': use a postgresql:// URL"
   echo "${BASH_REMATCH[1]}/$2${BASH_REMATCH[4]}"
 }
+
+# Prints `export PGHOST=… PGPORT=… PGUSER=… PGPASSWORD=… PGDATABASE=…` for a postgresql:// URL (for
+# tools such as pg_prove that take no URL).
+url_to_pg_env() {
+  python3 - "$1" <<'PY'
+import sys, shlex, urllib.parse as u
+p = u.urlsplit(sys.argv[1]); q = {k: v[-1] for k, v in u.parse_qs(p.query).items()}
+env = {"PGHOST": q.get("host", p.hostname or ""), "PGPORT": q.get("port", str(p.port or "")),
+       "PGUSER": q.get("user", u.unquote(p.username or "")), "PGPASSWORD": q.get("password", u.unquote(p.password or "")),
+       "PGDATABASE": q.get("dbname", p.path.lstrip("/"))}
+print(" ".join("export %s=%s;" % (k, shlex.quote(v)) for k, v in env.items() if v))
+PY
+}

@@ -40,17 +40,17 @@ CREATE TYPE pgflow.state_type AS ENUM (
 CREATE FUNCTION pgflow.state_type_of(p_state_name text) RETURNS pgflow.state_type
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE p_state_name
-        WHEN 'Scheduled' THEN 'SCHEDULED' WHEN 'Late' THEN 'SCHEDULED'
-        WHEN 'AwaitingRetry' THEN 'SCHEDULED' WHEN 'AwaitingConcurrencySlot' THEN 'SCHEDULED'
-        WHEN 'Pending' THEN 'PENDING'
-        WHEN 'Running' THEN 'RUNNING' WHEN 'Retrying' THEN 'RUNNING'
-        WHEN 'Paused' THEN 'PAUSED' WHEN 'Suspended' THEN 'PAUSED'
-        WHEN 'Cancelling' THEN 'CANCELLING'
-        WHEN 'Completed' THEN 'COMPLETED' WHEN 'Cached' THEN 'COMPLETED'
-        WHEN 'Failed' THEN 'FAILED' WHEN 'TimedOut' THEN 'FAILED'
-        WHEN 'Cancelled' THEN 'CANCELLED'
-        WHEN 'Crashed' THEN 'CRASHED'
-    END::pgflow.state_type
+        WHEN 'Scheduled' THEN 'SCHEDULED'::pgflow.state_type WHEN 'Late' THEN 'SCHEDULED'::pgflow.state_type
+        WHEN 'AwaitingRetry' THEN 'SCHEDULED'::pgflow.state_type WHEN 'AwaitingConcurrencySlot' THEN 'SCHEDULED'::pgflow.state_type
+        WHEN 'Pending' THEN 'PENDING'::pgflow.state_type
+        WHEN 'Running' THEN 'RUNNING'::pgflow.state_type WHEN 'Retrying' THEN 'RUNNING'::pgflow.state_type
+        WHEN 'Paused' THEN 'PAUSED'::pgflow.state_type WHEN 'Suspended' THEN 'PAUSED'::pgflow.state_type
+        WHEN 'Cancelling' THEN 'CANCELLING'::pgflow.state_type
+        WHEN 'Completed' THEN 'COMPLETED'::pgflow.state_type WHEN 'Cached' THEN 'COMPLETED'::pgflow.state_type
+        WHEN 'Failed' THEN 'FAILED'::pgflow.state_type WHEN 'TimedOut' THEN 'FAILED'::pgflow.state_type
+        WHEN 'Cancelled' THEN 'CANCELLED'::pgflow.state_type
+        WHEN 'Crashed' THEN 'CRASHED'::pgflow.state_type
+    END
 $$;
 
 -- What every state transition returns. status is one of
@@ -228,7 +228,9 @@ CREATE TABLE pgflow.agents (
     last_heartbeat_at timestamptz NOT NULL
 );
 
--- Flow runs: one row per run with its current state; the history is in flow_run_states.
+-- Flow runs: one row per run with its current state; the history is in flow_run_states. Every
+-- transition rewrites the row, so its CHECKs are kept to the cheap state-pair one (the functions
+-- validate parameters and retry policies on the way in).
 CREATE TABLE pgflow.flow_runs (
     id                     uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     name                   text              NOT NULL,
@@ -236,12 +238,12 @@ CREATE TABLE pgflow.flow_runs (
     deployment_id          uuid REFERENCES pgflow.deployments,
     work_queue_id          uuid REFERENCES pgflow.work_queues,
     deployment_schedule_id uuid,             -- set on runs a schedule created (no FK: history outlives schedules)
-    parameters             jsonb             NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(parameters) = 'object'),
+    parameters             jsonb             NOT NULL DEFAULT '{}',
     tags                   text[]            NOT NULL DEFAULT '{}',
     idempotency_key        text,
     parent_task_run_id     uuid,             -- subflows: the task run of the parent flow (FK below)
     run_count              integer           NOT NULL DEFAULT 0,
-    retries                integer           NOT NULL DEFAULT 0 CHECK (retries >= 0),
+    retries                integer           NOT NULL DEFAULT 0,
     retry_delays           float8[]          NOT NULL DEFAULT '{0}',
     retry_backoff          text              NOT NULL DEFAULT 'fixed',
     retry_jitter           float8            NOT NULL DEFAULT 0,
@@ -258,16 +260,19 @@ CREATE TABLE pgflow.flow_runs (
     agent_id               uuid,
     process_id             text,
     created_at             timestamptz       NOT NULL,
-    CHECK (pgflow.state_type_of(state_name) = state_type),
-    CHECK (retry_backoff IN ('fixed', 'list', 'exponential') AND cardinality(retry_delays) >= 1
-           AND (retry_backoff = 'list' OR cardinality(retry_delays) = 1)
-           AND array_position(retry_delays, NULL) IS NULL AND 0 <= ALL (retry_delays) AND retry_jitter >= 0)
+    CHECK (state_type::text || ':' || state_name IN (
+        'SCHEDULED:Scheduled', 'SCHEDULED:Late', 'SCHEDULED:AwaitingRetry', 'SCHEDULED:AwaitingConcurrencySlot', 'PENDING:Pending',
+        'RUNNING:Running', 'RUNNING:Retrying', 'PAUSED:Paused', 'PAUSED:Suspended', 'CANCELLING:Cancelling',
+        'COMPLETED:Completed', 'COMPLETED:Cached', 'FAILED:Failed', 'FAILED:TimedOut', 'CANCELLED:Cancelled', 'CRASHED:Crashed'))
 ) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 
 -- The state history of flow runs: append-only, one row per transition, written in the same
 -- transaction as the run's current-state columns. transition_id makes client retries idempotent.
+-- No foreign key (here, in task_run_states and run_queue): only the state functions write these rows,
+-- always with the run's own row, and an FK check on a run updated in the same transaction costs a
+-- tuple lock and its WAL on every transition; retention deletes the history with its runs.
 CREATE TABLE pgflow.flow_run_states (
-    flow_run_id    uuid              NOT NULL REFERENCES pgflow.flow_runs ON DELETE CASCADE,
+    flow_run_id    uuid              NOT NULL,
     id             bigint GENERATED ALWAYS AS IDENTITY,
     state_type     pgflow.state_type NOT NULL,
     state_name     text              NOT NULL,
@@ -276,7 +281,10 @@ CREATE TABLE pgflow.flow_run_states (
     scheduled_time timestamptz,
     transition_id  uuid,
     PRIMARY KEY (flow_run_id, id),
-    CHECK (pgflow.state_type_of(state_name) = state_type)
+    CHECK (state_type::text || ':' || state_name IN (
+        'SCHEDULED:Scheduled', 'SCHEDULED:Late', 'SCHEDULED:AwaitingRetry', 'SCHEDULED:AwaitingConcurrencySlot', 'PENDING:Pending',
+        'RUNNING:Running', 'RUNNING:Retrying', 'PAUSED:Paused', 'PAUSED:Suspended', 'CANCELLING:Cancelling',
+        'COMPLETED:Completed', 'COMPLETED:Cached', 'FAILED:Failed', 'FAILED:TimedOut', 'CANCELLED:Cancelled', 'CRASHED:Crashed'))
 );
 
 -- Task runs: the tasks a flow run ran; (flow run, task key, dynamic key) identifies one.
@@ -291,7 +299,7 @@ CREATE TABLE pgflow.task_runs (
     cache_key            text,
     cache_expiration     interval,         -- NULL: a cached result never expires
     run_count            integer           NOT NULL DEFAULT 0,
-    retries              integer           NOT NULL DEFAULT 0 CHECK (retries >= 0),
+    retries              integer           NOT NULL DEFAULT 0,
     retry_delays         float8[]          NOT NULL DEFAULT '{0}',
     retry_backoff        text              NOT NULL DEFAULT 'fixed',
     retry_jitter         float8            NOT NULL DEFAULT 0,
@@ -307,17 +315,17 @@ CREATE TABLE pgflow.task_runs (
     pause_expires_at     timestamptz,
     created_at           timestamptz       NOT NULL,
     UNIQUE (flow_run_id, task_key, dynamic_key),
-    CHECK (pgflow.state_type_of(state_name) = state_type),
-    CHECK (retry_backoff IN ('fixed', 'list', 'exponential') AND cardinality(retry_delays) >= 1
-           AND (retry_backoff = 'list' OR cardinality(retry_delays) = 1)
-           AND array_position(retry_delays, NULL) IS NULL AND 0 <= ALL (retry_delays) AND retry_jitter >= 0)
+    CHECK (state_type::text || ':' || state_name IN (
+        'SCHEDULED:Scheduled', 'SCHEDULED:Late', 'SCHEDULED:AwaitingRetry', 'SCHEDULED:AwaitingConcurrencySlot', 'PENDING:Pending',
+        'RUNNING:Running', 'RUNNING:Retrying', 'PAUSED:Paused', 'PAUSED:Suspended', 'CANCELLING:Cancelling',
+        'COMPLETED:Completed', 'COMPLETED:Cached', 'FAILED:Failed', 'FAILED:TimedOut', 'CANCELLED:Cancelled', 'CRASHED:Crashed'))
 );
 
 ALTER TABLE pgflow.flow_runs ADD FOREIGN KEY (parent_task_run_id)
     REFERENCES pgflow.task_runs ON DELETE SET NULL;
 
 CREATE TABLE pgflow.task_run_states (
-    task_run_id    uuid              NOT NULL REFERENCES pgflow.task_runs ON DELETE CASCADE,
+    task_run_id    uuid              NOT NULL,
     id             bigint GENERATED ALWAYS AS IDENTITY,
     state_type     pgflow.state_type NOT NULL,
     state_name     text              NOT NULL,
@@ -326,7 +334,10 @@ CREATE TABLE pgflow.task_run_states (
     scheduled_time timestamptz,
     transition_id  uuid,
     PRIMARY KEY (task_run_id, id),
-    CHECK (pgflow.state_type_of(state_name) = state_type)
+    CHECK (state_type::text || ':' || state_name IN (
+        'SCHEDULED:Scheduled', 'SCHEDULED:Late', 'SCHEDULED:AwaitingRetry', 'SCHEDULED:AwaitingConcurrencySlot', 'PENDING:Pending',
+        'RUNNING:Running', 'RUNNING:Retrying', 'PAUSED:Paused', 'PAUSED:Suspended', 'CANCELLING:Cancelling',
+        'COMPLETED:Completed', 'COMPLETED:Cached', 'FAILED:Failed', 'FAILED:TimedOut', 'CANCELLED:Cancelled', 'CRASHED:Crashed'))
 );
 
 -- Results: the JSON value a run returned (or reported with its final state), one per run.
@@ -364,7 +375,7 @@ CREATE TABLE pgflow.logs (
 -- lock the wide flow_runs rows they do not take. blocked_on lists the limits a run is waiting for
 -- (AwaitingConcurrencySlot); claims skip it until one of them has room.
 CREATE TABLE pgflow.run_queue (
-    flow_run_id   uuid PRIMARY KEY REFERENCES pgflow.flow_runs ON DELETE CASCADE,
+    flow_run_id   uuid PRIMARY KEY,
     work_queue_id uuid        NOT NULL,
     scheduled_at  timestamptz NOT NULL,
     blocked_on    uuid[]
@@ -966,7 +977,7 @@ END $$;
 -- Limits the holder already holds (re-admission) and inactive limits are not counted again.
 CREATE FUNCTION pgflow._take_slots(p_requests pgflow._slot_request[], p_now timestamptz)
 RETURNS TABLE (lease_id uuid, granted boolean, full_limits uuid[])
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
     v_ids     uuid[];
@@ -1025,12 +1036,13 @@ END $$;
 
 -- Free slots of a limit now (NULL for no limit or an inactive one).
 CREATE FUNCTION pgflow._free_slots(p_limit_id uuid, p_now timestamptz) RETURNS integer
-LANGUAGE sql STABLE AS $$
-    SELECT greatest(l.concurrency_limit - coalesce((SELECT sum(s.slots) FROM pgflow.concurrency_slots s
-                                                     WHERE s.limit_id = l.id
-                                                       AND (s.expires_at IS NULL OR s.expires_at > p_now)), 0), 0)::integer
-      FROM pgflow.concurrency_limits l WHERE l.id = p_limit_id AND l.active
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT greatest(l.concurrency_limit - coalesce((SELECT sum(s.slots) FROM pgflow.concurrency_slots s
+                                                             WHERE s.limit_id = l.id
+                                                               AND (s.expires_at IS NULL OR s.expires_at > p_now)), 0), 0)::integer
+              FROM pgflow.concurrency_limits l WHERE l.id = p_limit_id AND l.active);
+END $$;
 
 -- The limits a flow run counts against: its work queue's, its deployment's, and 'tag:<tag>' for
 -- each of its tags; cancel_limit is the deployment limit when its collision strategy is CANCEL_NEW.
@@ -1050,17 +1062,24 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Applies proposals to flow runs (all rules; see _decide). Callers have checked the input.
--- p_agent_id: the proposing agent (claims record it on the run).
-CREATE FUNCTION pgflow._transition_flow_runs(p_proposals pgflow._proposal[], p_agent_id uuid, p_now timestamptz)
+-- p_agent_id: the proposing agent (claims record it on the run); p_locked: the caller holds the row locks.
+CREATE FUNCTION pgflow._transition_flow_runs(p_proposals pgflow._proposal[], p_agent_id uuid, p_now timestamptz,
+                                             p_locked boolean DEFAULT false)
 RETURNS SETOF pgflow.transition_result
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_dec   pgflow._decision[];
     v_admit uuid[];
     v_ended uuid[];
+    v_dequeue boolean;
+    v_enqueue boolean;
+    v_release boolean;
+    v_results boolean;
 BEGIN
     -- 1. lock the runs in id order (two batches over the same runs never deadlock)
-    PERFORM 1 FROM pgflow.flow_runs WHERE id IN (SELECT p.run_id FROM unnest(p_proposals) p) ORDER BY id FOR UPDATE;
+    IF NOT p_locked THEN
+        PERFORM 1 FROM pgflow.flow_runs WHERE id = ANY (ARRAY(SELECT p.run_id FROM unnest(p_proposals) p)) ORDER BY id FOR UPDATE;
+    END IF;
 
     -- 2. decide, on a snapshot taken after the locks (an idempotent replay returns what it wrote)
     v_dec := ARRAY(
@@ -1084,9 +1103,9 @@ BEGIN
                    r.agent_id, p.state_type, p.state_name, p.scheduled_time, p_agent_id, true, p_now) d
          ORDER BY p.ordinality);
 
-    -- 3. admit runs on their way to Running into their concurrency limits
+    -- 3. admit runs on their way to Running into their concurrency limits (skipped when no limit exists)
     v_admit := ARRAY(SELECT d.run_id FROM unnest(v_dec) d WHERE d.admit ORDER BY d.ord);
-    IF cardinality(v_admit) > 0 THEN
+    IF cardinality(v_admit) > 0 AND EXISTS (SELECT 1 FROM pgflow.concurrency_limits WHERE active) THEN
         v_dec := ARRAY(
             WITH lim AS (SELECT * FROM pgflow._flow_run_limits(v_admit)),
                  took AS (SELECT * FROM pgflow._take_slots(
@@ -1122,7 +1141,14 @@ BEGIN
          WHERE q.flow_run_id = d.run_id AND d.status = 'WAIT' AND NOT d.write;
     END IF;
 
-    -- 4. write: current state, history, claimable set, slots, results
+    -- 4. write: current state and history always; the claimable set, slots and results only when
+    -- some row needs it (a statement that touches no row still costs its start-up)
+    SELECT coalesce(bool_or(d.old_type = 'SCHEDULED' AND d.new_type <> 'SCHEDULED'), false),
+           coalesce(bool_or(d.new_type = 'SCHEDULED'), false),
+           coalesce(bool_or(pgflow._holds_slots(d.old_type, d.old_name) AND NOT pgflow._holds_slots(d.new_type, d.new_name)), false),
+           coalesce(bool_or(d.result IS NOT NULL), false)
+      INTO v_dequeue, v_enqueue, v_release, v_results
+      FROM unnest(v_dec) d WHERE d.write;
     WITH d AS (SELECT * FROM unnest(v_dec) d WHERE d.write),
     upd AS (
         UPDATE pgflow.flow_runs r SET
@@ -1136,25 +1162,30 @@ BEGIN
             agent_id = CASE WHEN d.new_type = 'SCHEDULED' THEN NULL ELSE coalesce(p_agent_id, r.agent_id) END,
             process_id = CASE WHEN d.new_type = 'SCHEDULED' THEN NULL ELSE coalesce(d.process_id, r.process_id) END
           FROM d WHERE r.id = d.run_id
-        RETURNING r.id, r.work_queue_id),
-    hist AS (
-        INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp", message, scheduled_time, transition_id)
-        SELECT d.run_id, d.new_type, d.new_name, p_now, d.message, d.next_start, d.transition_id FROM d),
-    dequeue AS (
-        DELETE FROM pgflow.run_queue q USING d WHERE q.flow_run_id = d.run_id AND d.new_type <> 'SCHEDULED'),
-    enqueue AS (
+        RETURNING r.id)
+    INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp", message, scheduled_time, transition_id)
+    SELECT d.run_id, d.new_type, d.new_name, p_now, d.message, d.next_start, d.transition_id
+      FROM d JOIN upd ON upd.id = d.run_id;
+    IF v_dequeue THEN
+        DELETE FROM pgflow.run_queue q USING unnest(v_dec) d
+         WHERE q.flow_run_id = d.run_id AND d.write AND d.new_type <> 'SCHEDULED';
+    END IF;
+    IF v_enqueue THEN
         INSERT INTO pgflow.run_queue (flow_run_id, work_queue_id, scheduled_at, blocked_on)
-        SELECT d.run_id, u.work_queue_id, d.next_start, d.blocked_on FROM d JOIN upd u ON u.id = d.run_id
-         WHERE d.new_type = 'SCHEDULED' AND u.work_queue_id IS NOT NULL
-        ON CONFLICT (flow_run_id) DO UPDATE SET scheduled_at = excluded.scheduled_at, blocked_on = excluded.blocked_on),
-    release AS (
-        DELETE FROM pgflow.concurrency_slots s USING d
-         WHERE s.lease_id = d.run_id AND NOT pgflow._holds_slots(d.new_type, d.new_name)),
-    results AS (
+        SELECT d.run_id, r.work_queue_id, d.next_start, d.blocked_on
+          FROM unnest(v_dec) d JOIN pgflow.flow_runs r ON r.id = d.run_id
+         WHERE d.write AND d.new_type = 'SCHEDULED' AND r.work_queue_id IS NOT NULL
+        ON CONFLICT (flow_run_id) DO UPDATE SET scheduled_at = excluded.scheduled_at, blocked_on = excluded.blocked_on;
+    END IF;
+    IF v_release THEN
+        DELETE FROM pgflow.concurrency_slots s USING unnest(v_dec) d
+         WHERE s.lease_id = d.run_id AND d.write AND NOT pgflow._holds_slots(d.new_type, d.new_name);
+    END IF;
+    IF v_results THEN
         INSERT INTO pgflow.results (run_id, value, created_at)
-        SELECT d.run_id, d.result, p_now FROM d WHERE d.result IS NOT NULL
-        ON CONFLICT (run_id) DO UPDATE SET value = excluded.value, created_at = excluded.created_at)
-    SELECT NULL INTO v_ended;
+        SELECT d.run_id, d.result, p_now FROM unnest(v_dec) d WHERE d.write AND d.result IS NOT NULL
+        ON CONFLICT (run_id) DO UPDATE SET value = excluded.value, created_at = excluded.created_at;
+    END IF;
 
     -- 5. a flow run that ended (or went back to wait for a retry) ends its unfinished task runs
     v_ended := ARRAY(SELECT d.run_id FROM unnest(v_dec) d
@@ -1189,7 +1220,7 @@ END $$;
 -- and tag limits (slots taken on the way to Running). p_allow_retry false: failures are final.
 CREATE FUNCTION pgflow._transition_task_runs(p_proposals pgflow._proposal[], p_allow_retry boolean, p_now timestamptz)
 RETURNS SETOF pgflow.transition_result
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_dec   pgflow._decision[];
     v_admit uuid[];
@@ -1305,12 +1336,15 @@ BEGIN
         RAISE EXCEPTION 'pgflow: the arrays of a batch transition must be non-empty and of one length (% run ids)', v_n
             USING ERRCODE = '22023', HINT = 'pass one state type (and name, message, result, transition id, or NULL arrays) per run id';
     END IF;
-    IF array_position(p_run_ids, NULL) IS NOT NULL OR (SELECT count(DISTINCT x) FROM unnest(p_run_ids) x) <> v_n THEN
+    IF array_position(p_run_ids, NULL) IS NOT NULL OR (v_n > 1 AND (SELECT count(DISTINCT x) FROM unnest(p_run_ids) x) <> v_n) THEN
         RAISE EXCEPTION 'pgflow: a batch transition names a run twice or a NULL run'
             USING ERRCODE = '22023', HINT = 'send at most one transition per run in one batch';
     END IF;
-    EXECUTE format('SELECT x FROM unnest($1) x WHERE NOT EXISTS (SELECT 1 FROM pgflow.%I r WHERE r.id = x) LIMIT 1', p_table)
-       INTO v_missing USING p_run_ids;
+    IF p_table = 'flow_runs' THEN
+        SELECT x INTO v_missing FROM unnest(p_run_ids) x WHERE NOT EXISTS (SELECT 1 FROM pgflow.flow_runs r WHERE r.id = x) LIMIT 1;
+    ELSE
+        SELECT x INTO v_missing FROM unnest(p_run_ids) x WHERE NOT EXISTS (SELECT 1 FROM pgflow.task_runs r WHERE r.id = x) LIMIT 1;
+    END IF;
     IF v_missing IS NOT NULL THEN
         RAISE EXCEPTION 'pgflow: unknown % %', replace(rtrim(p_table, 's'), '_', ' '), v_missing
             USING ERRCODE = 'P0002', HINT = 'check the id; finished runs may have been deleted by retention';
@@ -1724,7 +1758,7 @@ CREATE FUNCTION pgflow.claim_flow_runs(
     expected_start_time timestamptz,
     parent_task_run_id  uuid
 )
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 #variable_conflict use_column
 DECLARE
     v_status  text;
@@ -1732,6 +1766,7 @@ DECLARE
     v_qids    uuid[];
     v_full    uuid[];
     v_cand    uuid[];
+    v_locked  uuid[];
     v_results pgflow.transition_result[];
 BEGIN
     IF p_max IS NULL OR p_max < 1 THEN
@@ -1774,7 +1809,8 @@ BEGIN
                WHERE rq.work_queue_id = q.id AND rq.scheduled_at <= p_now
                  AND (rq.blocked_on IS NULL OR NOT rq.blocked_on && v_full)
                ORDER BY rq.scheduled_at
-               LIMIT least(p_max, pgflow._free_slots(q.concurrency_limit_id, p_now))  -- a limited queue: its free slots
+               LIMIT CASE WHEN q.concurrency_limit_id IS NULL THEN p_max  -- a limited queue: at most its free slots
+                          ELSE least(p_max, pgflow._free_slots(q.concurrency_limit_id, p_now)) END
                FOR UPDATE SKIP LOCKED) c
          WHERE q.id = ANY (v_qids) AND (q.concurrency_limit_id IS NULL OR q.concurrency_limit_id <> ALL (v_full))
          ORDER BY q.priority, c.scheduled_at
@@ -1784,14 +1820,15 @@ BEGIN
     END IF;
 
     -- lock the runs too (skipping any a concurrent transition holds), then move them
+    v_locked := ARRAY(SELECT r.id FROM pgflow.flow_runs r WHERE r.id = ANY (v_cand) AND r.state_type = 'SCHEDULED'
+                       ORDER BY r.id FOR UPDATE SKIP LOCKED);
     v_results := ARRAY(
         SELECT t FROM pgflow._transition_flow_runs(ARRAY(
                    SELECT ROW(c.id, CASE WHEN p_start THEN 'RUNNING' ELSE 'PENDING' END::pgflow.state_type,
                               CASE WHEN p_start THEN 'Running' ELSE 'Pending' END, NULL, NULL, NULL, NULL, NULL, NULL)::pgflow._proposal
                      FROM unnest(v_cand) WITH ORDINALITY c(id, ord)
-                    WHERE c.id IN (SELECT r.id FROM pgflow.flow_runs r WHERE r.id = ANY (v_cand) AND r.state_type = 'SCHEDULED'
-                                    ORDER BY r.id FOR UPDATE SKIP LOCKED)
-                    ORDER BY c.ord), p_agent_id, p_now) t);
+                    WHERE c.id = ANY (v_locked)
+                    ORDER BY c.ord), p_agent_id, p_now, true) t);
 
     RETURN QUERY
     SELECT r.id, r.name, f.name, d.id, d.name, d.entrypoint, r.parameters, r.tags, q.name,
@@ -2040,7 +2077,9 @@ BEGIN
            AND r.deployment_schedule_id IS NOT NULL AND r.expected_start_time > p_now
            AND r.state_type = 'SCHEDULED' AND r.state_name = 'Scheduled'
            AND r.expected_start_time <> ALL (v_times)
-        RETURNING 1)
+        RETURNING r.id),
+    s AS (DELETE FROM pgflow.flow_run_states h WHERE h.flow_run_id IN (SELECT id FROM d)),
+    q AS (DELETE FROM pgflow.run_queue q WHERE q.flow_run_id IN (SELECT id FROM d))
     SELECT count(*) INTO v_deleted FROM d;
     inserted := (SELECT count(*) FROM pgflow._enqueue_runs(
                      v_s.deployment_id, array_fill(v_s.parameters, ARRAY[cardinality(v_times)]), v_times, NULL,
@@ -2117,7 +2156,9 @@ BEGIN
     v_tasks := ARRAY(SELECT id FROM pgflow.task_runs WHERE flow_run_id = ANY (v_ids));
     DELETE FROM pgflow.logs WHERE flow_run_id = ANY (v_ids);
     DELETE FROM pgflow.results WHERE run_id = ANY (v_ids) OR run_id = ANY (v_tasks);
+    DELETE FROM pgflow.task_run_states WHERE task_run_id = ANY (v_tasks);
     DELETE FROM pgflow.task_runs WHERE id = ANY (v_tasks);
+    DELETE FROM pgflow.flow_run_states WHERE flow_run_id = ANY (v_ids);
     DELETE FROM pgflow.flow_runs WHERE id = ANY (v_ids);
     DELETE FROM pgflow.task_run_cache WHERE cache_key IN (
         SELECT cache_key FROM pgflow.task_run_cache WHERE expires_at < p_now LIMIT p_batch);

@@ -1,4 +1,5 @@
 import Foundation
+import PGFlow
 import PGFlowClient
 
 /// A Swift flow an agent runs in-process (no process spawn). Deployments name it with the
@@ -27,6 +28,8 @@ public struct FlowRunContext: Sendable {
     public let parametersJSON: String
     /// How many times this run has started (1 on the first attempt).
     public let runCount: Int
+    /// The agent's database URL (empty: libpq's `PG*` environment), for SDK flows recording task runs.
+    public let databaseURL: String
     let logs: LogBatcher
 
     /// Writes a log line for this run (batched; 10 debug, 20 info, 30 warning, 40 error).
@@ -37,5 +40,21 @@ public struct FlowRunContext: Sendable {
     /// Decodes the parameters into a `Decodable` type.
     public func parameters<P: Decodable>(as type: P.Type = P.self) throws -> P {
         try JSONDecoder().decode(P.self, from: Data(parametersJSON.utf8))
+    }
+}
+
+extension Flow {
+    /// This flow as an in-process agent flow named after it (`swift:<name>` in deployments). It
+    /// attaches to the run the agent claimed: task runs, logs and the result are recorded by the SDK,
+    /// the flow run's states (Running, the final state, timeouts, cancellation) by the agent.
+    public var agentFlow: AgentFlow { agentFlow(named: name) }
+
+    /// This flow as an in-process agent flow under another entrypoint name.
+    public func agentFlow(named entrypointName: String) -> AgentFlow {
+        AgentFlow(name: entrypointName) { context in
+            try await runAttached(
+                flowRunID: context.flowRunID, flowRunName: context.flowRunName, parametersJSON: context.parametersJSON,
+                runCount: context.runCount, engine: PGFlowEngine.shared(databaseURL: context.databaseURL))
+        }
     }
 }

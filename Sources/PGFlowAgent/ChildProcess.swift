@@ -31,6 +31,7 @@ final class ChildProcess: @unchecked Sendable {
         arguments: [String], environment: [String: String], input: Data,
         onOutput: @escaping @Sendable (OutputLine) -> Void
     ) async throws -> ChildProcess {
+        ignoreSIGPIPE  // a command that exits without reading its stdin must not kill the agent
         let (started, startedContinuation) = AsyncStream<Result<Int32, any Error>>.makeStream()
         let (ended, endedContinuation) = AsyncStream<Termination>.makeStream()
         let thread = Thread {
@@ -68,6 +69,9 @@ final class ChildProcess: @unchecked Sendable {
         return termination
     }
 }
+
+/// Set once: writes to a closed pipe fail with EPIPE instead of killing the process.
+private let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
 /// Why a command could not be started.
 struct SpawnError: Error, CustomStringConvertible {

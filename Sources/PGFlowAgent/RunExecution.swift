@@ -82,7 +82,7 @@ struct RunExecution {
                 logger.debug("run not started", metadata: ["run": "\(run.id)", "status": "\(started.status)", "reason": "\(started.reason ?? "")"])
                 return
             }
-            let outcome = await outcome()
+            let outcome = await outcome(runCount: started.runCount)
             await logs.flushed()
             guard let (type, name, message) = outcome.proposal else { return }
             let resultJSON: String? = if case .completed(let json) = outcome { json } else { nil }
@@ -95,15 +95,15 @@ struct RunExecution {
         }
     }
 
-    private func outcome() async -> ExecutionOutcome {
+    private func outcome(runCount: Int) async -> ExecutionOutcome {
         let entrypoint = run.entrypoint ?? ""
         if entrypoint.hasPrefix("swift:") {
-            return await runFlow(named: String(entrypoint.dropFirst(6)))
+            return await runFlow(named: String(entrypoint.dropFirst(6)), runCount: runCount)
         }
         if entrypoint.isEmpty {
             return .failed("run \(run.name) has no entrypoint: ad-hoc runs without a deployment are run by the SDK, not by an agent")
         }
-        return await runCommand(entrypoint.hasPrefix("command:") ? String(entrypoint.dropFirst(8)) : entrypoint)
+        return await runCommand(entrypoint.hasPrefix("command:") ? String(entrypoint.dropFirst(8)) : entrypoint, runCount: runCount)
     }
 
     private func log(_ message: String, level: Int = 20) {
@@ -112,13 +112,13 @@ struct RunExecution {
 
     // MARK: Commands
 
-    private func runCommand(_ line: String) async -> ExecutionOutcome {
+    private func runCommand(_ line: String, runCount: Int) async -> ExecutionOutcome {
         let words: [String]
         do { words = try CommandWords.split(line) } catch { return .failed("bad entrypoint: \(error)") }
         var environment = ProcessInfo.processInfo.environment
         environment["PGFLOW_FLOW_RUN_ID"] = run.id.uuidString.lowercased()
         environment["PGFLOW_FLOW_RUN_NAME"] = run.name
-        environment["PGFLOW_RUN_COUNT"] = String(run.runCount)
+        environment["PGFLOW_RUN_COUNT"] = String(runCount)
         environment["PGFLOW_PARAMETERS"] = run.parametersJSON
         if !configuration.databaseURL.isEmpty { environment["PGFLOW_DATABASE_URL"] = configuration.databaseURL }
         let runID = run.id, logs = self.logs
@@ -167,12 +167,14 @@ struct RunExecution {
 
     // MARK: Swift flows
 
-    private func runFlow(named name: String) async -> ExecutionOutcome {
+    private func runFlow(named name: String, runCount: Int) async -> ExecutionOutcome {
         guard let flow = flows[name] else {
             let known = flows.keys.sorted().joined(separator: ", ")
             return .failed("no flow named \(name.debugDescription) is registered in agent \(agentName) (registered: \(known.isEmpty ? "none" : known)); run it on an agent built with that flow")
         }
-        let context = FlowRunContext(flowRunID: run.id, flowRunName: run.name, parametersJSON: run.parametersJSON, runCount: run.runCount, logs: logs)
+        let context = FlowRunContext(
+            flowRunID: run.id, flowRunName: run.name, parametersJSON: run.parametersJSON, runCount: run.runCount,
+            databaseURL: configuration.databaseURL, logs: logs)
         let limit = run.timeoutSeconds
         let handle = self.handle
         let task = Task<ExecutionOutcome, Never> {

@@ -52,6 +52,8 @@ public struct TransitionResult: Sendable, Equatable {
     public let stateType: StateType
     /// The run's state name after the call.
     public let stateName: String
+    /// How many times the run has started (counting a start this transition made).
+    public let runCount: Int
 
     init(row: PostgresRow) throws {
         runID = try row.decode(UUID.self, "run_id")
@@ -63,6 +65,7 @@ public struct TransitionResult: Sendable, Equatable {
         self.reason = try row.decode(String?.self, "reason")
         stateType = type
         stateName = try row.decode(String.self, "state_name")
+        runCount = try row.decode(Int?.self, "run_count") ?? 0
     }
 }
 

@@ -3,10 +3,18 @@ import ArgumentParser
 import PGFlowClient
 
 @main
-struct PGFlowCommand: ParsableCommand {
+struct PGFlowCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pgflow",
         abstract: "pgflow: workflows orchestrated by PostgreSQL.",
-        subcommands: [DatabaseCommand.self]
+        discussion: """
+            Database: --database-url, else $PGFLOW_DATABASE_URL, else the libpq PG* variables.
+            Exit codes: 0 done; 1 failed (or the watched run did not complete); 2 not available; 3 database
+            unreachable; 4 migrations pending; 5 not found; 6 invalid input; 64 bad usage.
+            """,
+        subcommands: [
+            DatabaseCommand.self, DeployCommand.self, DeploymentCommand.self, FlowRunCommand.self, TaskRunCommand.self,
+            WorkQueueCommand.self, ConcurrencyLimitCommand.self, AgentGroup.self, SchedulerGroup.self, APIGroup.self,
+        ]
     )
 }

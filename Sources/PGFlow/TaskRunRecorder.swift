@@ -1,0 +1,254 @@
+import Foundation
+import PGFlowClient
+import PGFlowPostgres
+import Synchronization
+
+/// A task run being recorded: its spec, and its id once PostgreSQL created it.
+final class TaskRunRecord: Sendable {
+    let spec: TaskRunSpec
+    private let storedID = Mutex<UUID?>(nil)
+
+    init(spec: TaskRunSpec) { self.spec = spec }
+
+    /// The task run's id (nil until the recorder has created it).
+    var id: UUID? {
+        get { storedID.withLock { $0 } }
+        set { storedID.withLock { $0 = newValue } }
+    }
+}
+
+/// Writes one flow run's task runs, task states and logs to PostgreSQL in group commits.
+///
+/// Everything recorded while a write is in flight goes in the next one, in one transaction: the new
+/// task runs (`pgflow.create_task_run` over arrays), then their transitions (`pgflow.set_task_run_states`,
+/// one round per transition of a run in the batch, so Running precedes Completed), then the log lines
+/// (`pgflow.write_logs`, tagged with the ids just created). Callers that need PostgreSQL's decision
+/// (start a cached or limited task, fail with retries left) wait for their batch; the others don't, so a
+/// flow of many small tasks pays one transaction per batch, not three per task. Transition ids make a
+/// batch retried after a lost connection idempotent.
+final class TaskRunRecorder: Sendable {
+    struct Transition: Sendable {
+        let record: TaskRunRecord
+        let type: StateType
+        let name: String?
+        let message: String?
+        let resultJSON: String?
+        let transitionID = UUID()
+    }
+
+    struct Log: Sendable {
+        let flowRunID: UUID
+        let record: TaskRunRecord?
+        let level: Int
+        let name: String
+        let message: String
+        let timestamp: Date
+    }
+
+    private enum Op: Sendable {
+        case create(TaskRunRecord)
+        case transition(Transition, CheckedContinuation<TransitionOutcome, any Error>?)
+        case log(Log)
+    }
+
+    private struct State {
+        var ops: [Op] = []
+        var appended = 0
+        var written = 0
+        var finished = false
+        var wakeUp: CheckedContinuation<Void, Never>?
+        var flushWaiters: [(Int, CheckedContinuation<Void, Never>)] = []
+        var failure: (any Error)?
+    }
+
+    private let pool: PostgresPool
+    private let state = Mutex(State())
+
+    init(pool: PostgresPool) { self.pool = pool }
+
+    // MARK: Recording
+
+    /// Queues the creation of a task run (Pending at its spec's time).
+    func create(_ record: TaskRunRecord) { enqueue(.create(record)) }
+
+    /// Queues a transition without waiting for it.
+    func propose(_ transition: Transition) { enqueue(.transition(transition, nil)) }
+
+    /// Queues a transition and waits for PostgreSQL's decision.
+    func decide(_ transition: Transition) async throws -> TransitionOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.transition(transition, continuation))
+        }
+    }
+
+    /// Queues a log line.
+    func log(_ line: Log) { enqueue(.log(line)) }
+
+    private func enqueue(_ op: Op) {
+        let wake = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.ops.append(op)
+            s.appended += 1
+            defer { s.wakeUp = nil }
+            return s.wakeUp
+        }
+        wake?.resume()
+    }
+
+    /// Waits until everything queued before the call is written; throws the first write failure.
+    func flushed() async throws {
+        await waitUntilWritten(state.withLock { $0.appended })
+        if let failure = state.withLock({ $0.failure }) { throw failure }
+    }
+
+    /// Waits while more than `limit` records are queued but not yet written, so a flow that runs far
+    /// ahead of the database does not queue without bound.
+    func backpressure(limit: Int = 20_000) async {
+        let target = state.withLock { s -> Int? in s.appended - s.written > limit ? s.appended - limit / 2 : nil }
+        if let target { await waitUntilWritten(target) }
+    }
+
+    private func waitUntilWritten(_ target: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let (done, wake) = state.withLock { s -> (Bool, CheckedContinuation<Void, Never>?) in
+                if s.written >= target { return (true, nil) }
+                s.flushWaiters.append((target, continuation))
+                defer { s.wakeUp = nil }
+                return (false, s.wakeUp)
+            }
+            wake?.resume()
+            if done { continuation.resume() }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes batches until `finish()`, then what is left. Ignores task cancellation on purpose: a
+    /// cancelled flow's final task states must still be written.
+    func run() async {
+        while true {
+            await drain()
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { s -> Bool in
+                    if !s.ops.isEmpty || s.finished { return true }
+                    s.wakeUp = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+            if state.withLock({ $0.finished && $0.ops.isEmpty }) { break }
+        }
+        await drain()
+    }
+
+    /// Lets `run` end once everything queued is written.
+    func finish() {
+        let wake = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.finished = true
+            defer { s.wakeUp = nil }
+            return s.wakeUp
+        }
+        wake?.resume()
+    }
+
+    private func drain() async {
+        while true {
+            let ops = state.withLock { s -> [Op] in
+                defer { s.ops.removeAll(keepingCapacity: true) }
+                return s.ops
+            }
+            if ops.isEmpty { return }
+            await write(ops)
+            let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                s.written += ops.count
+                let done = s.flushWaiters.filter { $0.0 <= s.written }.map(\.1)
+                s.flushWaiters.removeAll { $0.0 <= s.written }
+                return done
+            }
+            ready.forEach { $0.resume() }
+        }
+    }
+
+    /// Writes a batch in one transaction, retrying lost connections; a batch PostgreSQL refuses is
+    /// split until the refused part is alone, so one bad task run fails only its own callers.
+    private func write(_ ops: [Op]) async {
+        var attempt = 0
+        let fresh = ops.compactMap { op -> TaskRunRecord? in
+            if case .create(let record) = op, record.id == nil { return record }
+            return nil
+        }
+        while true {
+            do {
+                let answers = try await pool.withConnection { c in try c.withTransaction { try Self.apply(ops, on: $0) } }
+                for (continuation, outcome) in answers { continuation.resume(returning: outcome) }
+                return
+            } catch let error as PostgresError where error.isConnectionFailure && attempt < 5 {
+                for record in fresh { record.id = nil }  // rolled back
+                attempt += 1
+                try? await Task.sleep(for: .milliseconds(100 * attempt))
+            } catch {
+                for record in fresh { record.id = nil }
+                if ops.count > 1 {
+                    let half = ops.count / 2
+                    await write(Array(ops[..<half]))
+                    await write(Array(ops[half...]))
+                    return
+                }
+                fail(ops, error)
+                return
+            }
+        }
+    }
+
+    private func fail(_ ops: [Op], _ error: any Error) {
+        state.withLock { s in if s.failure == nil { s.failure = error } }
+        for case .transition(_, let continuation?) in ops { continuation.resume(throwing: error) }
+    }
+
+    /// The statements of one batch, on one connection inside a transaction. Returns the decisions to
+    /// hand to waiting callers once the transaction committed.
+    private static func apply(_ ops: [Op], on c: PostgresConnection) throws
+        -> [(CheckedContinuation<TransitionOutcome, any Error>, TransitionOutcome)]
+    {
+        var creates: [TaskRunRecord] = []
+        var rounds: [[(Transition, CheckedContinuation<TransitionOutcome, any Error>?)]] = []
+        var roundOf: [ObjectIdentifier: Int] = [:]
+        var logs: [Log] = []
+        for op in ops {
+            switch op {
+            case .create(let record):
+                if record.id == nil { creates.append(record) }
+            case .transition(let t, let continuation):
+                let key = ObjectIdentifier(t.record)
+                let round = roundOf[key, default: 0]
+                roundOf[key] = round + 1
+                if rounds.count <= round { rounds.append([]) }
+                rounds[round].append((t, continuation))
+            case .log(let line):
+                logs.append(line)
+            }
+        }
+        let ids = try PGFlowClient.createTaskRuns(creates.map(\.spec), on: c)
+        for (record, id) in zip(creates, ids) { record.id = id }
+        var answers: [(CheckedContinuation<TransitionOutcome, any Error>, TransitionOutcome)] = []
+        for round in rounds {
+            let proposals = try round.map { t, _ -> StateProposal in
+                guard let id = t.record.id else {
+                    throw FlowRunError.rejected("task run \(t.record.spec.name) was never created")
+                }
+                return StateProposal(runID: id, type: t.type, name: t.name, message: t.message, resultJSON: t.resultJSON,
+                                     transitionID: t.transitionID)
+            }
+            let outcomes = try PGFlowClient.setTaskRunStates(proposals, on: c)
+            for ((_, continuation), outcome) in zip(round, outcomes) {
+                if let continuation { answers.append((continuation, outcome)) }
+            }
+        }
+        if !logs.isEmpty {
+            try PGFlowClient.writeLogs(logs.map {
+                LogLine(flowRunID: $0.flowRunID, taskRunID: $0.record?.id, level: $0.level, name: $0.name,
+                        message: $0.message, timestamp: $0.timestamp)
+            }, on: c)
+        }
+        return answers
+    }
+}

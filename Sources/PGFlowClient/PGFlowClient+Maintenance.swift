@@ -1,0 +1,100 @@
+// Typed calls of the maintenance functions the scheduler runs: late runs, the missed-run policy,
+// the reaper, pause expiry, expired slot leases and retention. All take `now` so tests control time.
+import Foundation
+import PGFlowPostgres
+
+/// What to do with scheduled runs that were missed (still waiting well past their start, typically
+/// because everything was down): stored per deployment in `pgflow.deployments.missed_run_policy`.
+public enum MissedRunPolicy: String, Sendable, CaseIterable, Codable {
+    /// Run every missed run (nothing is cancelled).
+    case runAll = "run_all"
+    /// Run only the latest due run of each deployment; cancel the older missed ones.
+    case latest
+    /// Cancel every missed run.
+    case skip
+
+    /// Parses `run_all`/`run-all`/`all`, `latest` or `skip`.
+    public init?(text: String) {
+        switch text.lowercased().replacingOccurrences(of: "-", with: "_") {
+        case "run_all", "all": self = .runAll
+        case "latest", "run_latest": self = .latest
+        case "skip": self = .skip
+        default: return nil
+        }
+    }
+}
+
+extension PGFlowClient {
+    /// `pgflow.mark_late_runs`: Scheduled runs more than `threshold` seconds past their start become Late.
+    public static func markLateRuns(threshold: Double, now: Date, on c: PostgresConnection) throws -> Int {
+        try c.query("SELECT pgflow.mark_late_runs(make_interval(secs => $1), $2)", [threshold, now]).scalar(Int.self)
+    }
+
+    /// `pgflow.reap_crashed_runs` at a given time: agents silent for longer than `timeout` seconds go
+    /// offline, their runs crash (and are retried per policy), their slots are released.
+    public static func reapCrashedRuns(heartbeatTimeout seconds: Double, now: Date, on c: PostgresConnection) throws -> Int {
+        try c.query("SELECT pgflow.reap_crashed_runs(make_interval(secs => $1), $2)", [seconds, now]).scalar(Int.self)
+    }
+
+    /// `pgflow.release_expired_slots`: deletes expired slot leases; returns how many rows.
+    public static func releaseExpiredSlots(now: Date, on c: PostgresConnection) throws -> Int {
+        try c.query("SELECT pgflow.release_expired_slots($1)", [now]).scalar(Int.self)
+    }
+
+    /// `pgflow.expire_paused_runs`: paused runs past their timeout fail as TimedOut; returns how many.
+    public static func expirePausedRuns(now: Date, on c: PostgresConnection) throws -> Int {
+        try c.query("SELECT pgflow.expire_paused_runs($1)", [now]).scalar(Int.self)
+    }
+
+    /// `pgflow.delete_old_runs`: deletes up to `batch` runs that ended more than `olderThan` seconds
+    /// ago, with their states, task runs, logs and results; returns how many flow runs.
+    public static func deleteOldRuns(olderThan seconds: Double, batch: Int, now: Date, on c: PostgresConnection) throws -> Int {
+        try c.query("SELECT pgflow.delete_old_runs(make_interval(secs => $1), $2, $3)", [seconds, batch, now]).scalar(Int.self)
+    }
+
+    /// True when the database stores a missed-run policy per deployment (`deployments.missed_run_policy`).
+    public static func supportsMissedRunPolicy(on c: PostgresConnection) throws -> Bool {
+        try c.query(
+            """
+            SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'pgflow.deployments'::regclass
+                              AND attname = 'missed_run_policy' AND NOT attisdropped)
+            """
+        ).scalar(Bool.self)
+    }
+
+    /// Applies the missed-run policy: among schedule-created runs still waiting more than `grace`
+    /// seconds past their start, cancels those whose deployment's policy (or `defaultPolicy` where it
+    /// has none) is `skip`, and for `latest` those with a newer due run of the same deployment.
+    /// Runs an agent is claiming right now are skipped (locked). Returns how many runs were cancelled.
+    public static func cancelMissedRuns(defaultPolicy: MissedRunPolicy, grace: Double, now: Date, on c: PostgresConnection) throws -> Int {
+        let perDeployment = try supportsMissedRunPolicy(on: c)
+        // Only this fixed fragment varies, never a value.
+        let policy = perDeployment ? "coalesce(d.missed_run_policy, $3)" : "$3::text"
+        return try c.withTransaction { c in
+            let ids = try c.query(
+                """
+                WITH missed AS (
+                    SELECT r.id, r.deployment_id, r.expected_start_time, \(policy) AS policy
+                      FROM pgflow.run_queue q
+                      JOIN pgflow.flow_runs r ON r.id = q.flow_run_id
+                      JOIN pgflow.deployments d ON d.id = r.deployment_id
+                     WHERE r.deployment_schedule_id IS NOT NULL AND r.state_name IN ('Scheduled', 'Late')
+                       AND r.expected_start_time < $1::timestamptz - make_interval(secs => $2)
+                       FOR UPDATE OF q, r SKIP LOCKED)
+                SELECT m.id FROM missed m
+                 WHERE m.policy = 'skip'
+                    OR (m.policy = 'latest' AND EXISTS (
+                        SELECT 1 FROM pgflow.flow_runs n JOIN pgflow.run_queue nq ON nq.flow_run_id = n.id
+                         WHERE n.deployment_id = m.deployment_id AND n.deployment_schedule_id IS NOT NULL
+                           AND n.expected_start_time > m.expected_start_time AND n.expected_start_time <= $1))
+                 ORDER BY m.id
+                """, [now, grace, defaultPolicy.rawValue]
+            ).rows.map { try $0.decode(UUID.self, at: 0) }
+            if ids.isEmpty { return 0 }
+            let message = "missed its scheduled time by more than \(Int(grace)) s while nothing ran it (missed-run policy)"
+            let results = try setFlowRunStates(
+                ids.map { StateProposal(runID: $0, type: .cancelling, message: message) }, agentID: nil, on: c)
+            return results.filter { $0.stateType == .cancelled }.count
+        }
+    }
+}

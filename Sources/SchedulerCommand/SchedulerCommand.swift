@@ -1,0 +1,142 @@
+// The `pgflow-scheduler` command, shared by the pgflow-scheduler executable and `pgflow scheduler start`.
+import ArgumentParser
+import Foundation
+import Logging
+import PGFlowClient
+import PGFlowPostgres
+import PGFlowScheduler
+import ServiceLifecycle
+
+/// `pgflow-scheduler [--horizon S] [--max-runs N] [--late-after S] [--retention-days D] …`.
+public struct SchedulerCommand: AsyncParsableCommand {
+    /// The command's help.
+    public static let configuration = CommandConfiguration(
+        commandName: "pgflow-scheduler",
+        abstract: "Materialise scheduled runs and run pgflow's maintenance duties.",
+        discussion: """
+            Duties: schedules (runs created ahead, changed schedules replaced), late runs and the missed-run
+            policy, the reaper (dead agents, expired slot leases), pause expiry, retention, and waking agents
+            when scheduled runs fall due. Stateless and leaderless: run as many as you like.
+            Environment: PGFLOW_DATABASE_URL (else the libpq PG* variables), PGFLOW_LOG_LEVEL.
+            SIGTERM or SIGINT: finish the current pass and stop.
+            """)
+
+    @Option(help: "Seconds ahead to create scheduled runs.")
+    var horizon: Double = 86_400
+    @Option(name: .customLong("max-runs"), help: "Most future runs per schedule.")
+    var maxRuns: Int = 100
+    @Option(name: .customLong("min-runs"), help: "Fewest future runs per schedule (looking up to 100 days ahead).")
+    var minRuns: Int = 3
+    @Option(name: .customLong("schedule-interval"), help: "Seconds between schedule passes.")
+    var scheduleInterval: Double = 10
+    @Option(name: .customLong("late-after"), help: "Seconds past its start after which a Scheduled run is Late.")
+    var lateAfter: Double = 15
+    @Option(name: .customLong("missed-after"), help: "Seconds past its start after which a waiting scheduled run counts as missed.")
+    var missedAfter: Double = 300
+    @Option(name: .customLong("missed-runs"), help: "Missed-run policy of deployments that set none: run_all, latest or skip.")
+    var missedRuns: String = "run_all"
+    @Option(name: .customLong("heartbeat-timeout"), help: "Seconds without a heartbeat after which an agent is dead.")
+    var heartbeatTimeout: Double = 60
+    @Option(name: .customLong("retention-days"), help: "Delete finished runs older than this many days (0: keep everything).")
+    var retentionDays: Double = 30
+    @Flag(name: .customLong("no-wake"), help: "Do not NOTIFY agents when scheduled runs fall due (they poll).")
+    var noWake = false
+    @Flag(help: "Run every duty once, print what each did and how long it took, and exit (for cron jobs and benchmarks).")
+    var once = false
+    @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).")
+    var databaseURL: String?
+
+    /// Flags are parsed by ArgumentParser.
+    public init() {}
+
+    /// Runs the scheduler (ArgumentParser's entry point).
+    public func run() async throws { try await execute() }
+
+    /// The configuration the flags describe.
+    public func schedulerConfiguration() throws -> SchedulerConfiguration {
+        var c = SchedulerConfiguration()
+        c.materializer.window.horizon = horizon
+        c.materializer.window.maxRuns = maxRuns
+        c.materializer.window.minRuns = minRuns
+        c.materializer.interval = scheduleInterval
+        c.lateRuns.lateThreshold = lateAfter
+        c.lateRuns.missedGrace = missedAfter
+        guard let policy = MissedRunPolicy(text: missedRuns) else {
+            throw SchedulerConfigurationError("unknown missed-run policy \"\(missedRuns)\": use run_all, latest or skip")
+        }
+        c.lateRuns.defaultMissedRunPolicy = policy
+        c.reaper.heartbeatTimeout = heartbeatTimeout
+        if retentionDays == 0 {
+            c.retention = nil
+        } else {
+            c.retention?.maxAge = retentionDays * 86_400
+        }
+        if noWake { c.dueRunNotifier = nil }
+        try c.validate()
+        return c
+    }
+
+    /// Runs the scheduler until SIGTERM/SIGINT.
+    public func execute() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let level = env["PGFLOW_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "pgflow.scheduler")
+        do {
+            let configuration = try schedulerConfiguration()
+            let postgres = databaseURL.map { PostgresConfiguration($0, applicationName: "pgflow-scheduler") }
+                ?? .fromEnvironment(applicationName: "pgflow-scheduler")
+            let pool = PostgresPool(configuration: postgres, maxConnections: 6)
+            try await pool.withConnection { c in
+                guard try c.query("SELECT to_regprocedure('pgflow.schedule_flow_runs(uuid,timestamptz[],timestamptz)') IS NOT NULL").scalar(Bool.self) else {
+                    throw SchedulerConfigurationError("the database has no current pgflow schema: run `pgflow db upgrade` (or scripts/db.sh up)")
+                }
+            }
+            if once { return try await runOnce(configuration, pool: pool, logger: logger) }
+            logger.info("scheduler started")
+            let group = ServiceGroup(configuration: .init(
+                services: configuration.services(pool: pool, logger: logger).map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            logger.info("scheduler stopped")
+        } catch let error as PostgresError {
+            FileHandle.standardError.write(Data("pgflow-scheduler: \(error)\n".utf8))
+            throw ExitCode(error.kind == .connection ? 3 : 1)
+        } catch let error as SchedulerConfigurationError {
+            FileHandle.standardError.write(Data("pgflow-scheduler: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    /// `--once`: each duty's `runOnce`, timed, one line each.
+    private func runOnce(_ c: SchedulerConfiguration, pool: PostgresPool, logger: Logger) async throws {
+        let clock = ContinuousClock()
+        func timed<T>(_ name: String, _ body: () async throws -> T, _ describe: (T) -> String) async throws {
+            var value: T?
+            let elapsed = try await clock.measure { value = try await body() }
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            print("\(name): \(describe(value!)) in \(String(format: "%.3f", seconds)) s")
+        }
+        try await timed("schedules", { try await ScheduleMaterializer(configuration: c.materializer, pool: pool, logger: logger).runOnce() }) {
+            "\($0.schedules) schedule(s), \($0.changed) changed, \($0.inserted) run(s) created, \($0.deleted) replaced, \($0.invalid) invalid"
+        }
+        try await timed("late runs", { try await LateRunService(configuration: c.lateRuns, pool: pool, logger: logger).runOnce() }) {
+            "\($0.late) marked Late, \($0.cancelled) missed run(s) cancelled"
+        }
+        try await timed("reaper", { try await Reaper(configuration: c.reaper, pool: pool, logger: logger).runOnce() }) {
+            "\($0.crashed) run(s) of dead agents ended, \($0.expiredLeases) expired lease(s) released"
+        }
+        try await timed("pause expiry", { try await PauseExpiryService(configuration: c.pauseExpiry, pool: pool, logger: logger).runOnce() }) {
+            "\($0) paused run(s) failed"
+        }
+        if let retention = c.retention {
+            try await timed("retention", { try await RetentionService(configuration: retention, pool: pool, logger: logger).runOnce() }) {
+                "\($0) old run(s) deleted"
+            }
+        }
+    }
+}

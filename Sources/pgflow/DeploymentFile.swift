@@ -1,0 +1,196 @@
+// pgflow.yaml: the deployments `pgflow deploy` registers. Every error names the file and line.
+//
+//   deployments:
+//     - name: etl/daily              # flow/deployment
+//       entrypoint: ./etl.sh         # a command, or swift:NAME for a flow an agent registers
+//       parameters: {region: eu}
+//       work_queue: default          # or queue:
+//       tags: [etl]
+//       concurrency_limit: 1         # or concurrency:
+//       retries: 3
+//       retry_delays: [10, 60]       # or retry_delay: 10
+//       retry_backoff: list          # fixed | list | exponential
+//       missed_runs: latest          # run_all | latest | skip
+//       schedules:
+//         - cron: "0 6 * * *"
+//           timezone: Europe/Paris
+//         - interval: 1h30m          # or seconds; anchor_date: 2026-01-01T00:00:00Z
+//         - rrule: "FREQ=WEEKLY;BYDAY=MO"
+import Foundation
+import PGFlowClient
+import PGFlowSchedule
+import Yams
+
+/// One deployment of the file, with its schedules and options the SQL function does not take.
+struct DeploymentEntry {
+    var spec: DeploymentSpec
+    var schedules: [ScheduleSpec]
+    var missedRuns: MissedRunPolicy?
+    var line: Int
+}
+
+/// Parses pgflow.yaml.
+enum DeploymentFile {
+    static func load(path: String) throws -> [DeploymentEntry] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CLIError.invalid("cannot read \(path): pass --file PATH to a pgflow.yaml")
+        }
+        return try parse(text, file: path)
+    }
+
+    static func parse(_ text: String, file: String) throws -> [DeploymentEntry] {
+        func fail(_ node: Node?, _ message: String) -> CLIError {
+            CLIError.invalid("\(file):\(node?.mark?.line ?? 1): \(message)")
+        }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw CLIError.invalid("\(file): invalid YAML: \(String(describing: error).split(separator: "\n").joined(separator: " "))")
+        }
+        guard let list = root?["deployments"], let items = list.sequence else {
+            throw fail(root, "expected a top-level `deployments:` list")
+        }
+        var entries: [DeploymentEntry] = []
+        for item in items {
+            guard let map = item.mapping else { throw fail(item, "each deployment is a mapping with name and entrypoint") }
+            let known: Set<String> = ["name", "entrypoint", "parameters", "work_queue", "queue", "tags", "description", "version",
+                                      "concurrency_limit", "concurrency", "collision_strategy", "retries", "retry_delay", "retry_delays",
+                                      "retry_backoff", "retry_jitter", "paused", "missed_runs", "schedules", "schedule"]
+            for key in map.keys where !known.contains(key.string ?? "") {
+                throw fail(key, "unknown deployment key `\(key.string ?? "?")`; known: \(known.sorted().joined(separator: ", "))")
+            }
+            guard let name = item["name"]?.string, name.contains("/") else {
+                throw fail(item["name"] ?? item, "a deployment needs `name: flow/deployment`")
+            }
+            let parts = name.split(separator: "/", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw fail(item["name"], "name \"\(name)\" is not flow/deployment") }
+            guard let entrypoint = item["entrypoint"]?.string, !entrypoint.isEmpty else {
+                throw fail(item, "deployment \(name) needs an `entrypoint:` (a command, or swift:NAME)")
+            }
+            var spec = DeploymentSpec(flow: parts[0], name: parts[1], entrypoint: entrypoint)
+            if let p = item["parameters"] {
+                guard p.mapping != nil else { throw fail(p, "parameters must be a mapping") }
+                spec.parametersJSON = try json(p)
+            }
+            if let q = item["work_queue"] ?? item["queue"] { spec.workQueue = try string(q, "work_queue", fail) }
+            if let t = item["tags"] {
+                guard let seq = t.sequence else { throw fail(t, "tags must be a list") }
+                spec.tags = try seq.map { try string($0, "a tag", fail) }
+            }
+            spec.description = try item["description"].map { try string($0, "description", fail) }
+            spec.version = try item["version"].map { try string($0, "version", fail) }
+            if let l = item["concurrency_limit"] ?? item["concurrency"] { spec.concurrencyLimit = try int(l, "concurrency_limit", fail) }
+            if let s = item["collision_strategy"] { spec.collisionStrategy = try string(s, "collision_strategy", fail).uppercased() }
+            if let r = item["retries"] { spec.retries = try int(r, "retries", fail) }
+            if let d = item["retry_delay"] { spec.retryDelays = [try number(d, "retry_delay", fail)] }
+            if let d = item["retry_delays"] {
+                guard let seq = d.sequence else { throw fail(d, "retry_delays must be a list of seconds") }
+                spec.retryDelays = try seq.map { try number($0, "a retry delay", fail) }
+                if item["retry_backoff"] == nil && spec.retryDelays.count > 1 { spec.retryBackoff = "list" }
+            }
+            if let b = item["retry_backoff"] { spec.retryBackoff = try string(b, "retry_backoff", fail) }
+            if let j = item["retry_jitter"] { spec.retryJitter = try number(j, "retry_jitter", fail) }
+            if let p = item["paused"] {
+                guard let b = p.bool else { throw fail(p, "paused must be true or false") }
+                spec.paused = b
+            }
+            var missed: MissedRunPolicy?
+            if let m = item["missed_runs"] {
+                guard let policy = MissedRunPolicy(text: m.string ?? "") else { throw fail(m, "missed_runs must be run_all, latest or skip") }
+                missed = policy
+            }
+            var scheduleNodes: [Node] = []
+            if let s = item["schedules"] {
+                guard let seq = s.sequence else { throw fail(s, "schedules must be a list") }
+                scheduleNodes = Array(seq)
+            }
+            if let s = item["schedule"] { scheduleNodes.append(s) }
+            let schedules = try scheduleNodes.map { try schedule($0, fail) }
+            entries.append(DeploymentEntry(spec: spec, schedules: schedules, missedRuns: missed, line: item.mark?.line ?? 1))
+        }
+        return entries
+    }
+
+    private static func schedule(_ node: Node, _ fail: (Node?, String) -> CLIError) throws -> ScheduleSpec {
+        guard let map = node.mapping else { throw fail(node, "a schedule is a mapping with one of cron, interval, rrule") }
+        let known: Set<String> = ["cron", "interval", "rrule", "timezone", "parameters", "active", "anchor_date"]
+        for key in map.keys where !known.contains(key.string ?? "") {
+            throw fail(key, "unknown schedule key `\(key.string ?? "?")`; known: \(known.sorted().joined(separator: ", "))")
+        }
+        let kinds = ["cron", "interval", "rrule"].filter { node[$0] != nil }
+        guard kinds.count == 1, let kind = kinds.first, let value = node[kind], let expression = value.string else {
+            throw fail(node, "a schedule has exactly one of cron, interval, rrule")
+        }
+        let zone = try node["timezone"].map { try string($0, "timezone", fail) } ?? "UTC"
+        var anchor: Date?
+        if let a = node["anchor_date"] {
+            guard let date = a.timestamp ?? ISO8601DateFormatter().date(from: a.string ?? "") else {
+                throw fail(a, "anchor_date must be a timestamp such as 2026-01-01T00:00:00Z")
+            }
+            anchor = date
+        }
+        var spec: ScheduleSpec
+        do {
+            let parsed = try Schedule(kind: kind, expression: expression, timeZone: zone, anchor: anchor)
+            if case .interval(let interval) = parsed {
+                spec = ScheduleSpec(kind: kind, expression: "\(interval.interval) seconds")
+            } else {
+                spec = ScheduleSpec(kind: kind, expression: expression)
+            }
+        } catch {
+            throw fail(error == .unknownTimeZone(zone) ? node["timezone"] : value, error.description)
+        }
+        spec.timeZone = zone
+        spec.anchorDate = anchor
+        if let p = node["parameters"] {
+            guard p.mapping != nil else { throw fail(p, "schedule parameters must be a mapping") }
+            spec.parametersJSON = try json(p)
+        }
+        if let a = node["active"] {
+            guard let b = a.bool else { throw fail(a, "active must be true or false") }
+            spec.active = b
+        }
+        return spec
+    }
+
+    private static func string(_ node: Node, _ what: String, _ fail: (Node?, String) -> CLIError) throws -> String {
+        guard node.scalar != nil, let s = node.string else { throw fail(node, "\(what) must be text") }
+        return s
+    }
+
+    private static func int(_ node: Node, _ what: String, _ fail: (Node?, String) -> CLIError) throws -> Int {
+        guard let i = node.int else { throw fail(node, "\(what) must be a whole number, got \(node.string ?? "a structure")") }
+        return i
+    }
+
+    private static func number(_ node: Node, _ what: String, _ fail: (Node?, String) -> CLIError) throws -> Double {
+        guard let d = node.float ?? node.int.map(Double.init) else { throw fail(node, "\(what) must be a number of seconds") }
+        return d
+    }
+
+    /// A YAML node as JSON text (mappings, lists, and scalars typed the YAML way).
+    static func json(_ node: Node) throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: jsonObject(node), options: [.sortedKeys, .fragmentsAllowed])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func jsonObject(_ node: Node) -> Any {
+        switch node {
+        case .mapping(let m):
+            var object: [String: Any] = [:]
+            for (k, v) in m { object[k.string ?? ""] = jsonObject(v) }
+            return object
+        case .sequence(let s):
+            return s.map(jsonObject)
+        case .scalar(let s):
+            if s.style == .plain || s.style == .any {
+                if node.null != nil { return NSNull() }
+                if let b = node.bool { return b }
+                if let i = node.int { return i }
+                if let d = node.float { return d }
+            }
+            return s.string
+        }
+    }
+}

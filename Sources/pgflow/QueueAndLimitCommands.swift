@@ -1,0 +1,187 @@
+// `pgflow work-queue …` and `pgflow concurrency-limit …`.
+import ArgumentParser
+import Foundation
+import PGFlowClient
+import PGFlowPostgres
+
+struct WorkQueueCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "work-queue", abstract: "Create, list, inspect, preview, pause, resume, limit and delete work queues.",
+        subcommands: [Create.self, List.self, Inspect.self, Preview.self, Pause.self, Resume.self, SetLimit.self, Delete.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a work queue (or set all its settings).")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The queue's name.") var name: String
+        @Option(help: "1 is served first.") var priority = 1
+        @Option(name: .customLong("concurrency-limit"), help: "Most runs of this queue running at once.") var limit: Int?
+        @Option(help: "A description.") var description: String?
+        @Flag(help: "Create it paused.") var paused = false
+        func run() throws {
+            try reportingErrors {
+                try PGFlowClient.createWorkQueue(name, priority: priority, concurrencyLimit: limit, paused: paused,
+                                                 description: description, on: try database.connect())
+                print("work queue \(name) ready")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List work queues with waiting and active runs.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        func run() throws {
+            try reportingErrors { printListing(try PGFlowListing.workQueues(json: output.json, on: try database.connect()), json: output.json) }
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a work queue.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The queue's name.") var name: String
+        func run() throws {
+            try reportingErrors {
+                try printRecord(try PGFlowListing.workQueues(name: name, json: output.json, on: try database.connect()), json: output.json,
+                                missing: "unknown work queue \(name): `pgflow work-queue ls` lists them")
+            }
+        }
+    }
+
+    struct Preview: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show the runs waiting in a queue, in claim order.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The queue's name.") var name: String
+        @Option(help: "Most runs shown.") var limit = 20
+        func run() throws {
+            try reportingErrors {
+                let c = try database.connect()
+                guard try PGFlowListing.workQueueExists(name, on: c) else { throw CLIError.notFound("unknown work queue \(name): `pgflow work-queue ls` lists them") }
+                printListing(try PGFlowListing.queuePreview(name, limit: limit, json: output.json, on: c), json: output.json)
+            }
+        }
+    }
+
+    struct Pause: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Pause a queue: agents claim nothing from it.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The queue's name.") var name: String
+        func run() throws {
+            try reportingErrors {
+                try PGFlowClient.setWorkQueuePaused(name, paused: true, on: try database.connect())
+                print("paused work queue \(name)")
+            }
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Resume a paused queue.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The queue's name.") var name: String
+        func run() throws {
+            try reportingErrors {
+                try PGFlowClient.setWorkQueuePaused(name, paused: false, on: try database.connect())
+                print("resumed work queue \(name)")
+            }
+        }
+    }
+
+    struct SetLimit: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set-concurrency-limit", abstract: "Set (or with --none remove) a queue's concurrency limit.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The queue's name.") var name: String
+        @Argument(help: "Most runs of this queue running at once.") var limit: Int?
+        @Flag(help: "Remove the limit.") var none = false
+        func run() throws {
+            try reportingErrors {
+                guard (limit == nil) == none else { throw CLIError.invalid("give a limit or --none") }
+                let c = try database.connect()
+                guard let q = try PGFlowClient.workQueueSettings(name, on: c) else {
+                    throw CLIError.notFound("unknown work queue \(name): create it with `pgflow work-queue create \(name)`")
+                }
+                try PGFlowClient.createWorkQueue(name, priority: q.priority, concurrencyLimit: limit, paused: q.paused, description: q.description, on: c)
+                print(limit.map { "work queue \(name): at most \($0) running" } ?? "work queue \(name): no limit")
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a work queue that no deployment uses.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The queue's name.") var name: String
+        func run() throws {
+            try reportingErrors {
+                try PGFlowClient.deleteWorkQueue(name, on: try database.connect())
+                print("deleted work queue \(name)")
+            }
+        }
+    }
+}
+
+struct ConcurrencyLimitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "concurrency-limit", abstract: "Create, list, inspect, reset and delete global and tag concurrency limits.",
+        subcommands: [Create.self, List.self, Inspect.self, Reset.self, Delete.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create or change a limit: NAME (global) or tag:TAG.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "db, or tag:TAG") var name: String
+        @Argument(help: "Slots.") var limit: Int
+        func run() throws {
+            try reportingErrors {
+                try PGFlowClient.createConcurrencyLimit(name, limit: limit, on: try database.connect())
+                print("concurrency limit \(name): \(limit)")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List limits with their slots in use.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        func run() throws {
+            try reportingErrors { printListing(try PGFlowListing.concurrencyLimits(json: output.json, on: try database.connect()), json: output.json) }
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a limit.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The limit's name.") var name: String
+        func run() throws {
+            try reportingErrors {
+                try printRecord(try PGFlowListing.concurrencyLimits(name: name, json: output.json, on: try database.connect()), json: output.json,
+                                missing: "unknown concurrency limit \(name): `pgflow concurrency-limit ls` lists them")
+            }
+        }
+    }
+
+    struct Reset: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Release every slot a limit holds (after holders died).")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The limit's name.") var name: String
+        func run() throws {
+            try reportingErrors {
+                let n = try PGFlowClient.resetConcurrencyLimit(name, on: try database.connect())
+                print("released \(n) slot(s) of \(name)")
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a global or tag limit.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The limit's name.") var name: String
+        func run() throws {
+            try reportingErrors {
+                guard try PGFlowClient.deleteConcurrencyLimit(name, on: try database.connect()) else {
+                    throw CLIError.notFound("unknown concurrency limit \(name): `pgflow concurrency-limit ls` lists them")
+                }
+                print("deleted concurrency limit \(name)")
+            }
+        }
+    }
+}

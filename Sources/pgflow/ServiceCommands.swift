@@ -1,0 +1,40 @@
+// `pgflow agent start`, `pgflow scheduler start`, `pgflow api start`: the long-running processes.
+import AgentCommand
+import ArgumentParser
+import Foundation
+import SchedulerCommand
+
+struct AgentGroup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent", abstract: "Run an agent.", subcommands: [Start.self])
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Claim and run flow runs (same flags as pgflow-agent).")
+        @OptionGroup var agent: AgentCommand
+        func run() async throws { try await agent.execute() }
+    }
+}
+
+struct SchedulerGroup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler", abstract: "Run a scheduler.", subcommands: [Start.self])
+
+    struct Start: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Materialise schedules and run maintenance (same flags as pgflow-scheduler).")
+        @OptionGroup var scheduler: SchedulerCommand
+        func run() async throws { try await scheduler.execute() }
+    }
+}
+
+struct APIGroup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "api", abstract: "Run the HTTP API (not built yet).", subcommands: [Start.self])
+
+    struct Start: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Not built yet: exits 2.")
+        func run() throws {
+            FileHandle.standardError.write(Data("pgflow: the HTTP API is not built yet; use SQL (pgflow.* functions and views) or the pgflow CLI meanwhile\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}

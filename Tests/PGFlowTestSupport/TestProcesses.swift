@@ -1,0 +1,71 @@
+// Test support: the package's own executables, started as real processes.
+import Foundation
+
+/// A pgflow executable started by a test; killed when the test lets go of it.
+public final class TestProcess: @unchecked Sendable {
+    /// The process.
+    public let process: Process
+    /// Where its stderr and stdout go.
+    public let logFile: URL
+
+    /// The folder holding the built executables (next to the test bundle), or `PGFLOW_BIN_DIR`.
+    public static var binDirectory: URL {
+        if let dir = ProcessInfo.processInfo.environment["PGFLOW_BIN_DIR"] { return URL(fileURLWithPath: dir) }
+        var url = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
+        while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("pgflow-agent").path) {
+            url = url.deletingLastPathComponent()
+        }
+        return url
+    }
+
+    /// Starts `binDirectory/name` with `arguments`, adding `environment` to the test's own.
+    public init(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        process = Process()
+        process.executableURL = Self.binDirectory.appendingPathComponent(name)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        logFile = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-test-\(name)-\(UUID()).log")
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: logFile)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: logFile)
+    }
+
+    /// The process id.
+    public var pid: Int32 { process.processIdentifier }
+
+    /// What it printed so far.
+    public var output: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    /// Sends a signal.
+    public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for it to exit (up to `timeout` seconds); returns its exit status, or nil if it is still running.
+    public func waitForExit(timeout: Double) async -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` seconds pass; returns whether it held.
+public func eventually(timeout: Double, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try condition()
+}
+
+/// True when a process with this pid exists (and is not a zombie).
+public func processIsAlive(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+    return !stat.contains(") Z ")
+}
