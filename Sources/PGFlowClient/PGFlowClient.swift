@@ -23,8 +23,7 @@ public struct PGFlowClient: Sendable {
     public func claimFlowRuns(agentID: UUID, queues: [String], max: Int, start: Bool = false) async throws -> [ClaimedFlowRun] {
         try await pool.query(
             """
-            SELECT c.*, (to_jsonb(d) ->> 'timeout_seconds')::float8 AS timeout_seconds
-              FROM pgflow.claim_flow_runs($1, $2, $3, $4) c
+            SELECT c.*, d.timeout_seconds FROM pgflow.claim_flow_runs($1, $2, $3, $4) c
               LEFT JOIN pgflow.deployments d ON d.id = c.deployment_id
             """,
             [agentID, queues, max, start]

@@ -142,4 +142,29 @@ import Testing
             #expect(await agent.waitForExit(timeout: 20) == 0)
         }
     }
+
+    @Test func commandPastItsTimeoutIsStoppedAndEndsTimedOut() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            try c.query("SELECT pgflow.create_deployment('slow', 'sleeper', 'sleep 60', p_timeout_seconds => 1)")
+            let runID = try c.query("SELECT pgflow.run_deployment('slow/sleeper')").scalar(UUID.self)
+            let agent = try Self.agent(db)
+            let pid = try #require(try await Self.childPID(c, runID))
+            #expect(try await eventually(timeout: 10) {
+                try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "TimedOut"
+            })
+            let run = try #require(try c.query(
+                "SELECT state_type::text, state_message, extract(epoch FROM end_time - start_time)::float8 FROM pgflow.flow_runs WHERE id = $1", [runID]).first)
+            #expect(try run.decode(String.self, at: 0) == "FAILED")
+            #expect(try run.decode(String.self, at: 1).contains("timeout of 1.0 s"))
+            #expect(try run.decode(Double.self, at: 2) < 5)
+            #expect(!processIsAlive(pid))
+            let bad = try #require(throws: PostgresError.self) {
+                try c.query("SELECT pgflow.create_deployment('slow', 'bad', 'true', p_timeout_seconds => -1)")
+            }
+            #expect(bad.sqlState == "22023")
+            agent.signal(SIGTERM)
+            #expect(await agent.waitForExit(timeout: 20) == 0)
+        }
+    }
 }

@@ -167,6 +167,7 @@ CREATE TABLE pgflow.deployments (
     retry_delays         float8[]    NOT NULL DEFAULT '{0}',
     retry_backoff        text        NOT NULL DEFAULT 'fixed',
     retry_jitter         float8      NOT NULL DEFAULT 0,
+    timeout_seconds      float8      CHECK (timeout_seconds > 0),  -- the agent stops a run past it (TimedOut)
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
     UNIQUE (flow_id, name),
@@ -665,6 +666,7 @@ CREATE FUNCTION pgflow.create_deployment(
     p_retry_backoff      text        DEFAULT 'fixed',
     p_retry_jitter       float8      DEFAULT 0,
     p_paused             boolean     DEFAULT false,
+    p_timeout_seconds    float8      DEFAULT NULL,
     p_now                timestamptz DEFAULT now()
 ) RETURNS uuid
 LANGUAGE plpgsql AS $$
@@ -687,18 +689,22 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'use ''ENQUEUE'' (wait for a slot) or ''CANCEL_NEW'' (cancel the new run)';
     END IF;
     PERFORM pgflow._check_retry_policy(p_retries, p_retry_backoff, p_retry_delays, p_retry_jitter);
+    IF p_timeout_seconds <= 0 THEN
+        RAISE EXCEPTION 'pgflow: a deployment timeout must be positive, got % seconds', p_timeout_seconds
+            USING ERRCODE = '22023', HINT = 'pass NULL for no timeout';
+    END IF;
     INSERT INTO pgflow.deployments AS d (flow_id, name, entrypoint, parameters, tags, work_queue_id, version,
                                          description, paused, collision_strategy, retries, retry_delays,
-                                         retry_backoff, retry_jitter, created_at, updated_at)
+                                         retry_backoff, retry_jitter, timeout_seconds, created_at, updated_at)
     VALUES (pgflow._flow_id(p_flow_name), p_name, p_entrypoint, p_parameters, pgflow._check_tags(p_tags), v_queue_id,
             p_version, p_description, coalesce(p_paused, false), p_collision_strategy, p_retries, p_retry_delays,
-            p_retry_backoff, p_retry_jitter, p_now, p_now)
+            p_retry_backoff, p_retry_jitter, p_timeout_seconds, p_now, p_now)
     ON CONFLICT (flow_id, name) DO UPDATE SET
         entrypoint = excluded.entrypoint, parameters = excluded.parameters, tags = excluded.tags,
         work_queue_id = excluded.work_queue_id, version = excluded.version, description = excluded.description,
         paused = excluded.paused, collision_strategy = excluded.collision_strategy, retries = excluded.retries,
         retry_delays = excluded.retry_delays, retry_backoff = excluded.retry_backoff,
-        retry_jitter = excluded.retry_jitter, updated_at = excluded.updated_at
+        retry_jitter = excluded.retry_jitter, timeout_seconds = excluded.timeout_seconds, updated_at = excluded.updated_at
     RETURNING * INTO v_dep;
     UPDATE pgflow.deployments
        SET concurrency_limit_id = pgflow._set_managed_limit(v_dep.concurrency_limit_id,
