@@ -87,6 +87,10 @@ let package = Package(
         .executableTarget(name: "pgflow-scheduler", dependencies: ["SchedulerCommand"]),
         .executableTarget(name: "pgflow-api", dependencies: ["PGFlowClient"]),
         .executableTarget(name: "pgflow-bench", dependencies: ["PGFlowPostgres"]),
+        .executableTarget(
+            name: "pgflow-bench-agent",
+            dependencies: ["PGFlowAgent", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
         .target(name: "PGFlowTestSupport", dependencies: ["PGFlowPostgres"], path: "Tests/PGFlowTestSupport"),
         .testTarget(name: "PGFlowPostgresTests", dependencies: ["PGFlowPostgres", "PGFlowTestSupport"]),
         .testTarget(name: "PGFlowScheduleTests", dependencies: ["PGFlowSchedule"]),

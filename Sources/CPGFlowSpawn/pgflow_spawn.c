@@ -8,19 +8,17 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/close_range.h>
 
-pid_t pgflow_spawn(const char *const argv[], const char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd) {
-    int report[2];  /* the child writes errno here if exec fails; closes on exec success */
-    if (pipe2(report, O_CLOEXEC) != 0) return -1;
+pid_t pgflow_spawn(const char *path, const char *const argv[], const char *const envp[], int stdin_fd, int stdout_fd,
+                   int stderr_fd) {
+    /* vfork: the child borrows the parent's memory until execve, so starting a command costs no page
+     * table copy of a large parent. The child only makes system calls with values prepared before. */
+    volatile int child_errno = 0;
     pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(report[0]);
-        close(report[1]);
-        errno = e;
-        return -1;
-    }
+    pid_t pid = vfork();
+    if (pid < 0) return -1;
     if (pid == 0) {
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -29,22 +27,17 @@ pid_t pgflow_spawn(const char *const argv[], const char *const envp[], int stdin
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
-        if (dup2(stdin_fd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0) goto fail;
-        /* Close every other inherited descriptor. */
-        for (int fd = 3; fd < 1024; fd++) if (fd != report[1]) close(fd);
-        execvpe(argv[0], (char *const *)argv, (char *const *)envp);
-    fail:;
-        int e = errno;
-        ssize_t ignored = write(report[1], &e, sizeof e);
-        (void)ignored;
+        if (dup2(stdin_fd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0) {
+            child_errno = errno;
+            _exit(127);
+        }
+        /* Every other inherited descriptor closes on exec. */
+        syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+        execve(path, (char *const *)argv, (char *const *)envp);
+        child_errno = errno;
         _exit(127);
     }
-    close(report[1]);
-    int child_errno = 0;
-    ssize_t n;
-    do { n = read(report[0], &child_errno, sizeof child_errno); } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == sizeof child_errno) {
+    if (child_errno != 0) {
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
         errno = child_errno;

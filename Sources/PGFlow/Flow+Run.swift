@@ -43,7 +43,7 @@ extension Flow {
             }
             await call(onRunning, info(scope, "Running", nil))
             let outcome = await execute(input, scope: scope, timeout: timeout)
-            let proposal: StateProposal
+            var proposal: StateProposal
             switch outcome {
             case .completed(_, let json):
                 proposal = StateProposal(runID: flowRunID, type: .completed, resultJSON: json)
@@ -55,21 +55,22 @@ extension Flow {
             case .cancelled:
                 proposal = StateProposal(runID: flowRunID, type: .cancelled, message: "the flow was cancelled")
             }
-            var ended = try await setState(engine, flowRunID, proposal)
-            if ended.stateName == "AwaitingRetry" {
-                if case .failed(let error, _) = outcome, !retries.allows(error) {
-                    var refused = proposal
-                    refused.message = (proposal.message ?? "") + " (not retried: the retry condition refused this error)"
-                    ended = try await setState(engine, flowRunID, refused)
-                } else {
-                    try await sleepUntilRetry(ended)
-                    let restarted = try await setState(engine, flowRunID, StateProposal(runID: flowRunID, type: .running))
-                    guard restarted.status == .accepted else {
-                        throw FlowRunError.rejected(restarted.reason ?? "flow run \(flowRunID) could not be retried")
-                    }
-                    attempt = restarted.runCount
-                    continue
+            var allowRetry = true
+            if case .failed(let error, _) = outcome, !retries.allows(error) {
+                allowRetry = false
+                if attempt <= retries.count {
+                    proposal.message = (proposal.message ?? "") + " (not retried: the retry condition refused this error)"
                 }
+            }
+            let ended = try await setState(engine, flowRunID, proposal, allowRetry: allowRetry)
+            if ended.stateName == "AwaitingRetry" {
+                try await sleepUntilRetry(ended)
+                let restarted = try await setState(engine, flowRunID, StateProposal(runID: flowRunID, type: .running))
+                guard restarted.status == .accepted else {
+                    throw FlowRunError.rejected(restarted.reason ?? "flow run \(flowRunID) could not be retried")
+                }
+                attempt = restarted.runCount
+                continue
             }
             return await finish(outcome, ended: ended, scope: scope)
         }
@@ -206,10 +207,11 @@ extension Flow {
         try await setState(engine, id, StateProposal(runID: id, type: type))
     }
 
-    private func setState(_ engine: PGFlowEngine, _ id: UUID, _ proposal: StateProposal) async throws -> TransitionOutcome {
+    private func setState(_ engine: PGFlowEngine, _ id: UUID, _ proposal: StateProposal,
+                          allowRetry: Bool = true) async throws -> TransitionOutcome {
         var p = proposal
         p.transitionID = p.transitionID ?? UUID()
-        return try await engine.pool.withConnection { [p] c in try PGFlowClient.setFlowRunState(p, on: c) }
+        return try await engine.pool.withConnection { [p] c in try PGFlowClient.setFlowRunState(p, allowRetry: allowRetry, on: c) }
     }
 
     func info(_ scope: FlowRunScope, _ state: String, _ message: String?) -> FlowRunInfo {

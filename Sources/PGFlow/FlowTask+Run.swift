@@ -41,9 +41,6 @@ extension FlowTask {
         let dynamicKey = scope.nextDynamicKey(name)
         var cacheKey: String?
         if let cache {
-            if cache.refresh {
-                throw FlowRunError.unsupported("task \(name): cache refresh is not built yet: it needs pgflow.create_task_run to take p_cache_refresh (see the SDK report); drop .refreshing() for now")
-            }
             cacheKey = cache.key(CacheKeyContext(taskName: name, taskVersion: version, inputsJSON: inputsJSON,
                                                  flowParametersJSON: scope.parametersJSON, flowRunID: scope.flowRunID))
         }
@@ -51,15 +48,15 @@ extension FlowTask {
             flowRunID: scope.flowRunID, taskKey: name, dynamicKey: dynamicKey,
             name: runName.map { JSONText.render(template: $0, parametersJSON: inputsJSON) } ?? "\(name)-\(dynamicKey)",
             inputsJSON: inputsJSON, tags: tags, cacheKey: cacheKey, cacheExpiration: cache?.expiration?.seconds,
-            retry: retries.sql, createdAt: Date()))
+            cacheRefresh: cache?.refresh ?? false, retry: retries.sql, createdAt: Date()))
         return try await run(record, input: input, scope: scope)
     }
 
     /// Creates and starts a task run, then runs it to its end with retries.
     ///
-    /// The fast path: a task without cache key or tags in a flow run's first attempt cannot be refused
-    /// by PostgreSQL's start rules, so its start and completion are recorded without waiting (the
-    /// recorder batches them). Every other start waits for PostgreSQL's decision: Cached (the stored
+    /// The fast path: a task without tags and without a cache lookup (no cache key, or one it refreshes)
+    /// in a flow run's first attempt cannot be refused by PostgreSQL's start rules, so its start and
+    /// completion are recorded without waiting (the recorder batches them). Every other start waits for PostgreSQL's decision: Cached (the stored
     /// result is returned), a full tag limit (wait), or a task run left by an earlier attempt of a
     /// retried flow run (completed: its result is reused; failed: a new task run runs).
     func run(_ first: TaskRunRecord, input: Input, scope: FlowRunScope) async throws -> Output {
@@ -67,7 +64,7 @@ extension FlowTask {
         let recorder = scope.recorder
         await recorder.backpressure()
         recorder.create(record)
-        if first.spec.cacheKey == nil && tags.isEmpty && scope.runCount <= 1 {
+        if (first.spec.cacheKey == nil || first.spec.cacheRefresh) && tags.isEmpty && scope.runCount <= 1 {
             recorder.propose(Transition(record: record, type: .running, name: nil, message: nil, resultJSON: nil))
         } else {
             var rerun = 0
@@ -99,7 +96,9 @@ extension FlowTask {
                 }
             }
         }
+        var attempt = 0
         while true {
+            attempt += 1
             let started = Date()
             let current = record
             do {
@@ -117,24 +116,24 @@ extension FlowTask {
                     throw error
                 }
                 let timedOut = error is RunTimeout
-                let message = timedOut
+                let allowRetry = retries.allows(error) && !(error is FlowRunError)
+                var message = timedOut
                     ? "exceeded its timeout of \(timeout!.seconds) s; the task was cancelled"
                     : "\(error)"
-                var outcome = try await recorder.decide(Transition(
-                    record: record, type: .failed, name: timedOut ? "TimedOut" : nil, message: message, resultJSON: nil))
+                if !allowRetry && attempt <= retries.count {
+                    message += " (not retried: the retry condition refused this error)"
+                }
+                let outcome = try await recorder.decide(Transition(
+                    record: record, type: .failed, name: timedOut ? "TimedOut" : nil, message: message, resultJSON: nil,
+                    allowRetry: allowRetry))
                 if outcome.stateName == "AwaitingRetry" {
-                    if retries.allows(error) && !(error is FlowRunError) {
-                        runLogger(label: "pgflow.task").info("task run \(record.spec.name) failed after \(Date().timeIntervalSince(started)) s, retrying: \(message)")
-                        try await sleepUntilRetry(outcome)
-                        let restarted = try await start(record, recorder: recorder)
-                        guard restarted.status == .accepted else {
-                            throw FlowRunError.rejected(restarted.reason ?? "task run \(record.spec.name) could not be retried")
-                        }
-                        continue
+                    runLogger(label: "pgflow.task").info("task run \(record.spec.name) failed after \(Date().timeIntervalSince(started)) s, retrying: \(message)")
+                    try await sleepUntilRetry(outcome)
+                    let restarted = try await start(record, recorder: recorder)
+                    guard restarted.status == .accepted else {
+                        throw FlowRunError.rejected(restarted.reason ?? "task run \(record.spec.name) could not be retried")
                     }
-                    outcome = try await recorder.decide(Transition(
-                        record: record, type: .failed, name: timedOut ? "TimedOut" : nil,
-                        message: "\(message) (not retried: the retry condition refused this error)", resultJSON: nil))
+                    continue
                 }
                 let info = TaskRunInfo(taskName: name, taskRunID: record.id, flowRunID: scope.flowRunID, stateName: outcome.stateName)
                 for hook in onFailure { await hook(info, error) }

@@ -20,9 +20,10 @@ final class TaskRunRecord: Sendable {
 /// Writes one flow run's task runs, task states and logs to PostgreSQL in group commits.
 ///
 /// Everything recorded while a write is in flight goes in the next one, in one transaction: the new
-/// task runs (`pgflow.create_task_run` over arrays), then their transitions (`pgflow.set_task_run_states`,
-/// one round per transition of a run in the batch, so Running precedes Completed), then the log lines
-/// (`pgflow.write_logs`, tagged with the ids just created). Callers that need PostgreSQL's decision
+/// task runs (`pgflow.create_task_runs`, one statement), then their transitions (`pgflow.set_task_run_states`,
+/// one round per transition of a run in the batch, so Running precedes Completed, each stamped with the
+/// time it happened, not the time it was written), then the log lines (`pgflow.write_logs`, tagged with
+/// the ids just created). Callers that need PostgreSQL's decision
 /// (start a cached or limited task, fail with retries left) wait for their batch; the others don't, so a
 /// flow of many small tasks pays one transaction per batch, not three per task. Transition ids make a
 /// batch retried after a lost connection idempotent.
@@ -33,7 +34,11 @@ final class TaskRunRecorder: Sendable {
         let name: String?
         let message: String?
         let resultJSON: String?
+        /// False when a retry condition refused the failure: it is written Failed even with retries left.
+        var allowRetry = true
         let transitionID = UUID()
+        /// When the transition happened (the state's time in PostgreSQL).
+        let at = Date()
     }
 
     struct Log: Sendable {
@@ -231,16 +236,21 @@ final class TaskRunRecorder: Sendable {
         for (record, id) in zip(creates, ids) { record.id = id }
         var answers: [(CheckedContinuation<TransitionOutcome, any Error>, TransitionOutcome)] = []
         for round in rounds {
-            let proposals = try round.map { t, _ -> StateProposal in
-                guard let id = t.record.id else {
-                    throw FlowRunError.rejected("task run \(t.record.spec.name) was never created")
+            // one call per retry permission (almost always one: refused retries are rare)
+            for allowRetry in [true, false] {
+                let part = round.filter { $0.0.allowRetry == allowRetry }
+                if part.isEmpty { continue }
+                let proposals = try part.map { t, _ -> StateProposal in
+                    guard let id = t.record.id else {
+                        throw FlowRunError.rejected("task run \(t.record.spec.name) was never created")
+                    }
+                    return StateProposal(runID: id, type: t.type, name: t.name, message: t.message, resultJSON: t.resultJSON,
+                                         transitionID: t.transitionID)
                 }
-                return StateProposal(runID: id, type: t.type, name: t.name, message: t.message, resultJSON: t.resultJSON,
-                                     transitionID: t.transitionID)
-            }
-            let outcomes = try PGFlowClient.setTaskRunStates(proposals, on: c)
-            for ((_, continuation), outcome) in zip(round, outcomes) {
-                if let continuation { answers.append((continuation, outcome)) }
+                let outcomes = try PGFlowClient.setTaskRunStates(proposals, timestamps: part.map(\.0.at), allowRetry: allowRetry, on: c)
+                for ((_, continuation), outcome) in zip(part, outcomes) {
+                    if let continuation { answers.append((continuation, outcome)) }
+                }
             }
         }
         if !logs.isEmpty {

@@ -93,8 +93,13 @@ private struct Supervisor {
             return
         }
         let env = environment.map { "\($0.key)=\($0.value)" }
+        guard let path = Self.resolve(arguments[0], path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin") else {
+            close(inPipe[0]); close(outPipe[1]); close(errPipe[1]); close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
+            started(.failure(SpawnError(message: "cannot start \(arguments[0]): no such executable in PATH")))
+            return
+        }
         let pid = withCStringArray(arguments) { argv in
-            withCStringArray(env) { envp in pgflow_spawn(argv, envp, inPipe[0], outPipe[1], errPipe[1]) }
+            withCStringArray(env) { envp in pgflow_spawn(path, argv, envp, inPipe[0], outPipe[1], errPipe[1]) }
         }
         let spawnErrno = errno
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
@@ -109,6 +114,16 @@ private struct Supervisor {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (they are macros).
         if status & 0x7f == 0 { ended(.exited((status >> 8) & 0xff)) } else { ended(.signaled(status & 0x7f)) }
+    }
+
+    /// The executable a command word names: itself when it has a `/`, else the first match in `path`.
+    static func resolve(_ command: String, path: String) -> String? {
+        if command.contains("/") { return command }
+        for dir in path.split(separator: ":") where !dir.isEmpty {
+            let candidate = "\(dir)/\(command)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
     }
 
     /// Writes stdin and reads both output pipes until they close (or the child has exited and they

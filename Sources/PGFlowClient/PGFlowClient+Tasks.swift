@@ -68,7 +68,7 @@ public struct TransitionOutcome: Sendable, Equatable {
     }
 }
 
-/// A task run to create (`pgflow.create_task_run`).
+/// A task run to create (`pgflow.create_task_runs`).
 public struct TaskRunSpec: Sendable {
     /// The flow run it belongs to.
     public var flowRunID: UUID
@@ -86,6 +86,8 @@ public struct TaskRunSpec: Sendable {
     public var cacheKey: String?
     /// Seconds a cache entry stays valid (nil: forever).
     public var cacheExpiration: Double?
+    /// Run even when the cache has a valid entry, and replace the entry with the result.
+    public var cacheRefresh: Bool
     /// The retry policy.
     public var retry: SQLRetryPolicy
     /// When it was created (the Pending state's time).
@@ -93,7 +95,7 @@ public struct TaskRunSpec: Sendable {
 
     /// Creates a spec.
     public init(flowRunID: UUID, taskKey: String, dynamicKey: String, name: String, inputsJSON: String, tags: [String],
-                cacheKey: String?, cacheExpiration: Double?, retry: SQLRetryPolicy, createdAt: Date) {
+                cacheKey: String?, cacheExpiration: Double?, cacheRefresh: Bool = false, retry: SQLRetryPolicy, createdAt: Date) {
         self.flowRunID = flowRunID
         self.taskKey = taskKey
         self.dynamicKey = dynamicKey
@@ -102,6 +104,7 @@ public struct TaskRunSpec: Sendable {
         self.tags = tags
         self.cacheKey = cacheKey
         self.cacheExpiration = cacheExpiration
+        self.cacheRefresh = cacheRefresh
         self.retry = retry
         self.createdAt = createdAt
     }
@@ -125,17 +128,18 @@ extension PGFlowClient {
         ).scalar(UUID.self)
     }
 
-    /// `pgflow.set_flow_run_state` for one run, with the full outcome; `pauseExpiresAt` for PAUSED.
+    /// `pgflow.set_flow_run_state` for one run, with the full outcome; `pauseExpiresAt` for PAUSED;
+    /// `allowRetry` false writes a failure Failed even with retries left (a retry condition refused it).
     public static func setFlowRunState(
-        _ proposal: StateProposal, pauseExpiresAt: Date? = nil, on c: PostgresConnection
+        _ proposal: StateProposal, pauseExpiresAt: Date? = nil, allowRetry: Bool = true, on c: PostgresConnection
     ) throws -> TransitionOutcome {
         let row = try c.query(
             """
             SELECT * FROM pgflow.set_flow_run_state($1, $2, $3, $4, $5::jsonb, p_pause_expires_at => $6,
-                                                    p_transition_id => $7)
+                                                    p_transition_id => $7, p_allow_retry => $8)
             """,
             [proposal.runID, proposal.type.rawValue, proposal.name, proposal.message,
-             proposal.resultJSON.map { PostgresRawJSON($0) }, pauseExpiresAt, proposal.transitionID]
+             proposal.resultJSON.map { PostgresRawJSON($0) }, pauseExpiresAt, proposal.transitionID, allowRetry]
         ).first
         guard let row else { throw PostgresError(kind: .decoding, message: "set_flow_run_state returned no row") }
         return try TransitionOutcome(row: row)
@@ -157,45 +161,62 @@ extension PGFlowClient {
 
     // MARK: Task runs
 
-    /// `pgflow.create_task_run` for many task runs in one statement; the ids in order (an existing
-    /// task run with the same flow run, task key and dynamic key is returned, not created again).
+    /// `pgflow.create_task_runs`: one statement per flow run among the specs; the ids in order (an
+    /// existing task run with the same flow run, task key and dynamic key is returned, not created again).
     public static func createTaskRuns(_ specs: [TaskRunSpec], on c: PostgresConnection) throws -> [UUID] {
-        if specs.isEmpty { return [] }
-        let rows = try c.query(
-            """
-            SELECT pgflow.create_task_run(x.f, x.k, x.d, x.n, x.i, x.t::text[], x.ck,
-                                          make_interval(secs => x.ce), x.r, x.rd::float8[], x.rb, x.rj, x.ts)
-              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
-                          $8::float8[], $9::int[], $10::text[], $11::text[], $12::float8[], $13::timestamptz[])
-                   WITH ORDINALITY AS x(f, k, d, n, i, t, ck, ce, r, rd, rb, rj, ts, ord)
-             ORDER BY x.ord
-            """,
-            [
-                PostgresTextArray(specs.map { $0.flowRunID.postgresText }), PostgresTextArray(specs.map(\.taskKey)),
-                PostgresTextArray(specs.map(\.dynamicKey)), PostgresTextArray(specs.map(\.name)),
-                PostgresTextArray(specs.map(\.inputsJSON)), PostgresTextArray(specs.map { $0.tags.postgresText }),
-                PostgresTextArray(specs.map(\.cacheKey)), PostgresTextArray(specs.map { $0.cacheExpiration.map { "\($0)" } }),
-                PostgresTextArray(specs.map { String($0.retry.retries) }), PostgresTextArray(specs.map(\.retry.delaysLiteral)),
-                PostgresTextArray(specs.map(\.retry.backoff)), PostgresTextArray(specs.map { "\($0.retry.jitter)" }),
-                PostgresTextArray(specs.map { $0.createdAt.postgresText }),
-            ]
-        ).rows
-        return try rows.map { try $0.decode(UUID.self, at: 0) }
+        var ids = [UUID?](repeating: nil, count: specs.count)
+        var positions: [UUID: [Int]] = [:]
+        var flowRuns: [UUID] = []
+        for (i, spec) in specs.enumerated() {
+            if positions[spec.flowRunID] == nil { flowRuns.append(spec.flowRunID) }
+            positions[spec.flowRunID, default: []].append(i)
+        }
+        for flowRunID in flowRuns {
+            let batch = positions[flowRunID]!.map { specs[$0] }
+            let rows = try c.query(
+                """
+                SELECT * FROM pgflow.create_task_runs(
+                    $1, $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
+                    ARRAY(SELECT make_interval(secs => e) FROM unnest($8::float8[]) WITH ORDINALITY u(e, o) ORDER BY o),
+                    $9::int[], $10::text[], $11::text[], $12::float8[], $13::timestamptz[], $14::boolean[])
+                """,
+                [
+                    flowRunID, PostgresTextArray(batch.map(\.taskKey)), PostgresTextArray(batch.map(\.dynamicKey)),
+                    PostgresTextArray(batch.map(\.name)), PostgresTextArray(batch.map(\.inputsJSON)),
+                    PostgresTextArray(batch.map { $0.tags.postgresText }), nullableArray(batch.map(\.cacheKey)),
+                    nullableArray(batch.map { $0.cacheExpiration.map { "\($0)" } }),
+                    PostgresTextArray(batch.map { String($0.retry.retries) }), PostgresTextArray(batch.map(\.retry.delaysLiteral)),
+                    PostgresTextArray(batch.map(\.retry.backoff)), PostgresTextArray(batch.map { "\($0.retry.jitter)" }),
+                    PostgresTextArray(batch.map { $0.createdAt.postgresText }),
+                    batch.contains(where: \.cacheRefresh) ? PostgresTextArray(batch.map { $0.cacheRefresh ? "t" : "f" }) : nil,
+                ]
+            ).rows
+            guard rows.count == batch.count else {
+                throw PostgresError(kind: .decoding, message: "create_task_runs returned \(rows.count) ids for \(batch.count) task runs")
+            }
+            for (i, row) in zip(positions[flowRunID]!, rows) { ids[i] = try row.decode(UUID.self, at: 0) }
+        }
+        return ids.map { $0! }
     }
 
-    /// `pgflow.set_task_run_states`: one transition per task run (a run at most once per call), all at
-    /// the database's clock time of the statement; one outcome per proposal, in order.
-    public static func setTaskRunStates(_ proposals: [StateProposal], on c: PostgresConnection) throws -> [TransitionOutcome] {
+    /// `pgflow.set_task_run_states`: one transition per task run (a run at most once per call); one
+    /// outcome per proposal, in order. `timestamps`: when each transition happened (nil: the database's
+    /// clock time of the statement); `allowRetry` false writes failures Failed even with retries left.
+    public static func setTaskRunStates(
+        _ proposals: [StateProposal], timestamps: [Date]? = nil, allowRetry: Bool = true, on c: PostgresConnection
+    ) throws -> [TransitionOutcome] {
         if proposals.isEmpty { return [] }
         return try c.query(
             """
             SELECT * FROM pgflow.set_task_run_states($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::uuid[],
-                                                     p_now => clock_timestamp())
+                                                     p_now => clock_timestamp(), p_timestamps => $7::timestamptz[],
+                                                     p_allow_retry => $8)
             """,
             [
                 PostgresTextArray(proposals.map { $0.runID.postgresText }), PostgresTextArray(proposals.map(\.type.rawValue)),
                 nullableArray(proposals.map(\.name)), nullableArray(proposals.map(\.message)),
                 nullableArray(proposals.map(\.resultJSON)), nullableArray(proposals.map { $0.transitionID?.postgresText }),
+                timestamps.map { PostgresTextArray($0.map(\.postgresText)) }, allowRetry,
             ]
         ).rows.map(TransitionOutcome.init(row:))
     }

@@ -70,8 +70,7 @@ import Testing
             try await f.sql("SELECT pgflow.run_deployment('rp/retried', p_now => $1)", [t0])
             try await f.sql("SELECT pgflow.run_deployment('rp/once', p_now => $1)", [t0])
             #expect(try await f.claimAll(agent: agent, at: t0).count == 2)
-            let lease = try await f.sql("SELECT pgflow.create_concurrency_limit('db', 2, p_now => $1)", [t0])
-            _ = lease
+            try await f.sql("SELECT pgflow.create_concurrency_limit('db', 2, p_now => $1)", [t0])
             try await f.sql("SELECT pgflow.acquire_concurrency_slots(ARRAY['db'], 1, interval '10 seconds', p_now => $1)", [t0])
             try await f.sql("SELECT pgflow.heartbeat($1, $2)", [healthy, t0.addingTimeInterval(100)])
             let reaper = Reaper(configuration: .init(), pool: f.pool, logger: f.logger)
@@ -112,7 +111,7 @@ import Testing
             }
             try await f.sql("SELECT pgflow.run_deployment('rt/dep', p_flow_run_name => 'old-but-queued', p_now => $1)", [t0])
             try await f.sql("SELECT count(*) FROM pgflow.claim_flow_runs($1, NULL, 100, true, $2) WHERE flow_run_name <> 'old-but-queued'", [agent, t0])
-            _ = try await f.sql("SELECT pgflow.set_flow_run_state(id, 'COMPLETED', p_now => $1) FROM pgflow.flow_runs WHERE name LIKE 'old_'", [hours(1)])
+            try await f.sql("SELECT pgflow.set_flow_run_state(id, 'COMPLETED', p_now => $1) FROM pgflow.flow_runs WHERE name LIKE 'old_'", [hours(1)])
             try await f.sql("SELECT pgflow.set_flow_run_state(id, 'FAILED', p_now => $1) FROM pgflow.flow_runs WHERE name = 'young'", [hours(24 * 20)])
             try await f.sql("SELECT pgflow.write_log(id, 20, 'hello', p_now => $1) FROM pgflow.flow_runs", [t0])
             var c = RetentionService.Configuration()

@@ -57,12 +57,27 @@ import Testing
         }
     }
 
-    @Test func refreshSaysItIsNotBuiltYet() async throws {
+    @Test func aRefreshingCallRecomputesAndReplacesTheEntry() async throws {
         try await withSDK { (t) async throws in
-            let fresh = FlowTask("fresh", cache: CachePolicy.inputs.refreshing()) { (n: Int) in n }
-            let flow = Flow("refreshing") { (n: Int) -> Int in try await fresh(n) }
-            let result = try await flow.run(1)
-            #expect("\(result.error!)".contains("cache refresh is not built yet"))
+            let calls = Counter()
+            let compute = { @Sendable (n: Int) -> Int in n * 100 + calls.increment() }
+            let policy = CachePolicy.inputs + .taskIdentity
+            let normal = FlowTask("price", cache: policy, compute)
+            let refreshing = FlowTask("price", cache: policy.refreshing(), compute)
+            let flow = Flow("pricing") { (refresh: Bool) -> Int in try await (refresh ? refreshing : normal)(7) }
+            #expect(try await flow(false) == 701)
+            #expect(try await flow(false) == 701)  // a hit
+            #expect(try await flow(true) == 702)   // recomputed although the entry is valid
+            #expect(try await flow(false) == 702)  // the refreshed entry
+            #expect(calls.count == 2)
+
+            #expect(try await t.column("SELECT state_name FROM pgflow.task_runs ORDER BY created_at")
+                    == ["Completed", "Cached", "Completed", "Cached"])
+            #expect(try await t.column("SELECT cache_refresh::text FROM pgflow.task_runs ORDER BY created_at")
+                    == ["false", "false", "true", "false"])
+            let entry = try await t.rows(
+                "SELECT c.value::text, (c.task_run_id = (SELECT id FROM pgflow.task_runs WHERE cache_refresh))::text FROM pgflow.task_run_cache c")
+            #expect(entry == [["702", "true"]])
         }
     }
 }

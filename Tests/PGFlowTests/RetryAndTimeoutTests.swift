@@ -60,9 +60,62 @@ import Testing
             #expect(result.stateName == "Failed")
             #expect(calls.count == 1)
             let id = try #require(try await t.column("SELECT id FROM pgflow.task_runs").first ?? nil)
-            #expect(try await t.taskStates(id) == ["Pending", "Running", "AwaitingRetry", "Failed"])
+            #expect(try await t.taskStates(id) == ["Pending", "Running", "Failed"])
             let message = try await t.column("SELECT state_message FROM pgflow.task_runs")
             #expect(message.first??.contains("not retried: the retry condition refused") == true)
+        }
+    }
+
+    @Test func theRetryConditionCanRefuseAFlowRetry() async throws {
+        try await withSDK { (t) async throws in
+            struct Permanent: Error {}
+            let calls = Counter()
+            let flow = Flow("refusing-flow", retries: RetryPolicy(count: 2, retryIf: { !($0 is Permanent) })) { (n: Int) -> Int in
+                calls.increment()
+                throw Permanent()
+            }
+            let result = try await flow.run(1)
+            #expect(result.stateName == "Failed")
+            #expect(calls.count == 1)
+            #expect(try await t.flowStates(result.flowRunID) == ["Pending", "Running", "Failed"])
+            let message = try await t.column("SELECT state_message FROM pgflow.flow_runs")
+            #expect(message.first??.contains("not retried: the retry condition refused") == true)
+        }
+    }
+
+    @Test func taskStatesCarryTheTimeTheyHappened() async throws {
+        try await withSDK { (t) async throws in
+            let slow = FlowTask("slow") { (n: Int) -> Int in
+                try await Task.sleep(for: .milliseconds(300))
+                return n
+            }
+            let flow = Flow("timed") { (n: Int) -> Int in
+                let first = slow.submit(n)
+                return try await slow(n) + first.wait()
+            }
+            let before = Date()
+            #expect(try await flow(2) == 4)
+            let after = Date()
+            let rows = try await t.rows(
+                """
+                SELECT extract(epoch FROM total_run_time), extract(epoch FROM end_time - start_time),
+                       extract(epoch FROM start_time), extract(epoch FROM end_time)
+                  FROM pgflow.task_runs
+                """)
+            #expect(rows.count == 2)
+            for row in rows {
+                let (runTime, span) = (Double(row[0]!)!, Double(row[1]!)!)
+                let (start, end) = (Double(row[2]!)!, Double(row[3]!)!)
+                #expect(runTime >= 0.3 && runTime < 5 && abs(runTime - span) < 0.000_01)
+                #expect(start >= before.timeIntervalSince1970 - 0.001 && end <= after.timeIntervalSince1970 + 0.001)
+            }
+            // every task state is at or after the one before it
+            #expect(try await t.column(
+                """
+                SELECT bool_and(s."timestamp" >= coalesce((SELECT max(p."timestamp") FROM pgflow.task_run_states p
+                                                            WHERE p.task_run_id = s.task_run_id AND p.id < s.id), '-infinity'))::text
+                  FROM pgflow.task_run_states s
+                """) == ["true"])
         }
     }
 

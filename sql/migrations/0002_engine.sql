@@ -275,6 +275,7 @@ CREATE TABLE pgflow.task_runs (
     tags                 text[]            NOT NULL DEFAULT '{}',
     cache_key            text,
     cache_expiration     interval,         -- NULL: a cached result never expires
+    cache_refresh        boolean           NOT NULL DEFAULT false,  -- ignore the cache on the way to Running, still store the result
     run_count            integer           NOT NULL DEFAULT 0,
     retries              integer           NOT NULL DEFAULT 0,
     retry_delays         float8[]          NOT NULL DEFAULT '{0}',
@@ -1044,9 +1045,10 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Applies proposals to flow runs (all rules; see _decide). Callers have checked the input.
--- p_agent_id: the proposing agent (claims record it on the run); p_locked: the caller holds the row locks.
+-- p_agent_id: the proposing agent (claims record it on the run); p_locked: the caller holds the row locks;
+-- p_allow_retry false: a failure is final (Failed) even with retries left.
 CREATE FUNCTION pgflow._transition_flow_runs(p_proposals pgflow._proposal[], p_agent_id uuid, p_now timestamptz,
-                                             p_locked boolean DEFAULT false)
+                                             p_locked boolean DEFAULT false, p_allow_retry boolean DEFAULT true)
 RETURNS SETOF pgflow.transition_result
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
@@ -1082,7 +1084,7 @@ BEGIN
                                             AND h.flow_run_id = p.run_id
           CROSS JOIN LATERAL pgflow._decide('flow run', r.state_type, r.state_name, r.next_scheduled_start,
                    r.run_count, r.retries, r.retry_backoff, r.retry_delays, r.retry_jitter, r.pause_expires_at,
-                   r.agent_id, p.state_type, p.state_name, p.scheduled_time, p_agent_id, true, p_now) d
+                   r.agent_id, p.state_type, p.state_name, p.scheduled_time, p_agent_id, p_allow_retry, p_now) d
          ORDER BY p.ordinality);
 
     -- 3. admit runs on their way to Running into their concurrency limits (skipped when no limit exists)
@@ -1198,16 +1200,27 @@ BEGIN
 END $$;
 
 -- Applies proposals to task runs: the same rules, plus the result cache (a proposal to start a task
--- run whose cache key has a valid entry completes it as Cached; completing one stores its result)
--- and tag limits (slots taken on the way to Running). p_allow_retry false: failures are final.
-CREATE FUNCTION pgflow._transition_task_runs(p_proposals pgflow._proposal[], p_allow_retry boolean, p_now timestamptz)
+-- run whose cache key has a valid entry completes it as Cached, unless the run refreshes its entry;
+-- completing one stores its result) and tag limits (slots taken on the way to Running).
+-- p_allow_retry false: failures are final. p_timestamps: when each proposal really happened (the
+-- state's time, start, end and run time; NULL or a NULL element: p_now); a time before the run's
+-- current state's time is taken as that time, so history stays in order and run time never negative.
+CREATE FUNCTION pgflow._transition_task_runs(p_proposals pgflow._proposal[], p_allow_retry boolean, p_now timestamptz,
+                                             p_timestamps timestamptz[] DEFAULT NULL)
 RETURNS SETOF pgflow.transition_result
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_dec   pgflow._decision[];
     v_admit uuid[];
+    v_at    timestamptz[];  -- per proposal, when it happened (NULL: p_now)
 BEGIN
     PERFORM 1 FROM pgflow.task_runs WHERE id IN (SELECT p.run_id FROM unnest(p_proposals) p) ORDER BY id FOR UPDATE;
+    IF p_timestamps IS NOT NULL THEN
+        v_at := ARRAY(SELECT CASE WHEN p_timestamps[p.ordinality] IS NULL THEN p_now
+                                  ELSE greatest(p_timestamps[p.ordinality], t.state_timestamp) END
+                        FROM unnest(p_proposals) WITH ORDINALITY p LEFT JOIN pgflow.task_runs t ON t.id = p.run_id
+                       ORDER BY p.ordinality);
+    END IF;
 
     v_dec := ARRAY(
         SELECT CASE
@@ -1229,12 +1242,14 @@ BEGIN
                END
           FROM unnest(p_proposals) WITH ORDINALITY p
           JOIN pgflow.task_runs t ON t.id = p.run_id
+          CROSS JOIN LATERAL (SELECT coalesce(v_at[p.ordinality], p_now) AS at) a
           LEFT JOIN pgflow.task_run_states h ON p.transition_id IS NOT NULL AND h.transition_id = p.transition_id
                                             AND h.task_run_id = p.run_id
-          LEFT JOIN pgflow.task_run_cache c ON c.cache_key = t.cache_key AND (c.expires_at IS NULL OR c.expires_at > p_now)
+          LEFT JOIN pgflow.task_run_cache c ON c.cache_key = t.cache_key AND NOT t.cache_refresh
+                                           AND (c.expires_at IS NULL OR c.expires_at > a.at)
           CROSS JOIN LATERAL pgflow._decide('task run', t.state_type, t.state_name, t.next_scheduled_start,
                    t.run_count, t.retries, t.retry_backoff, t.retry_delays, t.retry_jitter, t.pause_expires_at,
-                   NULL, p.state_type, p.state_name, p.scheduled_time, NULL, p_allow_retry, p_now) d
+                   NULL, p.state_type, p.state_name, p.scheduled_time, NULL, p_allow_retry, a.at) d
          ORDER BY p.ordinality);
 
     v_admit := ARRAY(SELECT d.run_id FROM unnest(v_dec) d WHERE d.admit ORDER BY d.ord);
@@ -1254,38 +1269,38 @@ BEGIN
                            d.old_type, d.old_name, d.old_at, d.old_run_count, 'SCHEDULED', 'AwaitingConcurrencySlot',
                            'waiting for a slot in: ' || (SELECT string_agg(c.name, ', ') FROM pgflow.concurrency_limits c
                                                          WHERE c.id = ANY (t.full_limits)),
-                           d.result, p_now, NULL, d.transition_id, NULL,
+                           d.result, coalesce(v_at[d.ord], p_now), NULL, d.transition_id, NULL,
                            d.old_name <> 'AwaitingConcurrencySlot', false, false, t.full_limits)::pgflow._decision
                    END
               FROM unnest(v_dec) d LEFT JOIN took t ON t.lease_id = d.run_id
              ORDER BY d.ord);
     END IF;
 
-    WITH d AS (SELECT * FROM unnest(v_dec) d WHERE d.write),
+    WITH d AS (SELECT d.*, coalesce(v_at[d.ord], p_now) AS at FROM unnest(v_dec) d WHERE d.write),
     upd AS (
         UPDATE pgflow.task_runs r SET
-            state_type = d.new_type, state_name = d.new_name, state_timestamp = p_now, state_message = d.message,
+            state_type = d.new_type, state_name = d.new_name, state_timestamp = d.at, state_message = d.message,
             run_count = r.run_count + d.new_attempt::integer,
-            start_time = CASE WHEN d.new_type = 'RUNNING' THEN coalesce(r.start_time, p_now) ELSE r.start_time END,
-            end_time = CASE WHEN pgflow.is_terminal(d.new_type) THEN p_now END,
-            total_run_time = r.total_run_time + CASE WHEN r.state_type = 'RUNNING' THEN p_now - r.state_timestamp ELSE interval '0' END,
+            start_time = CASE WHEN d.new_type = 'RUNNING' THEN coalesce(r.start_time, d.at) ELSE r.start_time END,
+            end_time = CASE WHEN pgflow.is_terminal(d.new_type) THEN d.at END,
+            total_run_time = r.total_run_time + CASE WHEN r.state_type = 'RUNNING' THEN d.at - r.state_timestamp ELSE interval '0' END,
             next_scheduled_start = CASE WHEN d.new_type = 'SCHEDULED' THEN d.next_start END,
             pause_expires_at = CASE WHEN d.new_type = 'PAUSED' THEN d.pause_expires END
           FROM d WHERE r.id = d.run_id
         RETURNING r.id, r.cache_key, r.cache_expiration),
     hist AS (
         INSERT INTO pgflow.task_run_states (task_run_id, state_type, state_name, "timestamp", message, scheduled_time, transition_id)
-        SELECT d.run_id, d.new_type, d.new_name, p_now, d.message, d.next_start, d.transition_id FROM d),
+        SELECT d.run_id, d.new_type, d.new_name, d.at, d.message, d.next_start, d.transition_id FROM d),
     release AS (
         DELETE FROM pgflow.concurrency_slots s USING d
          WHERE s.lease_id = d.run_id AND NOT pgflow._holds_slots(d.new_type, d.new_name)),
     results AS (
         INSERT INTO pgflow.results (run_id, value, created_at)
-        SELECT d.run_id, d.result, p_now FROM d WHERE d.result IS NOT NULL
+        SELECT d.run_id, d.result, d.at FROM d WHERE d.result IS NOT NULL
         ON CONFLICT (run_id) DO UPDATE SET value = excluded.value, created_at = excluded.created_at),
     cache AS (
         INSERT INTO pgflow.task_run_cache (cache_key, value, task_run_id, created_at, expires_at)
-        SELECT u.cache_key, coalesce(d.result, 'null'), d.run_id, p_now, p_now + u.cache_expiration
+        SELECT u.cache_key, coalesce(d.result, 'null'), d.run_id, d.at, d.at + u.cache_expiration
           FROM d JOIN upd u ON u.id = d.run_id
          WHERE d.new_type = 'COMPLETED' AND d.new_name = 'Completed' AND u.cache_key IS NOT NULL
         ON CONFLICT (cache_key) DO UPDATE SET value = excluded.value, task_run_id = excluded.task_run_id,
@@ -1294,7 +1309,7 @@ BEGIN
 
     RETURN QUERY
     SELECT d.run_id, d.status, d.reason, d.new_type, d.new_name,
-           CASE WHEN d.write THEN p_now ELSE d.old_at END,
+           CASE WHEN d.write THEN coalesce(v_at[d.ord], p_now) ELSE d.old_at END,
            d.next_start, d.old_run_count + d.new_attempt::integer, d.result
       FROM unnest(v_dec) d ORDER BY d.ord;
 END $$;
@@ -1303,9 +1318,10 @@ END $$;
 -- Functions, part 4: the public state API
 -- ============================================================================================
 -- Internal: checks a batch (equal lengths, known runs, no run twice, valid states) and builds proposals.
+-- p_timestamps is only checked for its length (the transition functions take it separately).
 CREATE FUNCTION pgflow._proposals(
     p_table text, p_run_ids uuid[], p_state_types text[], p_state_names text[], p_messages text[],
-    p_results jsonb[], p_transition_ids uuid[]
+    p_results jsonb[], p_transition_ids uuid[], p_timestamps timestamptz[] DEFAULT NULL
 ) RETURNS pgflow._proposal[]
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -1314,9 +1330,10 @@ DECLARE
 BEGIN
     IF v_n = 0 OR cardinality(p_state_types) IS DISTINCT FROM v_n
        OR coalesce(cardinality(p_state_names), v_n) <> v_n OR coalesce(cardinality(p_messages), v_n) <> v_n
-       OR coalesce(cardinality(p_results), v_n) <> v_n OR coalesce(cardinality(p_transition_ids), v_n) <> v_n THEN
+       OR coalesce(cardinality(p_results), v_n) <> v_n OR coalesce(cardinality(p_transition_ids), v_n) <> v_n
+       OR coalesce(cardinality(p_timestamps), v_n) <> v_n THEN
         RAISE EXCEPTION 'pgflow: the arrays of a batch transition must be non-empty and of one length (% run ids)', v_n
-            USING ERRCODE = '22023', HINT = 'pass one state type (and name, message, result, transition id, or NULL arrays) per run id';
+            USING ERRCODE = '22023', HINT = 'pass one state type (and name, message, result, transition id, time, or NULL arrays) per run id';
     END IF;
     IF array_position(p_run_ids, NULL) IS NOT NULL OR (v_n > 1 AND (SELECT count(DISTINCT x) FROM unnest(p_run_ids) x) <> v_n) THEN
         RAISE EXCEPTION 'pgflow: a batch transition names a run twice or a NULL run'
@@ -1345,7 +1362,8 @@ END $$;
 -- Proposes a new state for a flow run; returns what happened (see pgflow.transition_result).
 -- p_scheduled_time: when a SCHEDULED run is due; p_pause_expires_at: when a PAUSED run fails;
 -- p_transition_id: a client id that makes retries of this call idempotent; p_agent_id: the agent
--- proposing (rejected if the run belongs to another); p_process_id: recorded on the run.
+-- proposing (rejected if the run belongs to another); p_process_id: recorded on the run;
+-- p_allow_retry false: a failure is written Failed even with retries left (a retry condition refused it).
 CREATE FUNCTION pgflow.set_flow_run_state(
     p_flow_run_id      uuid,
     p_state_type       text,
@@ -1357,7 +1375,8 @@ CREATE FUNCTION pgflow.set_flow_run_state(
     p_transition_id    uuid        DEFAULT NULL,
     p_agent_id         uuid        DEFAULT NULL,
     p_process_id       text        DEFAULT NULL,
-    p_now              timestamptz DEFAULT now()
+    p_now              timestamptz DEFAULT now(),
+    p_allow_retry      boolean     DEFAULT true
 ) RETURNS pgflow.transition_result
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -1368,7 +1387,7 @@ BEGIN
     v_p.scheduled_time := p_scheduled_time;
     v_p.pause_expires := p_pause_expires_at;
     v_p.process_id := p_process_id;
-    RETURN (SELECT t FROM pgflow._transition_flow_runs(ARRAY[v_p], p_agent_id, p_now) t);
+    RETURN (SELECT t FROM pgflow._transition_flow_runs(ARRAY[v_p], p_agent_id, p_now, false, p_allow_retry) t);
 END $$;
 
 -- Many flow run transitions in one call (the agent's hot path), same rules; one result per run, in order.
@@ -1380,15 +1399,16 @@ CREATE FUNCTION pgflow.set_flow_run_states(
     p_results        jsonb[]     DEFAULT NULL,
     p_transition_ids uuid[]      DEFAULT NULL,
     p_agent_id       uuid        DEFAULT NULL,
-    p_now            timestamptz DEFAULT now()
+    p_now            timestamptz DEFAULT now(),
+    p_allow_retry    boolean     DEFAULT true
 ) RETURNS SETOF pgflow.transition_result
 LANGUAGE sql AS $$
     SELECT * FROM pgflow._transition_flow_runs(
         pgflow._proposals('flow_runs', p_run_ids, p_state_types, p_state_names, p_messages, p_results, p_transition_ids),
-        p_agent_id, p_now)
+        p_agent_id, p_now, false, p_allow_retry)
 $$;
 
--- Proposes a new state for a task run (cache and tag limits included).
+-- Proposes a new state for a task run (cache and tag limits included); p_allow_retry as for flow runs.
 CREATE FUNCTION pgflow.set_task_run_state(
     p_task_run_id      uuid,
     p_state_type       text,
@@ -1398,7 +1418,8 @@ CREATE FUNCTION pgflow.set_task_run_state(
     p_scheduled_time   timestamptz DEFAULT NULL,
     p_pause_expires_at timestamptz DEFAULT NULL,
     p_transition_id    uuid        DEFAULT NULL,
-    p_now              timestamptz DEFAULT now()
+    p_now              timestamptz DEFAULT now(),
+    p_allow_retry      boolean     DEFAULT true
 ) RETURNS pgflow.transition_result
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -1408,22 +1429,28 @@ BEGIN
                               ARRAY[p_message], ARRAY[p_result], ARRAY[p_transition_id]))[1];
     v_p.scheduled_time := p_scheduled_time;
     v_p.pause_expires := p_pause_expires_at;
-    RETURN (SELECT t FROM pgflow._transition_task_runs(ARRAY[v_p], true, p_now) t);
+    RETURN (SELECT t FROM pgflow._transition_task_runs(ARRAY[v_p], p_allow_retry, p_now) t);
 END $$;
 
+-- Many task run transitions in one call (the SDK's hot path). p_timestamps: when each transition
+-- really happened (the SDK records them after the fact), used for the state's time, start, end and
+-- run time; NULL (or a NULL element): p_now. A time before the run's current state's time counts as that time.
 CREATE FUNCTION pgflow.set_task_run_states(
     p_run_ids        uuid[],
     p_state_types    text[],
-    p_state_names    text[]      DEFAULT NULL,
-    p_messages       text[]      DEFAULT NULL,
-    p_results        jsonb[]     DEFAULT NULL,
-    p_transition_ids uuid[]      DEFAULT NULL,
-    p_now            timestamptz DEFAULT now()
+    p_state_names    text[]        DEFAULT NULL,
+    p_messages       text[]        DEFAULT NULL,
+    p_results        jsonb[]       DEFAULT NULL,
+    p_transition_ids uuid[]        DEFAULT NULL,
+    p_now            timestamptz   DEFAULT now(),
+    p_timestamps     timestamptz[] DEFAULT NULL,
+    p_allow_retry    boolean       DEFAULT true
 ) RETURNS SETOF pgflow.transition_result
 LANGUAGE sql AS $$
     SELECT * FROM pgflow._transition_task_runs(
-        pgflow._proposals('task_runs', p_run_ids, p_state_types, p_state_names, p_messages, p_results, p_transition_ids),
-        true, p_now)
+        pgflow._proposals('task_runs', p_run_ids, p_state_types, p_state_names, p_messages, p_results, p_transition_ids,
+                          p_timestamps),
+        p_allow_retry, p_now, p_timestamps)
 $$;
 
 -- Cancels a flow run: a SCHEDULED (or Suspended) run becomes Cancelled at once; a run with a process
@@ -1646,8 +1673,124 @@ BEGIN
     RETURN v_id;
 END $$;
 
--- Creates a task run of a flow run in PENDING, or returns the existing one with the same
--- (flow run, task key, dynamic key), so a retried flow finds its earlier task runs.
+-- Creates task runs of a flow run in PENDING, many in one statement, or returns the existing one
+-- with the same (flow run, task key, dynamic key), so a retried flow finds its earlier task runs;
+-- one id per task key, in input order (a key given twice gets one task run). The arrays run in
+-- parallel, one element per task run; a NULL array gives every run the default, a NULL element the
+-- default of that run: dynamic key '0', name '<task key>-<dynamic key>', no tags, no cache key (no
+-- expiry), created at p_now, no cache refresh; inputs and the retry policy take no NULL elements
+-- (NULL arrays: '{}', no retries). Tags and retry delays are array literals ('{etl,gpu}', '{1,10}'),
+-- since SQL arrays do not nest. p_cache_refresh: the run ignores the cache on its way to Running (it
+-- runs) and its result replaces the entry.
+CREATE FUNCTION pgflow.create_task_runs(
+    p_flow_run_id       uuid,
+    p_task_keys         text[],
+    p_dynamic_keys      text[]        DEFAULT NULL,
+    p_names             text[]        DEFAULT NULL,
+    p_inputs            jsonb[]       DEFAULT NULL,
+    p_tags              text[]        DEFAULT NULL,
+    p_cache_keys        text[]        DEFAULT NULL,
+    p_cache_expirations interval[]    DEFAULT NULL,
+    p_retries           integer[]     DEFAULT NULL,
+    p_retry_delays      text[]        DEFAULT NULL,
+    p_retry_backoffs    text[]        DEFAULT NULL,
+    p_retry_jitters     float8[]      DEFAULT NULL,
+    p_created_at        timestamptz[] DEFAULT NULL,
+    p_cache_refresh     boolean[]     DEFAULT NULL,
+    p_now               timestamptz   DEFAULT now()
+) RETURNS SETOF uuid
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    v_n     integer := coalesce(cardinality(p_task_keys), 0);
+    v_state pgflow.state_type;
+    v_bad   record;
+    v_ids   uuid[];
+BEGIN
+    SELECT state_type INTO v_state FROM pgflow.flow_runs WHERE id = p_flow_run_id;
+    IF v_state IS NULL THEN
+        RAISE EXCEPTION 'pgflow: unknown flow run %', p_flow_run_id
+            USING ERRCODE = 'P0002', HINT = 'create the flow run first (pgflow.create_flow_run or pgflow.run_deployment)';
+    END IF;
+    IF p_task_keys IS NULL
+       OR coalesce(cardinality(p_dynamic_keys), v_n) <> v_n OR coalesce(cardinality(p_names), v_n) <> v_n
+       OR coalesce(cardinality(p_inputs), v_n) <> v_n OR coalesce(cardinality(p_tags), v_n) <> v_n
+       OR coalesce(cardinality(p_cache_keys), v_n) <> v_n OR coalesce(cardinality(p_cache_expirations), v_n) <> v_n
+       OR coalesce(cardinality(p_retries), v_n) <> v_n OR coalesce(cardinality(p_retry_delays), v_n) <> v_n
+       OR coalesce(cardinality(p_retry_backoffs), v_n) <> v_n OR coalesce(cardinality(p_retry_jitters), v_n) <> v_n
+       OR coalesce(cardinality(p_created_at), v_n) <> v_n OR coalesce(cardinality(p_cache_refresh), v_n) <> v_n THEN
+        RAISE EXCEPTION 'pgflow: the arrays of a batch of task runs must be of one length (% task keys)', v_n
+            USING ERRCODE = '22023', HINT = 'pass one element per task key in every array, or NULL for an array of defaults';
+    END IF;
+    IF v_n = 0 THEN
+        RETURN;
+    END IF;
+    p_inputs := coalesce(p_inputs, array_fill('{}'::jsonb, ARRAY[v_n]));
+    p_retries := coalesce(p_retries, array_fill(0, ARRAY[v_n]));
+    p_retry_delays := coalesce(p_retry_delays, array_fill('{0}'::text, ARRAY[v_n]));
+    p_retry_backoffs := coalesce(p_retry_backoffs, array_fill('fixed'::text, ARRAY[v_n]));
+    p_retry_jitters := coalesce(p_retry_jitters, array_fill(0::float8, ARRAY[v_n]));
+
+    -- the first bad task run, in input order (the rules of every run; the messages of create_task_run)
+    SELECT x.ord, x.k, x.i, x.ce INTO v_bad
+      FROM unnest(p_task_keys, p_inputs, p_cache_expirations) WITH ORDINALITY x(k, i, ce, ord)
+     WHERE x.k IS NULL OR x.k = '' OR x.i IS NULL OR x.ce < interval '0'
+     ORDER BY x.ord LIMIT 1;
+    IF v_bad.ord IS NOT NULL THEN
+        IF v_bad.k IS NULL OR v_bad.k = '' THEN
+            RAISE EXCEPTION 'pgflow: a task run needs a task key'
+                USING ERRCODE = '22023', HINT = 'pass the task''s stable name, e.g. ''extract''';
+        ELSIF v_bad.i IS NULL THEN
+            RAISE EXCEPTION 'pgflow: task inputs must not be NULL' USING ERRCODE = '22023', HINT = 'pass ''{}'' for none';
+        ELSE
+            RAISE EXCEPTION 'pgflow: cache expiration must not be negative, got %', v_bad.ce
+                USING ERRCODE = '22023', HINT = 'pass a positive interval, or NULL for never';
+        END IF;
+    END IF;
+    -- retry policies: each distinct one once (a batch of one task's runs shares one)
+    PERFORM pgflow._check_retry_policy(r.retries, r.backoff, r.delays::float8[], r.jitter)
+       FROM (SELECT DISTINCT x.retries, x.backoff, x.delays, x.jitter
+               FROM unnest(p_retries, p_retry_backoffs, p_retry_delays, p_retry_jitters) x(retries, backoff, delays, jitter)) r;
+    IF pgflow.is_terminal(v_state) AND EXISTS (
+            SELECT 1 FROM unnest(p_task_keys, p_dynamic_keys) x(k, d)
+             WHERE NOT EXISTS (SELECT 1 FROM pgflow.task_runs t
+                                WHERE t.flow_run_id = p_flow_run_id AND t.task_key = x.k AND t.dynamic_key = coalesce(x.d, '0'))) THEN
+        RAISE EXCEPTION 'pgflow: flow run % is %, it cannot get new task runs', p_flow_run_id, v_state
+            USING ERRCODE = '55000', HINT = 'create task runs while the flow run is RUNNING';
+    END IF;
+
+    WITH x AS MATERIALIZED (
+        SELECT x.ord, x.k, coalesce(x.d, '0') AS d, x.n, x.i, x.t, x.ck, x.ce, x.r, x.rd, x.rb, x.rj,
+               coalesce(x.ts, p_now) AS ts, coalesce(x.cr, false) AS cr
+          FROM unnest(p_task_keys, p_dynamic_keys, p_names, p_inputs, p_tags, p_cache_keys, p_cache_expirations,
+                      p_retries, p_retry_delays, p_retry_backoffs, p_retry_jitters, p_created_at, p_cache_refresh)
+               WITH ORDINALITY AS x(k, d, n, i, t, ck, ce, r, rd, rb, rj, ts, cr, ord)),
+    ins AS (
+        INSERT INTO pgflow.task_runs (flow_run_id, task_key, dynamic_key, name, inputs, tags, cache_key, cache_expiration,
+                                      cache_refresh, retries, retry_delays, retry_backoff, retry_jitter,
+                                      expected_start_time, state_type, state_name, state_timestamp, created_at)
+        SELECT p_flow_run_id, x.k, x.d, coalesce(x.n, x.k || '-' || x.d), x.i,
+               CASE WHEN x.t IS NULL OR x.t = '{}' THEN '{}' ELSE pgflow._check_tags(x.t::text[]) END,
+               x.ck, x.ce, x.cr, x.r, x.rd::float8[], x.rb, x.rj, x.ts, 'PENDING', 'Pending', x.ts, x.ts
+          FROM x ORDER BY x.ord
+        ON CONFLICT (flow_run_id, task_key, dynamic_key) DO NOTHING
+        RETURNING id, task_key, dynamic_key, created_at),
+    hist AS (
+        INSERT INTO pgflow.task_run_states (task_run_id, state_type, state_name, "timestamp")
+        SELECT i.id, 'PENDING', 'Pending', i.created_at FROM ins i)
+    SELECT array_agg(i.id ORDER BY x.ord) INTO v_ids
+      FROM x LEFT JOIN ins i ON i.task_key = x.k AND i.dynamic_key = x.d;
+
+    IF array_position(v_ids, NULL) IS NOT NULL THEN  -- existing task runs (this statement sees ones a concurrent call just made)
+        v_ids := ARRAY(SELECT coalesce(v_ids[x.ord], t.id)
+                         FROM unnest(p_task_keys, p_dynamic_keys) WITH ORDINALITY x(k, d, ord)
+                         LEFT JOIN pgflow.task_runs t
+                                ON t.flow_run_id = p_flow_run_id AND t.task_key = x.k AND t.dynamic_key = coalesce(x.d, '0')
+                        ORDER BY x.ord);
+    END IF;
+    RETURN QUERY SELECT x.id FROM unnest(v_ids) WITH ORDINALITY x(id, ord) ORDER BY x.ord;
+END $$;
+
+-- Creates one task run (see create_task_runs), or returns the existing one with the same key.
 CREATE FUNCTION pgflow.create_task_run(
     p_flow_run_id      uuid,
     p_task_key         text,
@@ -1661,56 +1804,15 @@ CREATE FUNCTION pgflow.create_task_run(
     p_retry_delays     float8[]    DEFAULT '{0}',
     p_retry_backoff    text        DEFAULT 'fixed',
     p_retry_jitter     float8      DEFAULT 0,
-    p_now              timestamptz DEFAULT now()
+    p_now              timestamptz DEFAULT now(),
+    p_cache_refresh    boolean     DEFAULT false
 ) RETURNS uuid
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_state pgflow.state_type;
-    v_id    uuid;
-BEGIN
-    SELECT state_type INTO v_state FROM pgflow.flow_runs WHERE id = p_flow_run_id;
-    IF v_state IS NULL THEN
-        RAISE EXCEPTION 'pgflow: unknown flow run %', p_flow_run_id
-            USING ERRCODE = 'P0002', HINT = 'create the flow run first (pgflow.create_flow_run or pgflow.run_deployment)';
-    END IF;
-    IF p_task_key IS NULL OR p_task_key = '' THEN
-        RAISE EXCEPTION 'pgflow: a task run needs a task key'
-            USING ERRCODE = '22023', HINT = 'pass the task''s stable name, e.g. ''extract''';
-    END IF;
-    IF p_inputs IS NULL THEN
-        RAISE EXCEPTION 'pgflow: task inputs must not be NULL' USING ERRCODE = '22023', HINT = 'pass ''{}'' for none';
-    END IF;
-    IF p_cache_expiration < interval '0' THEN
-        RAISE EXCEPTION 'pgflow: cache expiration must not be negative, got %', p_cache_expiration
-            USING ERRCODE = '22023', HINT = 'pass a positive interval, or NULL for never';
-    END IF;
-    PERFORM pgflow._check_retry_policy(p_retries, p_retry_backoff, p_retry_delays, p_retry_jitter);
-    SELECT id INTO v_id FROM pgflow.task_runs
-     WHERE flow_run_id = p_flow_run_id AND task_key = p_task_key AND dynamic_key = coalesce(p_dynamic_key, '0');
-    IF v_id IS NOT NULL THEN
-        RETURN v_id;
-    END IF;
-    IF pgflow.is_terminal(v_state) THEN
-        RAISE EXCEPTION 'pgflow: flow run % is %, it cannot get new task runs', p_flow_run_id, v_state
-            USING ERRCODE = '55000', HINT = 'create task runs while the flow run is RUNNING';
-    END IF;
-    INSERT INTO pgflow.task_runs (flow_run_id, task_key, dynamic_key, name, inputs, tags, cache_key, cache_expiration,
-                                  retries, retry_delays, retry_backoff, retry_jitter, expected_start_time,
-                                  state_type, state_name, state_timestamp, created_at)
-    VALUES (p_flow_run_id, p_task_key, coalesce(p_dynamic_key, '0'), coalesce(p_name, p_task_key || '-' || coalesce(p_dynamic_key, '0')),
-            p_inputs, pgflow._check_tags(p_tags), p_cache_key, p_cache_expiration, p_retries, p_retry_delays,
-            p_retry_backoff, p_retry_jitter, p_now, 'PENDING', 'Pending', p_now, p_now)
-    ON CONFLICT (flow_run_id, task_key, dynamic_key) DO NOTHING
-    RETURNING id INTO v_id;
-    IF v_id IS NULL THEN
-        SELECT id INTO v_id FROM pgflow.task_runs
-         WHERE flow_run_id = p_flow_run_id AND task_key = p_task_key AND dynamic_key = coalesce(p_dynamic_key, '0');
-        RETURN v_id;
-    END IF;
-    INSERT INTO pgflow.task_run_states (task_run_id, state_type, state_name, "timestamp")
-    VALUES (v_id, 'PENDING', 'Pending', p_now);
-    RETURN v_id;
-END $$;
+LANGUAGE sql AS $$
+    SELECT pgflow.create_task_runs(p_flow_run_id, ARRAY[p_task_key], ARRAY[p_dynamic_key], ARRAY[p_name], ARRAY[p_inputs],
+                                   ARRAY[p_tags::text], ARRAY[p_cache_key], ARRAY[p_cache_expiration], ARRAY[p_retries],
+                                   ARRAY[p_retry_delays::text], ARRAY[p_retry_backoff], ARRAY[p_retry_jitter],
+                                   ARRAY[p_now], ARRAY[p_cache_refresh], p_now)
+$$;
 
 -- Claims up to p_max due runs for an agent from its work queues (p_queues, or the queues it registered
 -- with): paused queues skipped, highest priority (lowest number) first, then earliest scheduled time.

@@ -2,11 +2,12 @@
 #define PGFLOW_SPAWN_H
 #include <sys/types.h>
 
-/// Starts `argv[0]` (searched in PATH) with `envp`, in a new process group whose id is its pid, with
-/// stdin/stdout/stderr on the given descriptors, and with SIGKILL as its parent-death signal so that it
-/// dies with the calling thread (an agent killed with -9 leaves no orphan running a claimed flow).
-/// Returns the pid, or -1 with errno set. Everything after fork is async-signal-safe C.
-pid_t pgflow_spawn(const char *const argv[], const char *const envp[], int stdin_fd, int stdout_fd, int stderr_fd);
+/// Starts the executable at `path` with `argv` and `envp`, in a new process group whose id is its pid,
+/// with stdin/stdout/stderr on the given descriptors, and with SIGKILL as its parent-death signal so
+/// that it dies with the calling thread (an agent killed with -9 leaves no orphan running a claimed
+/// flow). Returns the pid, or -1 with errno set (also when execve failed).
+pid_t pgflow_spawn(const char *path, const char *const argv[], const char *const envp[], int stdin_fd, int stdout_fd,
+                   int stderr_fd);
 
 /// pipe2(fds, O_CLOEXEC).
 int pgflow_pipe_cloexec(int fds[2]);

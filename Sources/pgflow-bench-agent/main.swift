@@ -1,0 +1,50 @@
+// pgflow-bench-agent: an agent with in-process benchmark flows, and the drivers of the agent
+// benchmarks; run by scripts/bench-agent.sh (not a test).
+//
+//   pgflow-bench-agent serve URL LIMIT        an agent on queue "bench" with flows swift:noop and swift:stamp
+//   pgflow-bench-agent enqueue URL DEPLOYMENT N GAP_MS
+//                                             enqueues N runs one by one, GAP_MS apart (an idle agent between)
+import Foundation
+import Logging
+import PGFlowAgent
+import PGFlowPostgres
+import ServiceLifecycle
+
+let arguments = CommandLine.arguments
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("pgflow-bench-agent: \(message)\n".utf8))
+    exit(2)
+}
+guard arguments.count >= 3 else { fail("usage: pgflow-bench-agent serve URL LIMIT | enqueue URL DEPLOYMENT N GAP_MS") }
+let url = arguments[2]
+
+switch arguments[1] {
+case "serve":
+    let limit = arguments.count > 3 ? Int(arguments[3]) ?? 100 : 100
+    var logger = Logger(label: "pgflow.bench-agent")
+    logger.logLevel = .warning
+    let flows = [
+        AgentFlow(name: "noop") { _ in nil },
+        AgentFlow(name: "stamp") { context in
+            context.log("started")  // the log line's timestamp is when the flow body began
+            return nil
+        },
+    ]
+    let pool = PostgresPool(configuration: PostgresConfiguration(url, applicationName: "pgflow-bench-agent"), maxConnections: 4)
+    let agent = Agent(
+        configuration: AgentConfiguration(queues: ["bench"], limit: limit, claimBatch: 200, databaseURL: url),
+        pool: pool, flows: flows, logger: logger)
+    let group = ServiceGroup(configuration: .init(services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    do { try await group.run() } catch { fail("\(error)") }
+case "enqueue":
+    guard arguments.count == 6, let n = Int(arguments[4]), let gap = Int(arguments[5]) else { fail("enqueue URL DEPLOYMENT N GAP_MS") }
+    do {
+        let c = try PostgresConnection(configuration: PostgresConfiguration(url, applicationName: "pgflow-bench-enqueue"))
+        for _ in 0..<n {
+            try c.query("SELECT pgflow.run_deployment($1)", [arguments[3]])
+            usleep(UInt32(gap * 1000))
+        }
+    } catch { fail("\(error)") }
+default:
+    fail("unknown mode \(arguments[1])")
+}

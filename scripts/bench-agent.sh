@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Agent benchmarks, all against one local PostgreSQL (release builds):
+#   scripts/bench-agent.sh [RUNS=200] [DRAIN=20000]
+# 1. enqueue (psql-style run_deployment) -> subprocess started, idle pgflow-agent: p50/p99 over RUNS runs
+# 2. enqueue -> in-process Swift flow body started, idle agent: p50/p99 over RUNS runs
+#    (runs are enqueued one at a time, 50 ms apart; "started" is the timestamp of the agent's
+#    "started … as pid" log line, or of the flow's first log line; enqueue is the run's created_at)
+# 3. drain: DRAIN no-op in-process runs enqueued up front, then 2 agents drain them; runs/s from the first
+#    Pending to the last Completed state, with every state transition recorded (checked)
+# 4. idle cost: transactions/s that 10 idle pgflow-agent processes cause (pg_stat_database, 20 s)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$PGFLOW_ROOT"
+runs=${1:-200}
+drain=${2:-20000}
+
+ensure_system_packages
+scripts/db.sh up >/dev/null
+admin=$(cat "$PGFLOW_STATE/admin-url")
+url=$(url_with_database "$admin" pgflow_bench_agent)
+log "building release binaries"
+swift build -c release --product pgflow-agent >/dev/null
+swift build -c release --product pgflow-bench-agent >/dev/null
+bin=$(swift build -c release --show-bin-path)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+
+fresh() {
+  psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_agent WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_agent" >/dev/null
+  scripts/apply-schema.sh "$url" 2>/dev/null
+  psql "$url" -XAtq >/dev/null <<'SQL'
+SELECT pgflow.create_work_queue('bench');
+SELECT pgflow.create_deployment('bench', 'cmd', 'true', p_work_queue => 'bench');
+SELECT pgflow.create_deployment('bench', 'noop', 'swift:noop', p_work_queue => 'bench');
+SELECT pgflow.create_deployment('bench', 'stamp', 'swift:stamp', p_work_queue => 'bench');
+SQL
+}
+stop_all() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
+wait_completed() {  # $1 = expected count
+  until [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED'")" -ge "$1" ]; do sleep 0.2; done
+}
+latency() {  # $1 = log filter
+  psql "$url" -XAtF ' ' -c "
+    SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 2),
+           round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::numeric, 2), count(*)
+      FROM (SELECT DISTINCT ON (r.id) extract(epoch FROM l.\"timestamp\" - r.created_at) * 1000 AS ms
+              FROM pgflow.flow_runs r JOIN pgflow.logs l ON l.flow_run_id = r.id
+             WHERE $1 ORDER BY r.id, l.id) x"
+}
+
+log "1/4 command latency ($runs runs)"
+fresh
+PGFLOW_DATABASE_URL="$url" "$bin/pgflow-agent" --queue bench --limit 10 2>/dev/null & pids+=($!)
+sleep 2
+"$bin/pgflow-bench-agent" enqueue "$url" bench/cmd "$runs" 50
+wait_completed "$runs"
+read -r cmd50 cmd99 cmdn <<<"$(latency "l.name = 'pgflow.agent' AND l.message LIKE 'started %'")"
+stop_all
+
+log "2/4 in-process flow latency ($runs runs)"
+fresh
+"$bin/pgflow-bench-agent" serve "$url" 10 & pids+=($!)
+sleep 2
+"$bin/pgflow-bench-agent" enqueue "$url" bench/stamp "$runs" 50
+wait_completed "$runs"
+read -r swift50 swift99 swiftn <<<"$(latency "l.name = 'flow'")"
+stop_all
+
+log "3/4 drain of $drain in-process no-op runs by 2 agents"
+fresh
+psql "$url" -XAtqc "SELECT count(*) FROM pgflow.run_deployments('bench/noop', array_fill('{}'::jsonb, ARRAY[$drain]))" >/dev/null
+"$bin/pgflow-bench-agent" serve "$url" 400 & pids+=($!)
+"$bin/pgflow-bench-agent" serve "$url" 400 & pids+=($!)
+wait_completed "$drain"
+read -r seconds rate states <<<"$(psql "$url" -XAtF ' ' -c "
+  SELECT round(extract(epoch FROM max(\"timestamp\") FILTER (WHERE state_type = 'COMPLETED') - min(\"timestamp\") FILTER (WHERE state_type = 'PENDING'))::numeric, 2),
+         round(($drain / extract(epoch FROM max(\"timestamp\") FILTER (WHERE state_type = 'COMPLETED') - min(\"timestamp\") FILTER (WHERE state_type = 'PENDING')))::numeric),
+         count(*) FROM pgflow.flow_run_states")"
+stop_all
+
+log "4/4 idle cost of 10 agents"
+fresh
+for i in $(seq 1 10); do PGFLOW_DATABASE_URL="$url" "$bin/pgflow-agent" --queue bench 2>/dev/null & pids+=($!); done
+sleep 3
+x0=$(psql "$url" -XAtc "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+sleep 20
+x1=$(psql "$url" -XAtc "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+stop_all
+idle=$(awk -v a="$x0" -v b="$x1" 'BEGIN{printf "%.1f", (b-a-2)/20}')  # minus this script's own two reads
+
+echo
+echo "Agent benchmarks, $(date -u +%F), $(nproc) cores, PostgreSQL $(psql "$url" -XAtc 'SHOW server_version' | cut -d' ' -f1), release build"
+printf '%-62s %s\n' "enqueue -> subprocess started (idle agent, $cmdn runs)" "p50 $cmd50 ms, p99 $cmd99 ms"
+printf '%-62s %s\n' "enqueue -> in-process flow started (idle agent, $swiftn runs)" "p50 $swift50 ms, p99 $swift99 ms"
+printf '%-62s %s\n' "drain $drain no-op in-process runs, 2 agents" "$rate runs/s ($seconds s, $states state rows = 4 per run)"
+printf '%-62s %s\n' "idle cost, 10 agents" "$idle transactions/s"
+psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_agent WITH (FORCE)" >/dev/null
