@@ -50,7 +50,7 @@ public final class Agent: Service, Sendable {
             background.addTask { await states.run() }
             background.addTask { await logs.run() }
             background.addTask { await self.listen(wake: wake.continuation) }
-            background.addTask { await self.heartbeat(client: client, agentID: agentID) }
+            background.addTask { await self.heartbeat(client: client, agentID: agentID, states: states) }
             background.addTask { await self.poll(wake: wake.continuation) }
 
             await withDiscardingTaskGroup { executions in
@@ -119,10 +119,13 @@ public final class Agent: Service, Sendable {
         }
     }
 
-    private func heartbeat(client: PGFlowClient, agentID: UUID) async {
+    private func heartbeat(client: PGFlowClient, agentID: UUID, states: StateBatcher) async {
         while !Task.isCancelled {
             do {
-                for id in try await client.heartbeat(agentID: agentID) { await stop(runID: id) }
+                for id in try await client.heartbeat(agentID: agentID) where !(await stop(runID: id)) {
+                    // Ours, Cancelling, and nothing of ours runs it (it ended meanwhile): end it Cancelled.
+                    _ = try await states.propose(StateProposal(runID: id, type: .cancelled, message: "cancelled; it was not running"))
+                }
             } catch {
                 logger.warning("heartbeat failed: \(error)")
             }
@@ -138,10 +141,13 @@ public final class Agent: Service, Sendable {
         }
     }
 
-    private func stop(runID: UUID) async {
-        guard let handle = running.withLock({ $0[runID] }) else { return }
+    /// Stops a run this agent executes; false when it executes no such run.
+    @discardableResult
+    private func stop(runID: UUID) async -> Bool {
+        guard let handle = running.withLock({ $0[runID] }) else { return false }
         logger.info("cancelling run \(runID)")
         await handle.stop(.cancelled, grace: configuration.killGracePeriod)
+        return true
     }
 
     // MARK: Shutdown

@@ -78,6 +78,10 @@ struct RunExecution {
     func execute() async {
         do {
             let started = try await states.propose(StateProposal(runID: run.id, type: .running))
+            if started.stateType == .cancelling {  // cancelled between claim and start
+                _ = try await states.propose(StateProposal(runID: run.id, type: .cancelled, message: "cancelled before it started"))
+                return
+            }
             guard started.status == .accepted else {
                 logger.debug("run not started", metadata: ["run": "\(run.id)", "status": "\(started.status)", "reason": "\(started.reason ?? "")"])
                 return

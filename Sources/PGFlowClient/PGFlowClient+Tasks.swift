@@ -177,7 +177,7 @@ extension PGFlowClient {
                 """
                 SELECT * FROM pgflow.create_task_runs(
                     $1, $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
-                    ARRAY(SELECT make_interval(secs => e) FROM unnest($8::float8[]) WITH ORDINALITY u(e, o) ORDER BY o),
+                    (SELECT array_agg(make_interval(secs => e) ORDER BY o) FROM unnest($8::float8[]) WITH ORDINALITY u(e, o)),
                     $9::int[], $10::text[], $11::text[], $12::float8[], $13::timestamptz[], $14::boolean[])
                 """,
                 [

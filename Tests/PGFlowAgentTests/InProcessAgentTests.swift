@@ -1,0 +1,81 @@
+// The agent as a library: in-process Swift flows, unknown flows, cooperative cancellation.
+import Foundation
+import Logging
+import PGFlowAgent
+import PGFlowPostgres
+import PGFlowTestSupport
+import Testing
+
+@Suite struct InProcessAgentTests {
+    /// Runs an agent with `flows` on queue default while `body` runs, then cancels it.
+    static func withAgent(_ db: TestDatabase, flows: [AgentFlow], _ body: () async throws -> Void) async throws {
+        let pool = PostgresPool(configuration: db.configuration, maxConnections: 4)
+        let agent = Agent(
+            configuration: AgentConfiguration(queues: ["default"], pollInterval: .milliseconds(100), heartbeatInterval: .milliseconds(200),
+                                              databaseURL: db.conninfo),
+            pool: pool, flows: flows, logger: Logger(label: "test.agent"))
+        let running = Task { try await agent.run() }
+        defer { running.cancel() }
+        try await body()
+        running.cancel()
+        _ = await running.result
+        #expect(agent.runningCount == 0)
+    }
+
+    @Test func aRegisteredFlowRunsInProcessWithItsParametersAndResult() async throws {
+        struct Params: Decodable { let n: Int }
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            try c.query("SELECT pgflow.create_deployment('math', 'double', 'swift:double', '{\"n\": 1}')")
+            let runID = try c.query("SELECT pgflow.run_deployment('math/double', '{\"n\": 21}')").scalar(UUID.self)
+            let double = AgentFlow(name: "double") { context in
+                let p = try context.parameters(as: Params.self)
+                context.log("doubling \(p.n)")
+                return "{\"answer\": \(p.n * 2)}"
+            }
+            try await Self.withAgent(db, flows: [double]) { () async throws in
+                #expect(try await eventually(timeout: 10) {
+                    try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Completed"
+                })
+            }
+            #expect(try c.query("SELECT result::text FROM pgflow.flow_run_history WHERE id = $1", [runID]).scalar(String.self) == #"{"answer": 42}"#)
+            #expect(try c.query("SELECT message FROM pgflow.logs WHERE flow_run_id = $1 AND name = 'flow'", [runID]).scalar(String.self) == "doubling 21")
+        }
+    }
+
+    @Test func anUnknownFlowFailsTheRunWithAClearMessage() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            try c.query("SELECT pgflow.create_deployment('math', 'triple', 'swift:triple')")
+            let runID = try c.query("SELECT pgflow.run_deployment('math/triple')").scalar(UUID.self)
+            try await Self.withAgent(db, flows: [AgentFlow(name: "double") { _ in nil }]) { () async throws in
+                #expect(try await eventually(timeout: 10) {
+                    try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Failed"
+                })
+            }
+            let message = try c.query("SELECT state_message FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self)
+            #expect(message.contains(#"no flow named "triple" is registered"#) && message.contains("registered: double"), "\(message)")
+        }
+    }
+
+    @Test func cancellingAnInProcessFlowCancelsItsTask() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            try c.query("SELECT pgflow.create_deployment('wait', 'forever', 'swift:forever')")
+            let runID = try c.query("SELECT pgflow.run_deployment('wait/forever')").scalar(UUID.self)
+            let forever = AgentFlow(name: "forever") { _ in
+                try await Task.sleep(for: .seconds(3600))  // throws CancellationError when cancelled
+                return nil
+            }
+            try await Self.withAgent(db, flows: [forever]) { () async throws in
+                #expect(try await eventually(timeout: 10) {
+                    try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Running"
+                })
+                try c.query("SELECT pgflow.cancel_flow_run($1)", [runID])
+                #expect(try await eventually(timeout: 2) {
+                    try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Cancelled"
+                })
+            }
+        }
+    }
+}
