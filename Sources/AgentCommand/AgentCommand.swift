@@ -32,6 +32,8 @@ public struct AgentCommand: AsyncParsableCommand {
     var shutdownGrace: Double = 30
     @Option(name: .customLong("kill-grace"), help: "Seconds between SIGTERM and SIGKILL when stopping a command.")
     var killGrace: Double = 5
+    @Option(name: .customLong("reconcile-after"), help: "Seconds before a run this agent holds but does not execute (a lost reply) is given back or crashed.")
+    var reconcileAfter: Double = 30
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).")
     var databaseURL: String?
 
@@ -62,7 +64,8 @@ public struct AgentCommand: AsyncParsableCommand {
             heartbeatInterval: .milliseconds(Int(heartbeat * 1000)),
             killGracePeriod: .milliseconds(Int(killGrace * 1000)),
             shutdownGracePeriod: .milliseconds(Int(shutdownGrace * 1000)),
-            databaseURL: url)
+            databaseURL: url,
+            reconcileAfter: .milliseconds(Int(reconcileAfter * 1000)))
         do {
             try configuration.validate()
             let pool = PostgresPool(configuration: PostgresConfiguration(url, applicationName: "pgflow-agent"), maxConnections: 4)

@@ -126,6 +126,7 @@ public final class Agent: Service, Sendable {
                     // Ours, Cancelling, and nothing of ours runs it (it ended meanwhile): end it Cancelled.
                     _ = try await states.propose(StateProposal(runID: id, type: .cancelled, message: "cancelled; it was not running"))
                 }
+                try await reconcile(client: client, agentID: agentID, states: states)
             } catch {
                 logger.warning("heartbeat failed: \(error)")
             }
@@ -138,6 +139,20 @@ public final class Agent: Service, Sendable {
             let base = configuration.pollInterval
             try? await Task.sleep(for: base * Double.random(in: 0.8...1.2))
             wake.yield()
+        }
+    }
+
+    /// Runs the database says this agent holds, but that it does not execute: a claim or a start whose
+    /// reply was lost to a broken connection. Pending ones go back to the queue, Running ones crash (and
+    /// are retried per policy). Only runs unchanged for `reconcileAfter` are touched, so a claim in flight is safe.
+    private func reconcile(client: PGFlowClient, agentID: UUID, states: StateBatcher) async throws {
+        let seconds = Double(configuration.reconcileAfter.components.seconds) + Double(configuration.reconcileAfter.components.attoseconds) / 1e18
+        for (id, type) in try await client.agentRuns(agentID: agentID, unchangedFor: seconds) where running.withLock({ $0[id] == nil }) {
+            let proposal = type == .pending
+                ? StateProposal(runID: id, type: .scheduled, message: "given back: agent \(configuration.name) lost its claim (a broken connection)")
+                : StateProposal(runID: id, type: .crashed, message: "agent \(configuration.name) lost track of it (a broken connection)")
+            let result = try await states.propose(proposal)
+            logger.warning("reconciled run \(id): \(result.status) \(result.stateName)")
         }
     }
 

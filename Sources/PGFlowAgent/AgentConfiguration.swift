@@ -23,13 +23,16 @@ public struct AgentConfiguration: Sendable {
     public var shutdownGracePeriod: Duration
     /// The database URL handed to command runs as `PGFLOW_DATABASE_URL`.
     public var databaseURL: String
+    /// How long a run this agent holds (Pending/Running) but does not execute may stay unchanged before
+    /// it is given back (Pending) or crashed (Running): what a lost reply leaves behind.
+    public var reconcileAfter: Duration
 
     /// Creates a configuration.
     public init(
         queues: [String], name: String? = nil, limit: Int = 10, claimBatch: Int = 100,
         pollInterval: Duration = .seconds(1), heartbeatInterval: Duration = .seconds(5),
         killGracePeriod: Duration = .seconds(5), shutdownGracePeriod: Duration = .seconds(30),
-        databaseURL: String = ""
+        databaseURL: String = "", reconcileAfter: Duration = .seconds(30)
     ) {
         self.queues = queues
         self.name = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
@@ -40,6 +43,7 @@ public struct AgentConfiguration: Sendable {
         self.killGracePeriod = killGracePeriod
         self.shutdownGracePeriod = shutdownGracePeriod
         self.databaseURL = databaseURL
+        self.reconcileAfter = reconcileAfter
     }
 
     /// Checks the values; the message says which one is wrong.

@@ -57,15 +57,18 @@ final class StateBatcher: Sendable {
                 return taken
             }
             if batch.isEmpty { return }
-            var attempt = 0
+            // A lost connection (a restarting server) is retried for up to five minutes: the transition
+            // ids make a batch that did commit come back as DUPLICATE instead of applying twice.
+            let deadline = ContinuousClock.now + .seconds(300)
+            var backoff = 50
             while true {
                 do {
                     let results = try await client.setFlowRunStates(batch.map(\.proposal), agentID: agentID)
                     for (p, r) in zip(batch, results) { p.continuation.resume(returning: r) }
                     break
-                } catch let error as PostgresError where error.isConnectionFailure && attempt < 5 {
-                    attempt += 1
-                    try? await Task.sleep(for: .milliseconds(200 * attempt))
+                } catch let error as PostgresError where error.isConnectionFailure && ContinuousClock.now < deadline {
+                    await pause(milliseconds: backoff)
+                    backoff = min(backoff * 2, 2_000)
                 } catch {
                     for p in batch { p.continuation.resume(throwing: error) }
                     break

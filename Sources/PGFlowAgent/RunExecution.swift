@@ -82,7 +82,7 @@ struct RunExecution {
                 _ = try await states.propose(StateProposal(runID: run.id, type: .cancelled, message: "cancelled before it started"))
                 return
             }
-            guard started.status == .accepted else {
+            guard started.status == .accepted || started.status == .duplicate && started.stateType == .running else {
                 logger.debug("run not started", metadata: ["run": "\(run.id)", "status": "\(started.status)", "reason": "\(started.reason ?? "")"])
                 return
             }

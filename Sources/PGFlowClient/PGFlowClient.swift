@@ -35,6 +35,18 @@ public struct PGFlowClient: Sendable {
         try await pool.query("SELECT pgflow.heartbeat($1)", [agentID]).rows.map { try $0.decode(UUID.self, at: 0) }
     }
 
+    /// The agent's Pending and Running runs whose state is older than `seconds` (a read, for the agent's
+    /// reconciliation: a claim or start whose reply was lost to a broken connection leaves such runs).
+    public func agentRuns(agentID: UUID, unchangedFor seconds: Double) async throws -> [(id: UUID, type: StateType)] {
+        try await pool.query(
+            """
+            SELECT id, state_type::text FROM pgflow.flow_runs
+             WHERE agent_id = $1 AND state_type IN ('PENDING', 'RUNNING')
+               AND state_timestamp < now() - make_interval(secs => $2)
+            """, [agentID, seconds]
+        ).rows.map { (try $0.decode(UUID.self, at: 0), StateType(rawValue: try $0.decode(String.self, at: 1)) ?? .running) }
+    }
+
     /// `pgflow.deregister_agent`: the agent goes offline; its Pending runs go back to the queue and the
     /// runs it still runs crash (retried per policy). Returns how many runs changed.
     @discardableResult
