@@ -203,11 +203,11 @@ extension Flow {
 
     // MARK: Helpers
 
-    private func setState(_ engine: PGFlowEngine, _ id: UUID, _ type: StateType) async throws -> TransitionOutcome {
+    func setState(_ engine: PGFlowEngine, _ id: UUID, _ type: StateType) async throws -> TransitionOutcome {
         try await setState(engine, id, StateProposal(runID: id, type: type))
     }
 
-    private func setState(_ engine: PGFlowEngine, _ id: UUID, _ proposal: StateProposal,
+    func setState(_ engine: PGFlowEngine, _ id: UUID, _ proposal: StateProposal,
                           allowRetry: Bool = true) async throws -> TransitionOutcome {
         var p = proposal
         p.transitionID = p.transitionID ?? UUID()

@@ -77,8 +77,12 @@ public struct Flow<Input: Codable & Sendable, Output: Codable & Sendable>: Senda
 
     /// Runs the flow in local mode (a new flow run) and returns how it ended, without throwing for a
     /// flow that failed. Throws only when the database cannot record the run.
+    /// In a process an agent started for a command deployment (`PGFLOW_FLOW_RUN_ID` is set), the first
+    /// such call attaches to that run instead.
     public func run(_ input: Input, engine: PGFlowEngine? = nil) async throws -> FlowRunResult<Output> {
-        try await runLocal(input, engine: engine ?? PGFlowEngine.resolve(), parentTaskRunID: nil)
+        let engine = try engine ?? PGFlowEngine.resolve()
+        if let claimed = CommandRun.take() { return await runInCommandRun(input, claimed, engine: engine) }
+        return try await runLocal(input, engine: engine, parentTaskRunID: nil)
     }
 
     /// The same flow with other settings.

@@ -167,4 +167,25 @@ import Testing
             #expect(await agent.waitForExit(timeout: 20) == 0)
         }
     }
+
+    @Test func anSDKProgramRunAsACommandAttachesToTheClaimedRun() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            let examples = TestProcess.binDirectory.appendingPathComponent("pgflow-examples").path
+            try c.query("SELECT pgflow.create_deployment('examples', 'fan-out', $1)", ["\(examples) fan-out"])
+            let runID = try c.query("SELECT pgflow.run_deployment('examples/fan-out')").scalar(UUID.self)
+            let agent = try Self.agent(db)
+            #expect(try await eventually(timeout: 60) {
+                try c.query("SELECT state_type::text FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "COMPLETED"
+            })
+            // One flow run (the claimed one, no second run created by the program), with the program's
+            // task runs and result attached to it.
+            #expect(try c.query("SELECT count(*) FROM pgflow.flow_runs WHERE parent_task_run_id IS NULL").scalar(Int.self) == 1)
+            #expect(try c.query("SELECT count(*) FROM pgflow.task_runs WHERE flow_run_id = $1", [runID]).scalar(Int.self) > 0)
+            #expect(try c.query("SELECT result IS NOT NULL FROM pgflow.flow_run_history WHERE id = $1", [runID]).scalar(Bool.self))
+            #expect(try c.query("SELECT count(*) FROM pgflow.flow_run_states WHERE flow_run_id = $1 AND state_type = 'COMPLETED'", [runID]).scalar(Int.self) == 1)
+            agent.signal(SIGTERM)
+            #expect(await agent.waitForExit(timeout: 20) == 0)
+        }
+    }
 }
