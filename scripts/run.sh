@@ -4,35 +4,81 @@
 # 1. installs what is missing (libpq-dev, pkg-config, postgresql) with apt;
 # 2. starts a private PostgreSQL in .pgflow/ unless PGFLOW_DATABASE_URL names one, applies sql/schema.sql;
 # 3. builds the pgflow executables (release);
-# 4. starts whatever of pgflow's long-running processes exist in this build, logs in .pgflow/logs/.
+# 4. registers the demo deployments (scripts/demo/pgflow.yaml.in; demo/hello runs every minute);
+# 5. starts one pgflow-scheduler and two pgflow-agent processes in the background (logs in .pgflow/logs);
+# 6. enqueues a few runs and shows them flowing; then tells you where to look.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PGFLOW_ROOT"
 logs="$PGFLOW_STATE/logs"
 pids="$PGFLOW_STATE/pids"
 
+stop_processes() {
+  [ -f "$pids" ] || return 0
+  while read -r pid name; do
+    if kill -TERM "$pid" 2>/dev/null; then
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      log "stopped $name ($pid)"
+    fi
+  done <"$pids"
+  rm -f "$pids"
+}
+
 if [ "${1:-}" = stop ]; then
-  if [ -f "$pids" ]; then
-    while read -r pid name; do kill "$pid" 2>/dev/null && log "stopped $name ($pid)"; done <"$pids"
-    rm -f "$pids"
-  fi
-  scripts/db.sh stop
+  stop_processes
+  [ -n "${PGFLOW_DATABASE_URL:-}" ] || scripts/db.sh stop
   exit 0
 fi
 
 ensure_system_packages
 url=$(scripts/db.sh up)
 export PGFLOW_DATABASE_URL="$url"
-log "building pgflow (release; a first build takes a few minutes)"
-swift build -c release --product pgflow >/dev/null
+log "building pgflow (release; a first build takes several minutes)"
+for product in pgflow pgflow-agent pgflow-scheduler pgflow-examples; do
+  swift build -c release --product "$product" 2>&1 | grep -E 'error|Compiling|Build' | grep -v '^\[' >&2 || true
+done
 bin=$(swift build -c release --show-bin-path)
+for product in pgflow pgflow-agent pgflow-scheduler pgflow-examples; do
+  [ -x "$bin/$product" ] || die "$product did not build: run \`swift build -c release --product $product\` to see why"
+done
+export PATH="$bin:$PATH"
 mkdir -p "$logs"
 
-"$bin/pgflow" db status
-cat <<EOF
+stop_processes  # a second run restarts them
+pgflow db upgrade >/dev/null
+sed -e "s#@ROOT@#$PGFLOW_ROOT#g" -e "s#@BIN@#$bin#g" scripts/demo/pgflow.yaml.in >"$PGFLOW_STATE/pgflow.yaml"
+pgflow deploy -f "$PGFLOW_STATE/pgflow.yaml"
 
-pgflow is set up. Database: $url
-  psql "$url" -c 'SELECT * FROM pgflow.schema_migrations'
-Agents, scheduler and example flows are not part of this build yet (issues 4-6 add them); this command
-will start them once they exist.
-EOF
+nohup pgflow-scheduler >"$logs/scheduler.log" 2>&1 &
+echo "$! pgflow-scheduler" >>"$pids"
+for n in 1 2; do
+  nohup pgflow-agent --queue default --name "agent-$n" >"$logs/agent-$n.log" 2>&1 &
+  echo "$! pgflow-agent-$n" >>"$pids"
+done
+log "started a scheduler and two agents (logs in $logs)"
+
+ids=()
+ids+=("$(pgflow deployment run demo/hello --param name=pgflow)")
+for _ in 1 2 3; do ids+=("$(pgflow deployment run demo/flaky)"); done
+ids+=("$(pgflow deployment run examples/seed)")
+ids+=("$(pgflow deployment run examples/fan-out)")
+log "enqueued ${#ids[@]} runs; waiting for them to finish (flaky ones retry)"
+list=$(printf "'%s'," "${ids[@]}"); list="{${list%,}}"; list=${list//\'/}
+for _ in $(seq 1 120); do
+  open=$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE id = ANY ('$list'::uuid[]) AND NOT pgflow.is_terminal(state_type)")
+  [ "$open" = 0 ] && break
+  sleep 0.5
+done
+psql "$url" -Xc "SELECT name, deployment, state_name, run_count, round(extract(epoch FROM total_run_time)::numeric, 2) AS seconds
+                   FROM pgflow.flow_run_history WHERE start_time IS NOT NULL ORDER BY start_time"
+
+cat <<MSG
+
+pgflow is running: PostgreSQL, a scheduler, two agents; demo/hello runs every minute.
+  export PATH="$bin:\$PATH" PGFLOW_DATABASE_URL='$url'
+  pgflow flow-run ls                       # runs, newest first (--state FAILED, --json, ...)
+  pgflow flow-run logs <run id>            # a run's output
+  pgflow deployment run demo/hello --param name=you --watch
+  psql "\$PGFLOW_DATABASE_URL" -c "SELECT name, deployment, state_name, run_count, start_time FROM pgflow.flow_run_history ORDER BY created_at DESC LIMIT 10"
+  scripts/run.sh stop                      # stops the agents, the scheduler and PostgreSQL
+MSG

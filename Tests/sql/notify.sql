@@ -13,7 +13,8 @@ SELECT pgflow.create_work_queue('nq');
 SELECT pgflow.create_deployment('nt', 'dep', './n.sh', p_work_queue => 'nq');
 SELECT pgflow.register_agent('agent', ARRAY['nq']) AS agent \gset
 
-SELECT pgflow.run_deployment('nt/dep') AS run \gset
+-- due a minute ago: the first in claim order below, before the 10,000 runs due now
+SELECT pgflow.run_deployment('nt/dep', p_scheduled_time => now() - interval '1 minute') AS run \gset
 SELECT results_eq('SELECT channel, payload FROM sent', $$VALUES ('pgflow_runs', 'nq')$$, 'a due run notifies pgflow_runs with the queue name');
 
 DELETE FROM sent;

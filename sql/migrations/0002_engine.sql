@@ -168,6 +168,8 @@ CREATE TABLE pgflow.deployments (
     retry_backoff        text        NOT NULL DEFAULT 'fixed',
     retry_jitter         float8      NOT NULL DEFAULT 0,
     timeout_seconds      float8      CHECK (timeout_seconds > 0),  -- the agent stops a run past it (TimedOut)
+    -- what the scheduler does with its missed scheduled runs (NULL: the scheduler's default)
+    missed_run_policy    text        CHECK (missed_run_policy IN ('run_all', 'latest', 'skip')),
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
     UNIQUE (flow_id, name),
@@ -479,6 +481,18 @@ BEGIN
     RETURN p_limit;
 END $$;
 
+-- A deployment's missed-run policy: 'run_all', 'latest', 'skip', or NULL (the scheduler's default).
+CREATE FUNCTION pgflow._check_missed_run_policy(p_policy text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_policy NOT IN ('run_all', 'latest', 'skip') THEN
+        RAISE EXCEPTION 'pgflow: invalid missed-run policy %', quote_literal(p_policy)
+            USING ERRCODE = '22023',
+                  HINT = 'use ''run_all'', ''latest'' or ''skip'', or NULL for the scheduler''s default';
+    END IF;
+    RETURN p_policy;
+END $$;
+
 CREATE FUNCTION pgflow._check_retry_policy(p_retries integer, p_backoff text, p_delays float8[], p_jitter float8)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -651,6 +665,8 @@ BEGIN
 END $$;
 
 -- Creates a deployment of a flow (creating the flow if new), or updates it to these settings.
+-- p_missed_run_policy: what the scheduler does with its scheduled runs missed while nothing ran them
+-- ('run_all', 'latest', 'skip'; NULL: the scheduler's default).
 CREATE FUNCTION pgflow.create_deployment(
     p_flow_name          text,
     p_name               text,
@@ -668,6 +684,7 @@ CREATE FUNCTION pgflow.create_deployment(
     p_retry_jitter       float8      DEFAULT 0,
     p_paused             boolean     DEFAULT false,
     p_timeout_seconds    float8      DEFAULT NULL,
+    p_missed_run_policy  text        DEFAULT NULL,
     p_now                timestamptz DEFAULT now()
 ) RETURNS uuid
 LANGUAGE plpgsql AS $$
@@ -694,18 +711,21 @@ BEGIN
         RAISE EXCEPTION 'pgflow: a deployment timeout must be positive, got % seconds', p_timeout_seconds
             USING ERRCODE = '22023', HINT = 'pass NULL for no timeout';
     END IF;
+    PERFORM pgflow._check_missed_run_policy(p_missed_run_policy);
     INSERT INTO pgflow.deployments AS d (flow_id, name, entrypoint, parameters, tags, work_queue_id, version,
                                          description, paused, collision_strategy, retries, retry_delays,
-                                         retry_backoff, retry_jitter, timeout_seconds, created_at, updated_at)
+                                         retry_backoff, retry_jitter, timeout_seconds, missed_run_policy,
+                                         created_at, updated_at)
     VALUES (pgflow._flow_id(p_flow_name), p_name, p_entrypoint, p_parameters, pgflow._check_tags(p_tags), v_queue_id,
             p_version, p_description, coalesce(p_paused, false), p_collision_strategy, p_retries, p_retry_delays,
-            p_retry_backoff, p_retry_jitter, p_timeout_seconds, p_now, p_now)
+            p_retry_backoff, p_retry_jitter, p_timeout_seconds, p_missed_run_policy, p_now, p_now)
     ON CONFLICT (flow_id, name) DO UPDATE SET
         entrypoint = excluded.entrypoint, parameters = excluded.parameters, tags = excluded.tags,
         work_queue_id = excluded.work_queue_id, version = excluded.version, description = excluded.description,
         paused = excluded.paused, collision_strategy = excluded.collision_strategy, retries = excluded.retries,
         retry_delays = excluded.retry_delays, retry_backoff = excluded.retry_backoff,
-        retry_jitter = excluded.retry_jitter, timeout_seconds = excluded.timeout_seconds, updated_at = excluded.updated_at
+        retry_jitter = excluded.retry_jitter, timeout_seconds = excluded.timeout_seconds,
+        missed_run_policy = excluded.missed_run_policy, updated_at = excluded.updated_at
     RETURNING * INTO v_dep;
     UPDATE pgflow.deployments
        SET concurrency_limit_id = pgflow._set_managed_limit(v_dep.concurrency_limit_id,
@@ -721,6 +741,17 @@ RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE pgflow.deployments SET paused = p_paused, updated_at = p_now WHERE id = pgflow._deployment_id(p_name);
+END $$;
+
+-- Sets what the scheduler does with a deployment's scheduled runs missed while nothing ran them:
+-- 'run_all' (run every one), 'latest' (run only the newest, cancel the older), 'skip' (cancel them all),
+-- or NULL (the scheduler's default, `--missed-runs`).
+CREATE FUNCTION pgflow.set_deployment_missed_run_policy(p_name text, p_policy text, p_now timestamptz DEFAULT now())
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgflow._check_missed_run_policy(p_policy);
+    UPDATE pgflow.deployments SET missed_run_policy = p_policy, updated_at = p_now WHERE id = pgflow._deployment_id(p_name);
 END $$;
 
 -- Adds a schedule to a deployment. p_kind 'cron' (p_expression '0 6 * * *'), 'interval'
@@ -2133,7 +2164,8 @@ $$;
 -- Makes the future Scheduled runs of a schedule exactly p_times (computed by the scheduler): inserts
 -- the missing ones (two schedulers never create one twice: unique (deployment, start)) and deletes
 -- future Scheduled runs of the schedule not in the list. An inactive schedule or a paused deployment
--- wants none. Idempotent.
+-- wants none. Idempotent. The schedule row is key-share locked, so a concurrent
+-- delete_deployment_schedule either waits for this or makes it raise P0002.
 CREATE FUNCTION pgflow.schedule_flow_runs(p_deployment_schedule_id uuid, p_times timestamptz[],
                                           p_now timestamptz DEFAULT now())
 RETURNS TABLE (inserted integer, deleted integer)
@@ -2144,7 +2176,7 @@ DECLARE
     v_times   timestamptz[];
     v_deleted integer;
 BEGIN
-    SELECT * INTO v_s FROM pgflow.deployment_schedules WHERE id = p_deployment_schedule_id;
+    SELECT * INTO v_s FROM pgflow.deployment_schedules WHERE id = p_deployment_schedule_id FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pgflow: unknown deployment schedule %', coalesce(p_deployment_schedule_id::text, 'NULL')
             USING ERRCODE = 'P0002', HINT = 'create one with pgflow.create_deployment_schedule';
@@ -2253,6 +2285,161 @@ BEGIN
 END $$;
 
 -- ============================================================================================
+-- Functions, part 9: deleting deployments, schedules, runs and work queues; resetting a limit.
+-- Each locks what it deletes first (claims skip locked runs, state changes wait), and refuses with
+-- 55000, writing nothing, while the object is in use.
+-- ============================================================================================
+-- Internal: deletes flow runs the caller has locked, with their logs, results, task runs (and their
+-- states, results, cache entries and slots), queue rows, slots and state history; returns how many.
+CREATE FUNCTION pgflow._delete_flow_runs(p_ids uuid[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_tasks uuid[] := ARRAY(SELECT id FROM pgflow.task_runs WHERE flow_run_id = ANY (p_ids));
+    v_n     integer;
+BEGIN
+    DELETE FROM pgflow.logs WHERE flow_run_id = ANY (p_ids);
+    DELETE FROM pgflow.results WHERE run_id = ANY (p_ids) OR run_id = ANY (v_tasks);
+    DELETE FROM pgflow.task_run_cache WHERE task_run_id = ANY (v_tasks);
+    DELETE FROM pgflow.concurrency_slots WHERE lease_id = ANY (p_ids) OR lease_id = ANY (v_tasks);
+    DELETE FROM pgflow.task_run_states WHERE task_run_id = ANY (v_tasks);
+    DELETE FROM pgflow.task_runs WHERE id = ANY (v_tasks);
+    DELETE FROM pgflow.run_queue WHERE flow_run_id = ANY (p_ids);
+    DELETE FROM pgflow.flow_run_states WHERE flow_run_id = ANY (p_ids);
+    DELETE FROM pgflow.flow_runs WHERE id = ANY (p_ids);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END $$;
+
+-- Deletes a flow run that is not in progress (SCHEDULED or finished) with its state history, task
+-- runs (their states, results and cache entries), logs, result and queue row. Subflows it started
+-- stay, without a parent. Returns true.
+CREATE FUNCTION pgflow.delete_flow_run(p_id uuid) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_state pgflow.state_type;
+BEGIN
+    SELECT state_type INTO v_state FROM pgflow.flow_runs WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pgflow: unknown flow run %', coalesce(p_id::text, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'check the id; SELECT id, name, state FROM pgflow.flow_run_history lists runs';
+    END IF;
+    IF v_state IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING') THEN
+        RAISE EXCEPTION 'pgflow: flow run % is %: a run in progress cannot be deleted', p_id, v_state
+            USING ERRCODE = '55000', HINT = format('cancel it first (SELECT pgflow.cancel_flow_run(%L)) and delete it once it has ended', p_id);
+    END IF;
+    PERFORM pgflow._delete_flow_runs(ARRAY[p_id]);
+    RETURN true;
+END $$;
+
+-- Deletes a schedule and its future Scheduled runs (runs already due stay and run); returns true.
+CREATE FUNCTION pgflow.delete_deployment_schedule(p_id uuid, p_now timestamptz DEFAULT now()) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM pgflow.deployment_schedules WHERE id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pgflow: unknown deployment schedule %', coalesce(p_id::text, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'SELECT id, deployment_id, kind FROM pgflow.deployment_schedules lists them';
+    END IF;
+    PERFORM pgflow.schedule_flow_runs(p_id, '{}', p_now);
+    DELETE FROM pgflow.deployment_schedules WHERE id = p_id;
+    RETURN true;
+END $$;
+
+-- Deletes a deployment with its schedules and its concurrency limit. Its runs that never started
+-- (SCHEDULED with run count 0) are deleted; runs waiting to run again (AwaitingRetry, retried) end
+-- Cancelled; finished runs stay as history with deployment_id NULL. Refused while a run of it is
+-- Pending, Running, Paused or Cancelling. Returns how many runs it deleted.
+CREATE FUNCTION pgflow.delete_deployment(p_name text, p_now timestamptz DEFAULT now()) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id     uuid := pgflow._deployment_id(p_name);
+    v_active integer;
+BEGIN
+    -- schedules before the deployment, as the scheduler does (it locks a schedule, then the runs it
+    -- inserts key-lock the deployment); then every run, so none starts or retries meanwhile
+    PERFORM 1 FROM pgflow.deployment_schedules WHERE deployment_id = v_id ORDER BY id FOR UPDATE;
+    PERFORM 1 FROM pgflow.deployments WHERE id = v_id FOR UPDATE;
+    PERFORM 1 FROM pgflow.flow_runs WHERE deployment_id = v_id ORDER BY id FOR UPDATE;
+    SELECT count(*) INTO v_active FROM pgflow.flow_runs
+     WHERE deployment_id = v_id AND state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING');
+    IF v_active > 0 THEN
+        RAISE EXCEPTION 'pgflow: deployment % has % run(s) in progress', quote_literal(p_name), v_active
+            USING ERRCODE = '55000',
+                  HINT = 'cancel them first (pgflow.cancel_flow_run) or let them end, then delete it again';
+    END IF;
+    PERFORM pgflow._transition_flow_runs(ARRAY(
+        SELECT ROW(r.id, 'CANCELLING', 'Cancelling', 'its deployment was deleted', NULL, NULL, NULL, NULL, NULL)::pgflow._proposal
+          FROM pgflow.flow_runs r
+         WHERE r.deployment_id = v_id AND r.state_type = 'SCHEDULED' AND r.run_count > 0 ORDER BY r.id), NULL, p_now, true);
+    v_active := pgflow._delete_flow_runs(ARRAY(
+        SELECT id FROM pgflow.flow_runs WHERE deployment_id = v_id AND state_type = 'SCHEDULED'));
+    UPDATE pgflow.flow_runs SET deployment_id = NULL WHERE deployment_id = v_id;
+    DELETE FROM pgflow.concurrency_limits WHERE id = (SELECT concurrency_limit_id FROM pgflow.deployments WHERE id = v_id);
+    DELETE FROM pgflow.deployment_schedules WHERE deployment_id = v_id;
+    DELETE FROM pgflow.deployments WHERE id = v_id;
+    RETURN v_active;
+END $$;
+
+-- Deletes a work queue nothing uses (not 'default', no deployment, no online agent polling it, no run
+-- waiting in it or in progress from it) with its concurrency limit; finished runs stay as history
+-- with work_queue_id NULL. (An offline agent that names it gets P0002 from its claims if it returns.)
+CREATE FUNCTION pgflow.delete_work_queue(p_name text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id    uuid := pgflow._work_queue_id(p_name);
+    v_users text;
+    v_runs  integer;
+BEGIN
+    IF p_name = 'default' THEN
+        RAISE EXCEPTION 'pgflow: the default work queue cannot be deleted'
+            USING ERRCODE = '55000', HINT = 'runs use it unless told otherwise; pause it instead (pgflow.set_work_queue_paused)';
+    END IF;
+    PERFORM 1 FROM pgflow.work_queues WHERE id = v_id FOR UPDATE;
+    SELECT string_agg(f.name || '/' || d.name, ', ' ORDER BY f.name, d.name) INTO v_users
+      FROM pgflow.deployments d JOIN pgflow.flows f ON f.id = d.flow_id WHERE d.work_queue_id = v_id;
+    IF v_users IS NOT NULL THEN
+        RAISE EXCEPTION 'pgflow: work queue % is used by deployment(s) %', quote_literal(p_name), v_users
+            USING ERRCODE = '55000', HINT = 'move them to another queue (create_deployment with p_work_queue) or delete them first';
+    END IF;
+    PERFORM 1 FROM pgflow.flow_runs WHERE work_queue_id = v_id ORDER BY id FOR UPDATE;
+    SELECT count(*) INTO v_runs FROM pgflow.flow_runs
+     WHERE work_queue_id = v_id AND state_type IN ('SCHEDULED', 'PENDING', 'RUNNING', 'PAUSED', 'CANCELLING');
+    IF v_runs > 0 THEN
+        RAISE EXCEPTION 'pgflow: work queue % has % run(s) waiting or in progress', quote_literal(p_name), v_runs
+            USING ERRCODE = '55000', HINT = 'let them end, or cancel them (pgflow.cancel_flow_run), then delete it';
+    END IF;
+    SELECT string_agg(DISTINCT a.name, ', ') INTO v_users FROM pgflow.agents a
+     WHERE a.status = 'ONLINE' AND p_name = ANY (a.work_queues);
+    IF v_users IS NOT NULL THEN
+        RAISE EXCEPTION 'pgflow: work queue % is polled by online agent(s) %', quote_literal(p_name), v_users
+            USING ERRCODE = '55000', HINT = 'stop those agents, or restart them without this queue, then delete it';
+    END IF;
+    UPDATE pgflow.flow_runs SET work_queue_id = NULL WHERE work_queue_id = v_id;
+    DELETE FROM pgflow.concurrency_limits WHERE id = (SELECT concurrency_limit_id FROM pgflow.work_queues WHERE id = v_id);
+    DELETE FROM pgflow.work_queues WHERE id = v_id;
+END $$;
+
+-- Releases the slots of a limit held by explicit leases (pgflow.acquire_concurrency_slots), e.g.
+-- after their holders died without releasing them; returns how many slots (expired leases included).
+-- Slots held by runs in progress are kept: releasing them would admit more runs than the limit while
+-- those still run. They come back when the runs end (the reaper ends the runs of dead agents).
+CREATE FUNCTION pgflow.reset_concurrency_limit(p_name text) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id uuid;
+    v_n  integer;
+BEGIN
+    SELECT id INTO v_id FROM pgflow.concurrency_limits WHERE name = p_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pgflow: unknown concurrency limit %', coalesce(quote_literal(p_name), 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'SELECT * FROM pgflow.concurrency_status lists them';
+    END IF;
+    WITH d AS (DELETE FROM pgflow.concurrency_slots WHERE limit_id = v_id AND holder_kind = 'lease' RETURNING slots)
+    SELECT coalesce(sum(slots), 0) INTO v_n FROM d;
+    RETURN v_n;
+END $$;
+
+-- ============================================================================================
 -- Triggers
 -- ============================================================================================
 -- Enqueueing due runs NOTIFYs channel pgflow_runs with the queue name: once per queue per statement
@@ -2322,7 +2509,7 @@ SELECT q.name, q.priority, q.paused, l.concurrency_limit,
 
 CREATE VIEW pgflow.deployment_list AS
 SELECT f.name || '/' || d.name AS deployment, d.entrypoint, q.name AS work_queue, d.paused, d.tags,
-       d.parameters, l.concurrency_limit, d.collision_strategy, d.retries, d.retry_backoff, d.retry_delays,
+       d.parameters, l.concurrency_limit, d.collision_strategy, d.missed_run_policy, d.retries, d.retry_backoff, d.retry_delays,
        d.version, d.description,
        (SELECT count(*) FROM pgflow.deployment_schedules s WHERE s.deployment_id = d.id AND s.active) AS active_schedules,
        d.id
