@@ -18,7 +18,8 @@ extension PGFlowClient {
         try transition("SELECT * FROM pgflow.retry_flow_run($1)", id, on: c)
     }
 
-    /// `pgflow.delete_flow_run` (needs a schema that has it).
+    /// `pgflow.delete_flow_run`: deletes a run that is not in progress with its states, task runs, logs
+    /// and result (SQLSTATE 55000 for a run in progress, P0002 for an unknown one).
     public static func deleteFlowRun(_ id: UUID, on c: PostgresConnection) throws {
         try c.query("SELECT pgflow.delete_flow_run($1)", [id])
     }
@@ -51,7 +52,8 @@ extension PGFlowClient {
         try c.query("SELECT pgflow.set_work_queue_paused($1, $2)", [name, paused])
     }
 
-    /// `pgflow.delete_work_queue` (needs a schema that has it).
+    /// `pgflow.delete_work_queue`: deletes a queue nothing uses, with its limit (SQLSTATE 55000 for
+    /// `default` or a queue a deployment, an online agent or a waiting or active run uses).
     public static func deleteWorkQueue(_ name: String, on c: PostgresConnection) throws {
         try c.query("SELECT pgflow.delete_work_queue($1)", [name])
     }
@@ -67,7 +69,8 @@ extension PGFlowClient {
         try c.query("SELECT pgflow.delete_concurrency_limit($1)", [name]).scalar(Bool.self)
     }
 
-    /// `pgflow.reset_concurrency_limit` (needs a schema that has it): releases every slot; returns how many.
+    /// `pgflow.reset_concurrency_limit`: releases the slots explicit leases hold (slots of runs in
+    /// progress are kept, so the limit is never exceeded); returns how many.
     public static func resetConcurrencyLimit(_ name: String, on c: PostgresConnection) throws -> Int {
         try c.query("SELECT pgflow.reset_concurrency_limit($1)", [name]).scalar(Int.self)
     }

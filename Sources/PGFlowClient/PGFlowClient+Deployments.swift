@@ -34,6 +34,8 @@ public struct DeploymentSpec: Sendable, Equatable {
     public var retryJitter: Double = 0
     /// Whether its schedules are paused.
     public var paused = false
+    /// What the scheduler does with its missed scheduled runs (nil: the scheduler's default).
+    public var missedRunPolicy: MissedRunPolicy?
 
     /// Creates a spec with the defaults of `pgflow.create_deployment`.
     public init(flow: String, name: String, entrypoint: String) {
@@ -71,11 +73,12 @@ extension PGFlowClient {
     public static func createDeployment(_ d: DeploymentSpec, on c: PostgresConnection) throws -> UUID {
         try c.query(
             """
-            SELECT pgflow.create_deployment($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12::float8[], $13, $14, $15)
+            SELECT pgflow.create_deployment($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12::float8[], $13, $14, $15,
+                                            p_missed_run_policy => $16)
             """,
             [d.flow, d.name, d.entrypoint, PostgresRawJSON(d.parametersJSON), d.workQueue, d.tags, d.description, d.version,
              d.concurrencyLimit, d.collisionStrategy, d.retries, PostgresTextArray(d.retryDelays.map { "\($0)" }),
-             d.retryBackoff, d.retryJitter, d.paused]
+             d.retryBackoff, d.retryJitter, d.paused, d.missedRunPolicy?.rawValue]
         ).scalar(UUID.self)
     }
 
@@ -88,7 +91,7 @@ extension PGFlowClient {
         ).scalar(UUID.self)
     }
 
-    /// `pgflow.delete_deployment_schedule` (needs a schema that has it).
+    /// `pgflow.delete_deployment_schedule`: deletes a schedule and its future Scheduled runs.
     public static func deleteDeploymentSchedule(_ id: UUID, on c: PostgresConnection) throws {
         try c.query("SELECT pgflow.delete_deployment_schedule($1)", [id])
     }
@@ -121,14 +124,17 @@ extension PGFlowClient {
         try c.query("SELECT pgflow.set_deployment_paused($1, $2)", [name, paused])
     }
 
-    /// `pgflow.set_deployment_missed_run_policy` (needs a schema that has it); nil: the scheduler's default.
+    /// `pgflow.set_deployment_missed_run_policy`; nil: the scheduler's default.
     public static func setDeploymentMissedRunPolicy(_ name: String, policy: MissedRunPolicy?, on c: PostgresConnection) throws {
         try c.query("SELECT pgflow.set_deployment_missed_run_policy($1, $2)", [name, policy?.rawValue])
     }
 
-    /// `pgflow.delete_deployment` (needs a schema that has it).
-    public static func deleteDeployment(_ name: String, on c: PostgresConnection) throws {
-        try c.query("SELECT pgflow.delete_deployment($1)", [name])
+    /// `pgflow.delete_deployment`: deletes a deployment with its schedules, its limit and its runs that
+    /// never started (runs awaiting a retry end Cancelled; finished runs stay as history). Refused
+    /// (SQLSTATE 55000) while one of its runs is in progress. Returns how many runs it deleted.
+    @discardableResult
+    public static func deleteDeployment(_ name: String, on c: PostgresConnection) throws -> Int {
+        try c.query("SELECT pgflow.delete_deployment($1)", [name]).scalar(Int.self)
     }
 
     /// `pgflow.run_deployment`: enqueues a run; returns its id.

@@ -15,7 +15,7 @@ public enum PGFlowListing {
     public static func deployments(name: String? = nil, json: Bool, on c: PostgresConnection) throws -> PostgresResult {
         try run("""
             SELECT deployment, entrypoint, work_queue, paused, tags, concurrency_limit, retries, active_schedules
-                   \(json ? ", parameters, collision_strategy, retry_backoff, retry_delays, version, description, id" : "")
+                   \(json ? ", parameters, collision_strategy, missed_run_policy, retry_backoff, retry_delays, version, description, id" : "")
               FROM pgflow.deployment_list
              WHERE $1::text IS NULL OR id = pgflow._deployment_id($1) ORDER BY deployment
             """, [name], json: json, on: c)

@@ -52,29 +52,16 @@ extension PGFlowClient {
         try c.query("SELECT pgflow.delete_old_runs(make_interval(secs => $1), $2, $3)", [seconds, batch, now]).scalar(Int.self)
     }
 
-    /// True when the database stores a missed-run policy per deployment (`deployments.missed_run_policy`).
-    public static func supportsMissedRunPolicy(on c: PostgresConnection) throws -> Bool {
-        try c.query(
-            """
-            SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'pgflow.deployments'::regclass
-                              AND attname = 'missed_run_policy' AND NOT attisdropped)
-            """
-        ).scalar(Bool.self)
-    }
-
     /// Applies the missed-run policy: among schedule-created runs still waiting more than `grace`
     /// seconds past their start, cancels those whose deployment's policy (or `defaultPolicy` where it
     /// has none) is `skip`, and for `latest` those with a newer due run of the same deployment.
     /// Runs an agent is claiming right now are skipped (locked). Returns how many runs were cancelled.
     public static func cancelMissedRuns(defaultPolicy: MissedRunPolicy, grace: Double, now: Date, on c: PostgresConnection) throws -> Int {
-        let perDeployment = try supportsMissedRunPolicy(on: c)
-        // Only this fixed fragment varies, never a value.
-        let policy = perDeployment ? "coalesce(d.missed_run_policy, $3)" : "$3::text"
-        return try c.withTransaction { c in
+        try c.withTransaction { c in
             let ids = try c.query(
                 """
                 WITH missed AS (
-                    SELECT r.id, r.deployment_id, r.expected_start_time, \(policy) AS policy
+                    SELECT r.id, r.deployment_id, r.expected_start_time, coalesce(d.missed_run_policy, $3) AS policy
                       FROM pgflow.run_queue q
                       JOIN pgflow.flow_runs r ON r.id = q.flow_run_id
                       JOIN pgflow.deployments d ON d.id = r.deployment_id

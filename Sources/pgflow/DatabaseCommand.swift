@@ -30,7 +30,7 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
         if error.message.hasPrefix("pgflow: ") { error.message.removeFirst(8) }
         switch error.sqlState {
         case _ where error.kind == .connection: throw fail(error.description, 3)
-        case "42883"?:  // undefined_function: an older schema, or a function not written yet
+        case "42883"?:  // undefined_function: the database has an older pgflow schema
             throw fail("this database's pgflow schema lacks what this command needs (\(error.message)); run `pgflow db upgrade` with a pgflow that has it", 2)
         case "3F000"?, "42P01"?: throw fail("the database has no pgflow schema: run `pgflow db upgrade`", 2)
         case "P0002"?: throw fail(error.description, 5)

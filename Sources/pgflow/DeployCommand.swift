@@ -30,15 +30,9 @@ struct DeployCommand: ParsableCommand {
                     do {
                         try PGFlowClient.createDeployment(entry.spec, on: c)
                         let (added, removed) = try syncSchedules(name, entry.schedules, on: c)
-                        if let policy = entry.missedRuns {
-                            try PGFlowClient.setDeploymentMissedRunPolicy(name, policy: policy, on: c)
-                        }
                         done.append("deployed \(name)\(added + removed > 0 ? " (schedules: \(added) added, \(removed) removed)" : "")")
                     } catch var error as PostgresError where error.kind == .server {
                         if error.message.hasPrefix("pgflow: ") { error.message.removeFirst(8) }
-                        if error.sqlState == "42883" {
-                            throw CLIError.unavailable("\(file):\(entry.line): \(name) needs \(error.message.replacingOccurrences(of: "function ", with: "")), which this database's pgflow schema does not have yet; remove missed_runs or the changed schedules, or upgrade pgflow")
-                        }
                         throw CLIError.invalid("\(file):\(entry.line): \(name): \(error)")
                     }
                 }

@@ -93,13 +93,18 @@ struct DeploymentCommand: ParsableCommand {
     }
 
     struct Delete: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a deployment, its schedules and its runs that have not started.")
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a deployment, its schedules and its runs that have not started.",
+            discussion: """
+                Runs awaiting a retry end Cancelled; finished runs stay in the history without a deployment.
+                Refused (exit 1) while one of its runs is pending, running, paused or cancelling: cancel them first.
+                """)
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "flow/deployment") var name: String
         func run() throws {
             try reportingErrors {
-                try PGFlowClient.deleteDeployment(name, on: try database.connect())
-                print("deleted \(name)")
+                let runs = try PGFlowClient.deleteDeployment(name, on: try database.connect())
+                print("deleted \(name) and \(runs) run(s) that had not started")
             }
         }
     }

@@ -21,11 +21,10 @@ import PGFlowClient
 import PGFlowSchedule
 import Yams
 
-/// One deployment of the file, with its schedules and options the SQL function does not take.
+/// One deployment of the file, with its schedules and the line it starts on.
 struct DeploymentEntry {
     var spec: DeploymentSpec
     var schedules: [ScheduleSpec]
-    var missedRuns: MissedRunPolicy?
     var line: Int
 }
 
@@ -95,10 +94,9 @@ enum DeploymentFile {
                 guard let b = p.bool else { throw fail(p, "paused must be true or false") }
                 spec.paused = b
             }
-            var missed: MissedRunPolicy?
             if let m = item["missed_runs"] {
                 guard let policy = MissedRunPolicy(text: m.string ?? "") else { throw fail(m, "missed_runs must be run_all, latest or skip") }
-                missed = policy
+                spec.missedRunPolicy = policy
             }
             var scheduleNodes: [Node] = []
             if let s = item["schedules"] {
@@ -107,7 +105,7 @@ enum DeploymentFile {
             }
             if let s = item["schedule"] { scheduleNodes.append(s) }
             let schedules = try scheduleNodes.map { try schedule($0, fail) }
-            entries.append(DeploymentEntry(spec: spec, schedules: schedules, missedRuns: missed, line: item.mark?.line ?? 1))
+            entries.append(DeploymentEntry(spec: spec, schedules: schedules, line: item.mark?.line ?? 1))
         }
         return entries
     }

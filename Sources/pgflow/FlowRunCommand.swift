@@ -89,7 +89,9 @@ struct FlowRunCommand: ParsableCommand {
     }
 
     struct Delete: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a flow run with its states, task runs and logs.")
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a flow run with its states, task runs and logs.",
+            discussion: "Refused (exit 1) while the run is pending, running, paused or cancelling: cancel it first.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The flow run's id.") var id: String
         func run() throws {

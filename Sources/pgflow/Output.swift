@@ -18,7 +18,6 @@ struct CLIError: Error, CustomStringConvertible {
 
     static func notFound(_ what: String) -> CLIError { CLIError(description: what, code: 5) }
     static func invalid(_ what: String) -> CLIError { CLIError(description: what, code: 6) }
-    static func unavailable(_ what: String) -> CLIError { CLIError(description: what, code: 2) }
 }
 
 /// `--json`.

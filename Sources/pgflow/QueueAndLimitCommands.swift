@@ -107,7 +107,12 @@ struct WorkQueueCommand: ParsableCommand {
     }
 
     struct Delete: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a work queue that no deployment uses.")
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a work queue that nothing uses, with its concurrency limit.",
+            discussion: """
+                Refused (exit 1) for `default`, and while a deployment or an online agent uses the queue or a run
+                waits in it or runs from it. Finished runs stay in the history without a queue.
+                """)
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The queue's name.") var name: String
         func run() throws {
@@ -160,7 +165,13 @@ struct ConcurrencyLimitCommand: ParsableCommand {
     }
 
     struct Reset: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Release every slot a limit holds (after holders died).")
+        static let configuration = CommandConfiguration(
+            abstract: "Release the slots a limit's leases hold (after their holders died).",
+            discussion: """
+                Releases the slots taken with pgflow.acquire_concurrency_slots. Slots held by runs in progress are
+                kept: releasing them would let more runs in than the limit allows while those still run. A run's
+                slots come back when it ends (the scheduler's reaper ends the runs of agents that died).
+                """)
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The limit's name.") var name: String
         func run() throws {

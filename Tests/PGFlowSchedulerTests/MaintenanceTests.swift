@@ -31,7 +31,6 @@ import Testing
 
     @Test func lateRunsAndTheThreeMissedRunPolicies() async throws {
         try await Fixture.with { f in
-            try await f.script(PendingSchema.missedRunPolicy)
             try await missedRuns(f, policies: ["all": "run_all", "latest": "latest", "skip": "skip", "unset": nil])
             var c = LateRunService.Configuration()
             c.defaultMissedRunPolicy = .latest
@@ -51,13 +50,15 @@ import Testing
         }
     }
 
-    @Test func theDefaultPolicyAppliesWhenTheSchemaHasNoPerDeploymentPolicy() async throws {
+    @Test func theDefaultPolicyAppliesToDeploymentsThatSetNone() async throws {
         try await Fixture.with { f in
-            try await missedRuns(f, policies: ["plain": nil])
+            try await missedRuns(f, policies: ["plain": nil, "own": "run_all"])
             var c = LateRunService.Configuration()
             c.defaultMissedRunPolicy = .skip
             let counts = try await LateRunService(configuration: c, pool: f.pool, logger: f.logger).runOnce(now: hours(3.5))
             #expect(counts.cancelled == 3)
+            #expect(try await states(f, "plain") == ["01 Cancelled", "02 Cancelled", "03 Cancelled", "04 Scheduled"])
+            #expect(try await states(f, "own") == ["01 Late", "02 Late", "03 Late", "04 Scheduled"], "a deployment's own policy wins")
         }
     }
 

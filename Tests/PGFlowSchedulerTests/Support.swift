@@ -1,30 +1,8 @@
-// Shared helpers of the scheduler tests: a pool over a fresh test database, fixed instants, and the
-// SQL the scheduler needs that sql/schema.sql does not have yet (see PendingSchema).
+// Shared helpers of the scheduler tests: a pool over a fresh test database and fixed instants.
 import Foundation
 import Logging
 import PGFlowPostgres
 import PGFlowTestSupport
-
-/// The schema additions the scheduler's missed-run policy is written against, exactly as proposed
-/// for sql/schema.sql. Idempotent, so it keeps working once the real migration has them.
-enum PendingSchema {
-    static let missedRunPolicy = """
-        ALTER TABLE pgflow.deployments ADD COLUMN IF NOT EXISTS missed_run_policy text
-            CHECK (missed_run_policy IN ('run_all', 'latest', 'skip'));
-        CREATE OR REPLACE FUNCTION pgflow.set_deployment_missed_run_policy(p_name text, p_policy text,
-                                                                           p_now timestamptz DEFAULT now())
-        RETURNS void
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            IF p_policy IS NOT NULL AND p_policy NOT IN ('run_all', 'latest', 'skip') THEN
-                RAISE EXCEPTION 'pgflow: invalid missed-run policy %', quote_literal(p_policy)
-                    USING ERRCODE = '22023', HINT = 'use ''run_all'', ''latest'' or ''skip'' (NULL: the scheduler''s default)';
-            END IF;
-            UPDATE pgflow.deployments SET missed_run_policy = p_policy, updated_at = p_now
-             WHERE id = pgflow._deployment_id(p_name);
-        END $$;
-        """
-}
 
 /// A test database with a pool and a blocking connection for setup and checks.
 struct Fixture: Sendable {
@@ -44,11 +22,6 @@ struct Fixture: Sendable {
     @discardableResult
     func sql(_ text: String, _ parameters: [(any PostgresEncodable)?] = []) async throws -> PostgresResult {
         try await pool.query(text, parameters)
-    }
-
-    /// Several statements (DDL) on a pooled connection.
-    func script(_ text: String) async throws {
-        try await pool.withConnection { try $0.execute(script: text) }
     }
 
     func int(_ text: String, _ parameters: [(any PostgresEncodable)?] = []) async throws -> Int {
