@@ -1871,7 +1871,7 @@ $$;
 
 -- Claims up to p_max due runs for an agent from its work queues (p_queues, or the queues it registered
 -- with): paused queues skipped, highest priority (lowest number) first, then earliest scheduled time.
--- The runs move to Pending (or straight to Running with p_start) owned by the agent, after taking
+-- The runs move to Pending (and on to Running in the same statement with p_start: both states are recorded) owned by the agent, after taking
 -- their queue / deployment / tag concurrency slots; a run a limit blocks goes to
 -- AwaitingConcurrencySlot (or Cancelled, for a deployment with collision strategy CANCEL_NEW) and is
 -- not returned. Two claimers never get one run: queue rows and runs are locked FOR UPDATE SKIP LOCKED.
@@ -1963,11 +1963,19 @@ BEGIN
                        ORDER BY r.id FOR UPDATE SKIP LOCKED);
     v_results := ARRAY(
         SELECT t FROM pgflow._transition_flow_runs(ARRAY(
-                   SELECT ROW(c.id, CASE WHEN p_start THEN 'RUNNING' ELSE 'PENDING' END::pgflow.state_type,
-                              CASE WHEN p_start THEN 'Running' ELSE 'Pending' END, NULL, NULL, NULL, NULL, NULL, NULL)::pgflow._proposal
+                   SELECT ROW(c.id, 'PENDING'::pgflow.state_type, 'Pending', NULL, NULL, NULL, NULL, NULL, NULL)::pgflow._proposal
                      FROM unnest(v_cand) WITH ORDINALITY c(id, ord)
                     WHERE c.id = ANY (v_locked)
                     ORDER BY c.ord), p_agent_id, p_now, true) t);
+    -- p_start: on to Running in the same statement (both states recorded), saving the agent a round trip
+    IF p_start THEN
+        v_results := ARRAY(
+            SELECT t FROM pgflow._transition_flow_runs(ARRAY(
+                       SELECT ROW(r.run_id, 'RUNNING'::pgflow.state_type, 'Running', NULL, NULL, NULL, NULL, NULL, NULL)::pgflow._proposal
+                         FROM unnest(v_results) WITH ORDINALITY r
+                        WHERE r.status = 'ACCEPTED'
+                        ORDER BY r.ordinality), p_agent_id, p_now, true) t);
+    END IF;
 
     RETURN QUERY
     SELECT r.id, r.name, f.name, d.id, d.name, d.entrypoint, r.parameters, r.tags, q.name,

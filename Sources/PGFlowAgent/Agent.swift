@@ -79,7 +79,8 @@ public final class Agent: Service, Sendable {
             if free <= 0 { return }
             let claimed: [ClaimedFlowRun]
             do {
-                claimed = try await client.claimFlowRuns(agentID: agentID, queues: configuration.queues, max: min(free, configuration.claimBatch))
+                claimed = try await client.claimFlowRuns(
+                    agentID: agentID, queues: configuration.queues, max: min(free, configuration.claimBatch), start: true)
             } catch let error as PostgresError where ["42703", "42883", "42P01"].contains(error.sqlState ?? "") {
                 logger.error("claim failed: the database schema does not match this agent (run `pgflow db upgrade`): \(error)")
                 return  // the next poll tries again

@@ -77,16 +77,22 @@ struct RunExecution {
 
     func execute() async {
         do {
-            let started = try await states.propose(StateProposal(runID: run.id, type: .running))
-            if started.stateType == .cancelling {  // cancelled between claim and start
-                _ = try await states.propose(StateProposal(runID: run.id, type: .cancelled, message: "cancelled before it started"))
-                return
+            // The claim starts runs (Pending, then Running, in one statement); a run it left Pending
+            // (it could not start it) is started here.
+            var runCount = run.runCount
+            if run.stateType != .running {
+                let started = try await states.propose(StateProposal(runID: run.id, type: .running))
+                if started.stateType == .cancelling {  // cancelled between claim and start
+                    _ = try await states.propose(StateProposal(runID: run.id, type: .cancelled, message: "cancelled before it started"))
+                    return
+                }
+                guard started.status == .accepted || started.status == .duplicate && started.stateType == .running else {
+                    logger.debug("run not started", metadata: ["run": "\(run.id)", "status": "\(started.status)", "reason": "\(started.reason ?? "")"])
+                    return
+                }
+                runCount = started.runCount
             }
-            guard started.status == .accepted || started.status == .duplicate && started.stateType == .running else {
-                logger.debug("run not started", metadata: ["run": "\(run.id)", "status": "\(started.status)", "reason": "\(started.reason ?? "")"])
-                return
-            }
-            let outcome = await outcome(runCount: started.runCount)
+            let outcome = await outcome(runCount: runCount)
             await logs.flushed()
             guard let (type, name, message) = outcome.proposal else { return }
             let resultJSON: String? = if case .completed(let json) = outcome { json } else { nil }

@@ -83,8 +83,10 @@ public struct ClaimedFlowRun: Sendable {
     public let entrypoint: String?
     /// The run's parameters as JSON text (an object).
     public let parametersJSON: String
-    /// How many times the run has started, this time included.
+    /// How many times the run has started (this start included when the claim started it).
     public let runCount: Int
+    /// The state the claim left it in: PENDING, or RUNNING when the claim started it.
+    public let stateType: StateType
     /// Seconds after which the run is stopped and fails as TimedOut (nil: no limit).
     public let timeoutSeconds: Double?
 
@@ -96,6 +98,7 @@ public struct ClaimedFlowRun: Sendable {
         entrypoint = try row.decode(String?.self, "entrypoint")
         parametersJSON = try row.decode(String.self, "parameters")
         runCount = try row.decode(Int.self, "run_count")
+        stateType = StateType(rawValue: try row.decode(String.self, "state_type")) ?? .pending
         timeoutSeconds = row.columns.position(of: "timeout_seconds") == nil ? nil : try row.decode(Double?.self, "timeout_seconds")
     }
 }

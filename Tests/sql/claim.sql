@@ -33,7 +33,7 @@ SELECT is((SELECT flow_run_name FROM pgflow.claim_flow_runs(:'agent', NULL, 10, 
 SELECT is((SELECT count(*)::int FROM pgflow.claim_flow_runs(:'other', ARRAY['stopped'], 10, false, :t0)), 0, 'an agent may name any existing queue');
 
 -- history rows for each claimed run
-SELECT is((SELECT count(*)::int FROM pgflow.flow_run_states WHERE state_type = 'PENDING'), 4, 'every claim is in the history');
+SELECT is((SELECT count(*)::int FROM pgflow.flow_run_states WHERE state_type = 'PENDING'), 5, 'every claim is in the history (p_start records Pending too)');
 
 -- a queue row is never trusted alone: the run itself must still be SCHEDULED
 SELECT pgflow.run_deployment('cl/hi', p_flow_run_name => 'gone', p_now => :t0) AS gone \gset

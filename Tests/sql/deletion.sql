@@ -59,7 +59,7 @@ SELECT pgflow.set_task_run_state(:'task', 'COMPLETED', p_result => '{"rows": 1}'
 SELECT pgflow.write_log(:'done', 20, 'hello', p_task_run_id => :'task', p_now => :t0);
 SELECT pgflow.set_flow_run_state(:'done', 'COMPLETED', p_result => '{"ok": true}', p_now => :t0);
 SELECT is(pg_temp.err($$SELECT pgflow.delete_flow_run('$$ || :'busy' || $$')$$), '55000: pgflow: flow run ' || :'busy' || ' is RUNNING: a run in progress cannot be deleted', 'a running run is refused');
-SELECT is((SELECT count(*)::int FROM pgflow.flow_run_states WHERE flow_run_id = :'busy'), 2, 'and keeps its history');
+SELECT is((SELECT count(*)::int FROM pgflow.flow_run_states WHERE flow_run_id = :'busy'), 3, 'and keeps its history (Scheduled, Pending, Running)');
 SELECT is(pgflow.delete_flow_run(:'done'), true, 'a finished run is deleted');
 SELECT is((SELECT count(*)::int FROM pgflow.flow_runs WHERE id = :'done') + (SELECT count(*)::int FROM pgflow.flow_run_states WHERE flow_run_id = :'done')
           + (SELECT count(*)::int FROM pgflow.task_runs WHERE flow_run_id = :'done') + (SELECT count(*)::int FROM pgflow.task_run_states WHERE task_run_id = :'task')

@@ -32,7 +32,7 @@ SELECT results_eq($$SELECT status, state_type::text, state_name FROM pgflow.set_
                   $$VALUES ('ACCEPTED', 'FAILED', 'Failed')$$, 'with no retries left a failure is final');
 SELECT is((SELECT run_count FROM pgflow.flow_runs WHERE id = :'run'), 3, 'three attempts were counted');
 SELECT is((SELECT string_agg(state_name, ',' ORDER BY id) FROM pgflow.flow_run_states WHERE flow_run_id = :'run'),
-          'Scheduled,Running,AwaitingRetry,Retrying,AwaitingRetry,Retrying,Failed', 'the history tells the whole story');
+          'Scheduled,Pending,Running,AwaitingRetry,Pending,Retrying,AwaitingRetry,Pending,Retrying,Failed', 'the history tells the whole story');
 
 SELECT * FROM finish();
 ROLLBACK;
