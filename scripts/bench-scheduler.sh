@@ -7,13 +7,13 @@
 #     schedules, one scheduler, one agent (entrypoint `true`), for LATENCY_SECONDS; prints p50/p90/p99/max
 #     of start_time - scheduled time over the runs due after a 5 s warm-up; then again with the
 #     scheduler's due-run NOTIFY off (--no-wake: agents find due runs by their ~1 s poll).
-# PGFLOW_SCRATCH picks the build folder (default .build).
+# PGFLOW_SCRATCH_PATH picks the build folder (default .build).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PGFLOW_ROOT"
 n=${1:-10000}
 secs=${2:-60}
-scratch=${PGFLOW_SCRATCH:-.build}
+scratch=${PGFLOW_SCRATCH_PATH:-.build}
 
 ensure_system_packages
 scripts/db.sh up >/dev/null
