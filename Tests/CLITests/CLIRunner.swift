@@ -34,8 +34,8 @@ struct CLI {
         return try await TestDatabase.with { try await body(CLI(db: $0)) }
     }
 
-    /// Starts `pgflow arguments` with the database in PGFLOW_DATABASE_URL.
-    func start(_ arguments: [String], directory: URL? = nil) throws -> (Process, Pipe, Pipe) {
+    /// A `pgflow arguments` process with the database in PGFLOW_DATABASE_URL (not started).
+    func process(_ arguments: [String], directory: URL? = nil) -> Process {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
@@ -44,6 +44,12 @@ struct CLI {
         env["PGFLOW_SQL_DIR"] = TestDatabase.repositoryRoot.appendingPathComponent("sql").path
         process.environment = env
         if let directory { process.currentDirectoryURL = directory }
+        return process
+    }
+
+    /// Starts `pgflow arguments` (a long-running command) with its output in pipes.
+    func start(_ arguments: [String], directory: URL? = nil) throws -> (Process, Pipe, Pipe) {
+        let process = process(arguments, directory: directory)
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -53,17 +59,37 @@ struct CLI {
 
     /// Runs `pgflow arguments` to the end.
     @discardableResult
-    func run(_ arguments: String...) throws -> CLIResult { try run(arguments) }
+    func run(_ arguments: String...) async throws -> CLIResult { try await run(arguments) }
 
-    /// Runs `pgflow arguments` to the end.
+    /// Runs `pgflow arguments` to the end without blocking a thread of Swift's cooperative pool (other
+    /// tests run in-process agents that need those threads): output goes to files, the exit is awaited.
     @discardableResult
-    func run(_ arguments: [String], directory: URL? = nil) throws -> CLIResult {
-        let (process, out, err) = try start(arguments, directory: directory)
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CLIResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                         stderr: String(decoding: stderr, as: UTF8.self))
+    func run(_ arguments: [String], directory: URL? = nil) async throws -> CLIResult {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-cli-\(UUID().uuidString)")
+        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(at: outURL)
+            try? FileManager.default.removeItem(at: errURL)
+        }
+        let process = process(arguments, directory: directory)
+        let outHandle = try FileHandle(forWritingTo: outURL), errHandle = try FileHandle(forWritingTo: errURL)
+        process.standardOutput = outHandle
+        process.standardError = errHandle
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try process.run()
+            } catch {
+                process.terminationHandler = nil
+                continuation.resume(throwing: error)
+            }
+        }
+        try? outHandle.close()
+        try? errHandle.close()
+        return CLIResult(status: status, stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
     }
 
     /// One value from the database.
@@ -95,4 +121,11 @@ func waitFor(timeout: Double, _ condition: () throws -> Bool) async throws -> Bo
         try await Task.sleep(for: .milliseconds(20))
     }
     return try condition()
+}
+
+/// Waits for a started process to exit without blocking a cooperative thread.
+func exited(_ process: Process, timeout: Double = 60) async -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+    return !process.isRunning
 }
