@@ -4,7 +4,8 @@
 # 1. enqueue (psql-style run_deployment) -> subprocess started, idle pgflow-agent: p50/p99 over RUNS runs
 # 2. enqueue -> in-process Swift flow body started, idle agent: p50/p99 over RUNS runs
 #    (runs are enqueued one at a time, 50 ms apart; "started" is the timestamp of the agent's
-#    "started … as pid" log line, or of the flow's first log line; enqueue is the run's created_at)
+#    "started … as pid" log line, or of the flow's first log line; enqueue is the run's created_at, the
+#    start of the enqueueing transaction; also shown from when run_deployment returned, i.e. committed)
 # 3. drain: DRAIN no-op in-process runs enqueued up front, then 2 agents drain them; runs/s from the first
 #    Pending to the last Completed state, with every state transition recorded (checked)
 # 4. idle cost: transactions/s that 10 idle pgflow-agent processes cause (pg_stat_database, 20 s)
@@ -23,7 +24,8 @@ swift build -c release --product pgflow-agent >/dev/null
 swift build -c release --product pgflow-bench-agent >/dev/null
 bin=$(swift build -c release --show-bin-path)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+work=$(mktemp -d)
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 fresh() {
   psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_agent WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_agent" >/dev/null
@@ -39,12 +41,15 @@ stop_all() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait
 wait_completed() {  # $1 = expected count
   until [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED'")" -ge "$1" ]; do sleep 0.2; done
 }
-latency() {  # $1 = log filter
-  psql "$url" -XAtF ' ' -c "
+latency() {  # $1 = log filter, $2 = file of "run id,enqueue returned" lines
+  psql "$url" -Xq -c "CREATE TEMP TABLE enq (id uuid, returned timestamptz)" -c "\\copy enq FROM '$2' WITH (FORMAT csv)" -AtF ' ' -c "
     SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 2),
-           round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::numeric, 2), count(*)
-      FROM (SELECT DISTINCT ON (r.id) extract(epoch FROM l.\"timestamp\" - r.created_at) * 1000 AS ms
-              FROM pgflow.flow_runs r JOIN pgflow.logs l ON l.flow_run_id = r.id
+           round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::numeric, 2), count(*),
+           round((percentile_cont(0.5) WITHIN GROUP (ORDER BY after_commit))::numeric, 2),
+           round((percentile_cont(0.99) WITHIN GROUP (ORDER BY after_commit))::numeric, 2)
+      FROM (SELECT DISTINCT ON (r.id) extract(epoch FROM l.\"timestamp\" - r.created_at) * 1000 AS ms,
+                   extract(epoch FROM l.\"timestamp\" - e.returned) * 1000 AS after_commit
+              FROM pgflow.flow_runs r JOIN pgflow.logs l ON l.flow_run_id = r.id JOIN enq e ON e.id = r.id
              WHERE $1 ORDER BY r.id, l.id) x"
 }
 
@@ -52,18 +57,18 @@ log "1/4 command latency ($runs runs)"
 fresh
 PGFLOW_DATABASE_URL="$url" "$bin/pgflow-agent" --queue bench --limit 10 2>/dev/null & pids+=($!)
 sleep 2
-"$bin/pgflow-bench-agent" enqueue "$url" bench/cmd "$runs" 50
+"$bin/pgflow-bench-agent" enqueue "$url" bench/cmd "$runs" 50 >"$work/cmd.csv"
 wait_completed "$runs"
-read -r cmd50 cmd99 cmdn <<<"$(latency "l.name = 'pgflow.agent' AND l.message LIKE 'started %'")"
+read -r cmd50 cmd99 cmdn cmdc50 cmdc99 <<<"$(latency "l.name = 'pgflow.agent' AND l.message LIKE 'started %'" "$work/cmd.csv")"
 stop_all
 
 log "2/4 in-process flow latency ($runs runs)"
 fresh
 "$bin/pgflow-bench-agent" serve "$url" 10 & pids+=($!)
 sleep 2
-"$bin/pgflow-bench-agent" enqueue "$url" bench/stamp "$runs" 50
+"$bin/pgflow-bench-agent" enqueue "$url" bench/stamp "$runs" 50 >"$work/swift.csv"
 wait_completed "$runs"
-read -r swift50 swift99 swiftn <<<"$(latency "l.name = 'flow'")"
+read -r swift50 swift99 swiftn swiftc50 swiftc99 <<<"$(latency "l.name = 'flow'" "$work/swift.csv")"
 stop_all
 
 log "3/4 drain of $drain in-process no-op runs by 2 agents"
@@ -90,8 +95,8 @@ idle=$(awk -v a="$x0" -v b="$x1" 'BEGIN{printf "%.1f", (b-a-2)/20}')  # minus th
 
 echo
 echo "Agent benchmarks, $(date -u +%F), $(nproc) cores, PostgreSQL $(psql "$url" -XAtc 'SHOW server_version' | cut -d' ' -f1), release build"
-printf '%-62s %s\n' "enqueue -> subprocess started (idle agent, $cmdn runs)" "p50 $cmd50 ms, p99 $cmd99 ms"
-printf '%-62s %s\n' "enqueue -> in-process flow started (idle agent, $swiftn runs)" "p50 $swift50 ms, p99 $swift99 ms"
+printf '%-62s %s\n' "enqueue -> subprocess started (idle agent, $cmdn runs)" "p50 $cmd50 ms, p99 $cmd99 ms (from the enqueue's commit: p50 $cmdc50 ms, p99 $cmdc99 ms)"
+printf '%-62s %s\n' "enqueue -> in-process flow started (idle agent, $swiftn runs)" "p50 $swift50 ms, p99 $swift99 ms (from the enqueue's commit: p50 $swiftc50 ms, p99 $swiftc99 ms)"
 printf '%-62s %s\n' "drain $drain no-op in-process runs, 2 agents" "$rate runs/s ($seconds s, $states state rows = 4 per run)"
 printf '%-62s %s\n' "idle cost, 10 agents" "$idle transactions/s"
 psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_agent WITH (FORCE)" >/dev/null

@@ -3,7 +3,8 @@
 //
 //   pgflow-bench-agent serve URL LIMIT        an agent on queue "bench" with flows swift:noop and swift:stamp
 //   pgflow-bench-agent enqueue URL DEPLOYMENT N GAP_MS
-//                                             enqueues N runs one by one, GAP_MS apart (an idle agent between)
+//                                             enqueues N runs one by one, GAP_MS apart (an idle agent between);
+//                                             prints each run's id and when its enqueue returned (committed)
 import Foundation
 import Logging
 import PGFlowAgent
@@ -40,8 +41,10 @@ case "enqueue":
     guard arguments.count == 6, let n = Int(arguments[4]), let gap = Int(arguments[5]) else { fail("enqueue URL DEPLOYMENT N GAP_MS") }
     do {
         let c = try PostgresConnection(configuration: PostgresConfiguration(url, applicationName: "pgflow-bench-enqueue"))
+        // Prints "run id, time run_deployment returned (committed)" per run, for the script to load.
         for _ in 0..<n {
-            try c.query("SELECT pgflow.run_deployment($1)", [arguments[3]])
+            let id = try c.query("SELECT pgflow.run_deployment($1)", [arguments[3]]).scalar(UUID.self)
+            print("\(id.uuidString.lowercased()),\(Date().postgresText!)")
             usleep(UInt32(gap * 1000))
         }
     } catch { fail("\(error)") }
