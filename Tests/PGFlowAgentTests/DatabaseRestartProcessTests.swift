@@ -6,13 +6,13 @@ import Testing
 
 @Suite(.serialized) struct DatabaseRestartProcessTests {
     @Test func poolAndListenerComeBackAfterARestart() async throws {
-        let cluster = try TemporaryCluster()
+        let cluster = try await TestDatabase.offPool { try TemporaryCluster() }
         let pool = PostgresPool(configuration: cluster.configuration(), maxConnections: 2)
         let before = try await pool.withConnection { $0.backendPID }
         let events = PostgresListener.listen(configuration: cluster.configuration(), channels: ["after_restart"])
         var iterator = events.makeAsyncIterator()
         #expect(await iterator.next() == .listening)
-        try cluster.restart()
+        try await TestDatabase.offPool { try cluster.restart() }
         let after = try await pool.withConnection { c in (c.backendPID, try c.query("SELECT 1").scalar(Int.self)) }
         #expect(after.0 != before && after.1 == 1)
         #expect(await iterator.next() == .listening, "the listener reconnected")
@@ -21,8 +21,8 @@ import Testing
     }
 
     @Test func agentLosesNoRunAndRunsNoneTwiceAcrossARestart() async throws {
-        let cluster = try TemporaryCluster()
-        let config = try cluster.createDatabase("restart")
+        let cluster = try await TestDatabase.offPool { try TemporaryCluster() }
+        let config = try await TestDatabase.offPool { try cluster.createDatabase("restart") }
         let c = try PostgresConnection(configuration: config)
         try c.query("SELECT pgflow.create_deployment('restart', 'short', 'sleep 0.05')")
         try c.query("SELECT count(*) FROM pgflow.run_deployments('restart/short', array_fill('{}'::jsonb, ARRAY[300]))")
@@ -32,7 +32,7 @@ import Testing
             try c.query("SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED'").scalar(Int.self)
         }
         #expect(try await eventually(timeout: 60) { try completed(c) >= 60 })
-        try cluster.restart()
+        try await TestDatabase.offPool { try cluster.restart() }
         let fresh = try PostgresConnection(configuration: config)
         let allDone = try await eventually(timeout: 120) {
             try fresh.query("SELECT count(*) FROM pgflow.flow_runs WHERE NOT pgflow.is_terminal(state_type)").scalar(Int.self) == 0

@@ -72,7 +72,7 @@ import Testing
                     try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Running"
                 })
                 try c.query("SELECT pgflow.cancel_flow_run($1)", [runID])
-                #expect(try await eventually(timeout: 2) {
+                #expect(try await eventually(timeout: 5) {
                     try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Cancelled"
                 })
             }

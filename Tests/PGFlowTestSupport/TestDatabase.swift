@@ -29,15 +29,26 @@ public struct TestDatabase: Sendable {
     }
 
     /// Runs `body` with a new database holding the current schema (or an empty one), dropped afterwards.
+    ///
+    /// Creating and dropping block (CREATE DATABASE, and on a fresh checkout the template's schema, behind
+    /// a lock every other test waits on): that happens on a thread of its own, never on Swift's
+    /// cooperative pool, which tests running an agent in-process need to make progress.
     public static func with<T>(schema: Bool = true, _ body: (TestDatabase) async throws -> T) async throws -> T {
-        let db = try create(schema: schema)
+        let db = try await offPool { try create(schema: schema) }
         do {
             let value = try await body(db)
-            try? db.drop()
+            _ = try? await offPool { try db.drop() }
             return value
         } catch {
-            try? db.drop()
+            _ = try? await offPool { try db.drop() }
             throw error
+        }
+    }
+
+    /// Runs blocking work on a new thread and awaits it.
+    public static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
         }
     }
 
