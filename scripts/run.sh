@@ -70,7 +70,7 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 psql "$url" -Xc "SELECT name, deployment, state_name, run_count, round(extract(epoch FROM total_run_time)::numeric, 2) AS seconds
-                   FROM pgflow.flow_run_history WHERE start_time IS NOT NULL ORDER BY start_time"
+                   FROM pgflow.flow_run_history WHERE start_time IS NOT NULL ORDER BY start_time DESC LIMIT 12"
 
 cat <<MSG
 
