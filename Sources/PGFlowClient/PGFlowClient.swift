@@ -54,11 +54,6 @@ public struct PGFlowClient: Sendable {
         try await pool.query("SELECT pgflow.deregister_agent($1)", [agentID]).scalar(Int.self)
     }
 
-    /// `pgflow.reap_crashed_runs`: crashes the runs of agents silent for longer than `timeout` seconds.
-    public func reapCrashedRuns(heartbeatTimeout seconds: Double) async throws -> Int {
-        try await pool.query("SELECT pgflow.reap_crashed_runs(make_interval(secs => $1))", [seconds]).scalar(Int.self)
-    }
-
     // MARK: States and logs
 
     /// `pgflow.set_flow_run_states`: many transitions in one call; one result per proposal, in order.
@@ -78,16 +73,6 @@ public struct PGFlowClient: Sendable {
                 nullableArray(results), nullableArray(proposals.map { $0.transitionID?.uuidString }), agentID,
             ]
         ).rows.map(TransitionResult.init(row:))
-    }
-
-    /// `pgflow.set_flow_run_state` for one run, recording the process that runs it.
-    public func setFlowRunState(_ proposal: StateProposal, agentID: UUID?, processID: String? = nil) async throws -> TransitionResult {
-        let row = try await pool.query(
-            "SELECT * FROM pgflow.set_flow_run_state($1, $2, $3, $4, $5::jsonb, p_transition_id => $6, p_agent_id => $7, p_process_id => $8)",
-            [proposal.runID, proposal.type.rawValue, proposal.name, proposal.message, proposal.resultJSON, proposal.transitionID, agentID, processID]
-        ).first
-        guard let row else { throw PostgresError(kind: .decoding, message: "set_flow_run_state returned no row") }
-        return try TransitionResult(row: row)
     }
 
     /// `pgflow.write_logs`: many lines in one statement.

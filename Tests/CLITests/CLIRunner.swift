@@ -15,17 +15,8 @@ struct CLIResult: CustomStringConvertible {
 struct CLI {
     let db: TestDatabase
 
-    static var binary: URL {
-        if let dir = ProcessInfo.processInfo.environment["PGFLOW_BIN_DIR"], !dir.isEmpty {
-            return URL(fileURLWithPath: dir).appendingPathComponent("pgflow")
-        }
-        let bundle = Bundle.main.bundleURL
-        for dir in [bundle, bundle.deletingLastPathComponent(), bundle.deletingLastPathComponent().deletingLastPathComponent()] {
-            let candidate = dir.appendingPathComponent("pgflow")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        return bundle.deletingLastPathComponent().appendingPathComponent("pgflow")
-    }
+    /// The built `pgflow`, next to the test bundle (or in $PGFLOW_BIN_DIR).
+    static var binary: URL { TestProcess.binDirectory.appendingPathComponent("pgflow") }
 
     static func with<T>(_ body: (CLI) async throws -> T) async throws -> T {
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
@@ -111,16 +102,6 @@ struct CLI {
         try text.write(to: file, atomically: true, encoding: .utf8)
         return file.path
     }
-}
-
-/// Polls `condition` every 20 ms for up to `timeout` seconds; returns whether it held.
-func waitFor(timeout: Double, _ condition: () throws -> Bool) async throws -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try condition() { return true }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    return try condition()
 }
 
 /// Waits for a started process to exit without blocking a cooperative thread.

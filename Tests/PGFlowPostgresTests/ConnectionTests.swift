@@ -46,6 +46,8 @@ import Testing
             #expect(try c.query("SELECT count(*) FROM t WHERE name = $1", ["x' OR '1'='1"]).scalar(Int.self) == 1)
             #expect(try c.query("SELECT name FROM t ORDER BY name").rows.map { $0[0] } == evil.sorted().map { Optional($0) })
             #expect(throws: PostgresError.self) { try c.query("SELECT $1::text", ["nul\u{0}byte"]) }
+            // The same without a prepared statement (for statements run once).
+            #expect(try c.queryUnprepared("SELECT count(*) FROM t WHERE name = $1", ["'); DROP TABLE t; --"]).scalar(Int.self) == 1)
         }
     }
 
