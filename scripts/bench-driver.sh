@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Driver benchmark: PGFlowPostgres versus pgbench on the same server, same statements, one connection.
 #   scripts/bench-driver.sh [ROUNDS=5] [SECONDS=4]
-# Prints each figure's median over ROUNDS (the rounds alternate between the two clients) and the ratio.
+# Prints each figure's median over ROUNDS (the rounds alternate between the two clients) and the ratio,
+# and the NOTIFY → wake-up latency of a listener in a process whose pool is busy (as an agent's is).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PGFLOW_ROOT"
@@ -48,6 +49,7 @@ for r in $(seq 1 "$rounds"); do
   "$bench" driver-select1 "$url" "$secs" >>"$work/results"
   refill; echo "pgbench_claim $(pgbench_tps "$work/claim.sql")" >>"$work/results"
   refill; "$bench" driver-claim "$url" "$secs" >>"$work/results"
+  "$bench" notify-wake "$url" "$secs" >>"$work/results"
 done
 
 m() { awk -v k="$1" '$1 == k {print $2}' "$work/results" | median; }
@@ -61,4 +63,6 @@ printf '%-52s %10s %8s\n' "PGFlowPostgres, PostgresConnection: SELECT 1" "$ss" "
 printf '%-52s %10s %8s\n' "PGFlowPostgres, PostgresPool (async): SELECT 1" "$sp" "$(awk -v a="$sp" -v b="$ps" 'BEGIN{printf "%.2f", a/b}')"
 printf '%-52s %10s %8s\n' "pgbench -M prepared -c 1: SKIP LOCKED claim" "$pc" "1.00"
 printf '%-52s %10s %8s\n' "PGFlowPostgres, PostgresConnection: SKIP LOCKED claim" "$sc" "$(awk -v a="$sc" -v b="$pc" 'BEGIN{printf "%.2f", a/b}')"
+printf '%-52s %10s\n' "NOTIFY → listener wake-up, pool busy: p50 (µs)" "$(m notify_wake_p50_us)"
+printf '%-52s %10s\n' "NOTIFY → listener wake-up, pool busy: p99 (µs)" "$(m notify_wake_p99_us)"
 psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench WITH (FORCE)" >/dev/null

@@ -2,8 +2,8 @@
 # Sets up and runs pgflow locally:   scripts/run.sh        (scripts/run.sh stop  stops it all)
 #
 # 1. installs what is missing (libpq-dev, pkg-config, postgresql) with apt;
-# 2. starts a private PostgreSQL in .pgflow/ unless PGFLOW_DATABASE_URL names one, applies sql/schema.sql;
-# 3. builds the pgflow executables (release);
+# 2. starts a private PostgreSQL in .pgflow/ unless PGFLOW_DATABASE_URL names one;
+# 3. builds the pgflow executables (release) and applies the schema (`pgflow db upgrade`);
 # 4. registers the demo deployments (scripts/demo/pgflow.yaml.in; demo/hello runs every minute);
 # 5. starts one pgflow-scheduler and two pgflow-agent processes in the background (logs in .pgflow/logs);
 # 6. enqueues a few runs and shows them flowing; then tells you where to look.
@@ -31,7 +31,7 @@ if [ "${1:-}" = stop ]; then
 fi
 
 ensure_system_packages
-url=$(scripts/db.sh up)
+url=$(PGFLOW_SKIP_SCHEMA=1 scripts/db.sh up)  # the schema comes with `pgflow db upgrade` below
 export PGFLOW_DATABASE_URL="$url"
 log "building pgflow (release; a first build takes several minutes)"
 for product in pgflow pgflow-agent pgflow-scheduler pgflow-examples; do

@@ -4,12 +4,13 @@ import PGFlowPostgres
 
 /// Brings a database to the current pgflow schema.
 ///
-/// A database without pgflow gets `sql/schema.sql` (which records every migration it contains); one
-/// with an older pgflow gets the numbered files of `sql/migrations/` that it lacks, in order. All of it
-/// runs in one transaction under an advisory lock (the same key as `scripts/apply-schema.sh`), so
-/// concurrent upgrades are safe and a failing migration changes nothing.
+/// The migrations are the schema's one source (`sql/migrations/NNNN_name.sql`, embedded in the binary by
+/// `scripts/gen-sql.sh`, which also writes `sql/schema.sql` as their concatenation for psql users). A
+/// database gets the migrations it lacks, in order — all of them when it has no pgflow yet — in one
+/// transaction under an advisory lock, so concurrent upgrades are safe and a failing migration changes
+/// nothing. `scripts/apply-schema.sh` calls `pgflow db upgrade`, so this is the only migrator.
 public struct SchemaMigrator: Sendable {
-    /// One numbered migration file.
+    /// One numbered migration.
     public struct Migration: Sendable, Equatable {
         /// The number at the start of the file name.
         public let version: Int
@@ -17,6 +18,13 @@ public struct SchemaMigrator: Sendable {
         public let name: String
         /// The file's SQL.
         public let sql: String
+
+        /// A migration (the generated `embeddedMigrations` list, or a test's own).
+        public init(version: Int, name: String, sql: String) {
+            self.version = version
+            self.name = name
+            self.sql = sql
+        }
     }
 
     /// What a database has and lacks.
@@ -27,51 +35,17 @@ public struct SchemaMigrator: Sendable {
         public let pending: [Migration]
     }
 
-    /// The advisory lock key shared with scripts/apply-schema.sh.
+    /// The advisory lock key every upgrade takes.
     public static let lockKey: Int64 = 7_286_550_214_002_711
 
-    /// The whole current schema.
-    public let schemaSQL: String
     /// The migrations, by version.
     public let migrations: [Migration]
 
-    /// Reads `schema.sql` and `migrations/NNNN_name.sql` from a folder.
-    public init(sqlDirectory: URL) throws {
-        let schemaURL = sqlDirectory.appendingPathComponent("schema.sql")
-        guard let schema = try? String(contentsOf: schemaURL, encoding: .utf8) else {
-            throw PGFlowError.setup("cannot read \(schemaURL.path): set PGFLOW_SQL_DIR to the folder holding pgflow's schema.sql")
-        }
-        schemaSQL = schema
-        let folder = sqlDirectory.appendingPathComponent("migrations")
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        migrations = try files.filter { $0.hasSuffix(".sql") }.sorted().map { file in
-            let base = String(file.dropLast(4))
-            guard let underscore = base.firstIndex(of: "_"), let version = Int(base[..<underscore]) else {
-                throw PGFlowError.setup("migration file \(file) is not named NNNN_name.sql")
-            }
-            let sql = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
-            return Migration(version: version, name: String(base[base.index(after: underscore)...]), sql: sql)
-        }
-    }
+    /// The migrations built into this binary.
+    public init() { self.init(migrations: Self.embeddedMigrations) }
 
-    /// Finds the `sql` folder: `PGFLOW_SQL_DIR`, else the nearest `sql/schema.sql` above the executable
-    /// or the working directory.
-    public static func locateSQLDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> URL {
-        if let dir = environment["PGFLOW_SQL_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
-        let starts = [
-            URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent(),
-            URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
-        ]
-        for start in starts {
-            var dir = start
-            for _ in 0..<8 {
-                let candidate = dir.appendingPathComponent("sql")
-                if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("schema.sql").path) { return candidate }
-                dir = dir.deletingLastPathComponent()
-            }
-        }
-        throw PGFlowError.setup("cannot find pgflow's sql/schema.sql: run from the pgflow checkout or set PGFLOW_SQL_DIR")
-    }
+    /// A migrator over the given migrations (sorted by version).
+    public init(migrations: [Migration]) { self.migrations = migrations.sorted { $0.version < $1.version } }
 
     /// What the database has and lacks.
     public func status(_ connection: PostgresConnection) throws -> Status {
@@ -81,31 +55,33 @@ public struct SchemaMigrator: Sendable {
         return Status(applied: applied, pending: migrations.filter { !applied.contains($0.version) })
     }
 
-    /// Applies what is missing; returns the versions applied (all of them, for a fresh database).
+    /// Applies what is missing (everything, for a database without pgflow); returns the versions applied.
     @discardableResult
     public func upgrade(_ connection: PostgresConnection, progress: (String) -> Void = { _ in }) throws -> [Int] {
         try connection.withTransaction { c in
-            try c.query("SELECT pg_advisory_xact_lock($1)", [Self.lockKey])
-            let status = try status(c)
-            if status.applied.isEmpty {
-                progress("applying schema.sql (\(migrations.count) migrations)")
-                try c.execute(script: schemaSQL)
-                return migrations.map(\.version)
-            }
-            for m in status.pending {
+            try lock(c)
+            let pending = try status(c).pending
+            for m in pending {
                 progress("applying migration \(String(format: "%04d", m.version))_\(m.name)")
                 try apply(m, c)
             }
-            return status.pending.map(\.version)
+            return pending.map(\.version)
         }
     }
 
-    /// Applies every migration in order to a database without pgflow, ignoring schema.sql (to prove
-    /// that both paths give the same catalog).
-    public func applyAllMigrations(_ connection: PostgresConnection) throws {
+    /// Drops schema `pgflow` with all its data and applies every migration afresh, in one transaction.
+    @discardableResult
+    public func reset(_ connection: PostgresConnection) throws -> [Int] {
         try connection.withTransaction { c in
+            try lock(c)
+            try c.execute(script: "DROP SCHEMA IF EXISTS pgflow CASCADE")
             for m in migrations { try apply(m, c) }
+            return migrations.map(\.version)
         }
+    }
+
+    private func lock(_ c: PostgresConnection) throws {
+        try c.query("SELECT pg_advisory_xact_lock($1)", [Self.lockKey])
     }
 
     private func apply(_ m: Migration, _ c: PostgresConnection) throws {

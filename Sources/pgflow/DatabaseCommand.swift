@@ -49,12 +49,12 @@ struct DatabaseCommand: ParsableCommand {
         subcommands: [Upgrade.self, Status.self, Reset.self])
 
     struct Upgrade: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Apply sql/schema.sql or the missing migrations (safe to run concurrently).")
+        static let configuration = CommandConfiguration(abstract: "Create the pgflow schema, or apply the migrations it lacks (safe to run concurrently).")
         @OptionGroup var database: DatabaseOptions
 
         func run() throws {
             try reportingErrors {
-                let migrator = try SchemaMigrator(sqlDirectory: SchemaMigrator.locateSQLDirectory())
+                let migrator = SchemaMigrator()
                 let connection = try database.connect()
                 let applied = try migrator.upgrade(connection) { print($0) }
                 print(applied.isEmpty ? "schema is current" : "applied \(applied.count) migration(s); schema is current")
@@ -68,7 +68,7 @@ struct DatabaseCommand: ParsableCommand {
 
         func run() throws {
             try reportingErrors {
-                let migrator = try SchemaMigrator(sqlDirectory: SchemaMigrator.locateSQLDirectory())
+                let migrator = SchemaMigrator()
                 let status = try migrator.status(try database.connect())
                 print("applied: \(status.applied.isEmpty ? "none (no pgflow schema)" : status.applied.map(String.init).joined(separator: ", "))")
                 print("pending: \(status.pending.isEmpty ? "none" : status.pending.map { "\($0.version)_\($0.name)" }.joined(separator: ", "))")
@@ -88,13 +88,8 @@ struct DatabaseCommand: ParsableCommand {
         func run() throws {
             try reportingErrors {
                 guard yes else { throw CLIError.invalid("`db reset` deletes every flow run, deployment and log: add --yes to confirm") }
-                let migrator = try SchemaMigrator(sqlDirectory: SchemaMigrator.locateSQLDirectory())
-                let connection = try database.connect()
-                try connection.withTransaction { c in
-                    try c.query("SELECT pg_advisory_xact_lock($1)", [SchemaMigrator.lockKey])
-                    try c.execute(script: "DROP SCHEMA IF EXISTS pgflow CASCADE")
-                }
-                let applied = try migrator.upgrade(connection)
+                let migrator = SchemaMigrator()
+                let applied = try migrator.reset(try database.connect())
                 print("schema pgflow dropped and re-created (\(applied.count) migrations)")
             }
         }

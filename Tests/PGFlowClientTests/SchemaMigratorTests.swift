@@ -9,7 +9,7 @@ import Testing
     let migrator: SchemaMigrator
 
     init() throws {
-        migrator = try SchemaMigrator(sqlDirectory: TestDatabase.repositoryRoot.appendingPathComponent("sql"))
+        migrator = SchemaMigrator()
     }
 
     /// Every object of schema `pgflow`, in a form that two equal schemas print identically.
@@ -42,9 +42,9 @@ import Testing
         try await TestDatabase.with(schema: false) { fresh in
             try await TestDatabase.with(schema: false) { migrated in
                 let a = try fresh.connect()
-                #expect(try migrator.upgrade(a) == migrator.migrations.map(\.version))
+                try a.execute(script: try TestDatabase.repositoryFile("sql/schema.sql"))
                 let b = try migrated.connect()
-                try migrator.applyAllMigrations(b)
+                #expect(try migrator.upgrade(b) == migrator.migrations.map(\.version))
                 let left = try Self.catalog(a), right = try Self.catalog(b)
                 #expect(left.count > 5)
                 #expect(left.filter { !right.contains($0) } == [], "only after schema.sql")
@@ -69,18 +69,10 @@ import Testing
 
     @Test func failingMigrationChangesNothing() async throws {
         try await TestDatabase.with(schema: false) { db in
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-mig-\(UUID())")
-            try FileManager.default.createDirectory(at: dir.appendingPathComponent("migrations"), withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: dir) }
-            try migrator.schemaSQL.write(to: dir.appendingPathComponent("schema.sql"), atomically: true, encoding: .utf8)
-            for m in migrator.migrations {
-                try m.sql.write(to: dir.appendingPathComponent("migrations/\(String(format: "%04d", m.version))_\(m.name).sql"), atomically: true, encoding: .utf8)
-            }
-            try "CREATE TABLE pgflow.half_done (x int); SELECT 1/0;".write(
-                to: dir.appendingPathComponent("migrations/9999_broken.sql"), atomically: true, encoding: .utf8)
             let c = try db.connect()
             try migrator.upgrade(c)
-            let broken = try SchemaMigrator(sqlDirectory: dir)
+            let broken = SchemaMigrator(migrations: migrator.migrations + [
+                .init(version: 9999, name: "broken", sql: "CREATE TABLE pgflow.half_done (x int); SELECT 1/0;")])
             #expect(throws: PGFlowError.self) { try broken.upgrade(c) }
             #expect(try c.query("SELECT to_regclass('pgflow.half_done') IS NULL").scalar(Bool.self))
             #expect(try broken.status(c).pending.map(\.version) == [9999])

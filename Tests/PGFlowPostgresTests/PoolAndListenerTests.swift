@@ -47,27 +47,23 @@ import Testing
         }
     }
 
-    @Test func notifyFromAnotherConnectionArrivesWithin50ms() async throws {
+    /// Delivery, order and payloads; how fast a NOTIFY wakes a listener is measured by
+    /// `scripts/bench-driver.sh` (no test asserts a duration).
+    @Test func notifyFromAnotherConnectionIsDeliveredInOrder() async throws {
         try await TestDatabase.with(schema: false) { db in
             let events = PostgresListener.listen(configuration: db.configuration, channels: ["pgflow_test"])
             var iterator = events.makeAsyncIterator()
             #expect(await iterator.next() == .listening)
             let sender = try db.connect()
-            var latencies: [Double] = []
             for n in 0..<5 {
-                let start = ContinuousClock.now
                 try sender.query("SELECT pg_notify($1, $2)", ["pgflow_test", "payload \(n) ü"])
                 let event = await iterator.next()
-                latencies.append(Double((ContinuousClock.now - start).components.attoseconds) / 1e15)
                 guard case .notification(let channel, let payload, let pid)? = event else {
                     Issue.record("expected a notification, got \(String(describing: event))")
                     return
                 }
                 #expect(channel == "pgflow_test" && payload == "payload \(n) ü" && pid == sender.backendPID)
             }
-            // Socket readiness, not polling: the fastest of five deliveries is well under 50 ms even on a
-            // loaded machine (a poll every second would make it ~170 ms on average).
-            #expect(latencies.min()! < 50, "NOTIFY latencies \(latencies) ms")
         }
     }
 

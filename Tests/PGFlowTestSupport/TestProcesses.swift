@@ -55,13 +55,13 @@ public final class TestProcess: @unchecked Sendable {
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` seconds pass; returns whether it held.
-public func eventually(timeout: Double, _ condition: () throws -> Bool) async rethrows -> Bool {
+public func eventually(timeout: Double, _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
-        if try condition() { return true }
+        if try await condition() { return true }
         try? await Task.sleep(for: .milliseconds(20))
     }
-    return try condition()
+    return try await condition()
 }
 
 /// True when a process with this pid exists (and is not a zombie).

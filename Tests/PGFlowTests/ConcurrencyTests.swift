@@ -2,6 +2,7 @@
 import Foundation
 import PGFlow
 import PGFlowPostgres
+import PGFlowTestSupport
 import Testing
 
 @Suite struct ConcurrencyTests {
@@ -42,18 +43,26 @@ import Testing
         }
     }
 
+    /// The tasks finish in the order 2nd, 3rd, 1st, each only after asCompleted has yielded the one
+    /// before it (no sleeps racing each other): asCompleted must follow completion, not submission.
+    /// If it waited for the first submitted task, that task would give up after 60 s and the order
+    /// would come out wrong.
     @Test func asCompletedYieldsEveryResultAsItFinishes() async throws {
         try await withSDK { (t) async throws in
-            let work = FlowTask("wait-n") { (ms: Int) -> Int in
-                try await Task.sleep(for: .milliseconds(ms))
-                return ms
+            let seen = Counter()
+            let work = FlowTask("finish-after") { (previous: Int) -> Int in
+                _ = await eventually(timeout: 60) { seen.count >= previous }
+                return previous
             }
             let flow = Flow("completion-order") { (n: Int) -> [Int] in
-                var seen: [Int] = []
-                for await result in asCompleted([300, 10, 100].map { work.submit($0) }) { seen.append(try result.get()) }
-                return seen
+                var order: [Int] = []
+                for await result in asCompleted([2, 0, 1].map { work.submit($0) }) {
+                    order.append(try result.get())
+                    seen.increment()
+                }
+                return order
             }
-            #expect(try await flow(0) == [10, 100, 300])
+            #expect(try await flow(0) == [0, 1, 2])
         }
     }
 
@@ -87,16 +96,16 @@ import Testing
     @Test func aLeaseOfADeadHolderExpiresByItself() async throws {
         try await withSDK { (t) async throws in
             _ = try await t.engine.pool.query("SELECT pgflow.create_concurrency_limit('db', 1)")
-            // a holder that took the slot with a 6 s lease and died without releasing it
-            let clock = ContinuousClock(), start = clock.now
-            let lease = try await t.engine.client.acquireConcurrencySlots(names: ["db"], slots: 1, leaseSeconds: 6, holderID: nil)
-            #expect(lease != nil)
-            let full = await #expect(throws: FlowRunError.self) { try await concurrency("db", timeout: .zero) { 0 } }
-            // (on a machine so loaded that the lease ran out before that check, the slot was rightly free)
-            if full == nil { #expect(clock.now - start >= .seconds(6), "the slot was free before the lease ended") }
-            let value = try await concurrency("db", timeout: .seconds(30)) { 7 }
+            // A holder took the slot an hour ago with a 6 s lease and died without releasing it (time is
+            // injected through p_now: no test waits for a lease to run out).
+            let taken = "SELECT pgflow.acquire_concurrency_slots('{db}', 1, interval '6 seconds', NULL, $1::timestamptz)"
+            let hourAgo = Date().addingTimeInterval(-3600)
+            #expect(try await t.engine.pool.query(taken, [hourAgo]).scalar(UUID?.self) != nil)
+            // While its lease ran, the limit was full.
+            #expect(try await t.engine.pool.query(taken, [hourAgo.addingTimeInterval(5)]).scalar(UUID?.self) == nil)
+            // Now the lease has expired: the slot is free without anyone releasing it.
+            let value = try await concurrency("db", timeout: .zero) { 7 }
             #expect(value == 7)
-            #expect(clock.now - start >= .seconds(6))
         }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import PGFlow
 import PGFlowPostgres
+import PGFlowTestSupport
 import Testing
 
 @Suite struct LogAndPauseTests {
@@ -51,11 +52,11 @@ import Testing
             let engine = t.engine
             let run = Task { try await flow.run(1, engine: engine) }
             var paused: String?
-            while paused == nil {
+            #expect(try await eventually(timeout: 60) {
                 paused = try await t.column("SELECT id FROM pgflow.flow_runs WHERE state_name = 'Paused'").first ?? nil
-                if paused == nil { try await Task.sleep(for: .milliseconds(20)) }
-            }
-            let resumed = try await t.engine.client.resumeFlowRun(UUID(uuidString: paused!)!)
+                return paused != nil
+            })
+            let resumed = try await t.engine.client.resumeFlowRun(UUID(uuidString: try #require(paused))!)
             #expect(resumed.status == .accepted)
             let result = try await run.value
             #expect(try result.get() == 2)

@@ -1,7 +1,7 @@
 -- 0002: the orchestration engine: flows, deployments, schedules, work queues, agents, flow and task
 -- runs with their state history, the claimable run queue, concurrency limits and slots, results,
 -- the task result cache, logs; the state machine, claim, reaper, schedule and retention functions;
--- the NOTIFY trigger and the history views. The same text as the engine block of sql/schema.sql.
+-- the NOTIFY trigger and the history views.
 
 -- ============================================================================================
 -- Types: the state machine's vocabulary, and the rows the SQL API returns
