@@ -34,9 +34,10 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev", "pkg-config"])]
         ),
-        .target(name: "PGFlowPostgres", dependencies: ["CLibPQ"]),
+        .target(name: "CivilCalendar"),
+        .target(name: "PGFlowPostgres", dependencies: ["CLibPQ", "CivilCalendar"]),
         .target(name: "PGFlowClient", dependencies: ["PGFlowPostgres"]),
-        .target(name: "PGFlowSchedule"),
+        .target(name: "PGFlowSchedule", dependencies: ["CivilCalendar"]),
         .target(name: "PGFlow", dependencies: ["PGFlowClient", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "pgflow-bench-sdk", dependencies: ["PGFlow"]),
         .executableTarget(name: "pgflow-examples", dependencies: ["PGFlow"], path: "Examples"),

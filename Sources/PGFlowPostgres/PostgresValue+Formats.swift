@@ -1,3 +1,4 @@
+import CivilCalendar
 import Foundation
 
 /// Fast `timestamptz` text conversion (no DateFormatter: it costs microseconds per call).
@@ -75,26 +76,13 @@ enum PostgresTimestamp {
 
     private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : (a - b + 1) / b }
 
-    // Howard Hinnant's civil-date algorithms (proleptic Gregorian calendar).
-    private static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
-        let z = z0 + 719_468
-        let era = floorDiv(z, 146_097)
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    private static func civil(fromDays days: Int64) -> (Int64, Int64, Int64) {
+        let (y, m, d) = CivilDay.date(Int(days))
+        return (Int64(y), Int64(m), Int64(d))
     }
 
-    private static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = floorDiv(y, 400)
-        let yoe = y - era * 400
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
+    private static func days(fromCivil y: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+        Int64(CivilDay.number(year: Int(y), month: Int(m), day: Int(d)))
     }
 }
 

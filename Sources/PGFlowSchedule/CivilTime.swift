@@ -2,9 +2,10 @@
 //
 // Schedules are searched in *wall seconds*: seconds since 1970-01-01T00:00 on a proleptic Gregorian
 // calendar that has no time zone and no DST, so every day is exactly 86,400 wall seconds long. Only
-// ZoneClock turns wall seconds into real instants. The day/date conversions are Howard Hinnant's
-// `days_from_civil` / `civil_from_days`, which are exact for any Int year.
+// ZoneClock turns wall seconds into real instants. The day/date conversions are the CivilCalendar
+// target's (Howard Hinnant's algorithms, exact for any Int year).
 
+import CivilCalendar
 import Foundation
 
 /// Floor division: rounds toward negative infinity, unlike `/`.
@@ -44,28 +45,10 @@ enum Civil {
     static func daysInYear(_ year: Int) -> Int { isLeapYear(year) ? 366 : 365 }
 
     /// Day number of a civil date (month 1-12, day 1-31).
-    static func dayNumber(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = floorDiv(y, 400)
-        let yearOfEra = y - era * 400
-        let monthFromMarch = month > 2 ? month - 3 : month + 9
-        let dayOfYear = (153 * monthFromMarch + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
+    static func dayNumber(year: Int, month: Int, day: Int) -> Int { CivilDay.number(year: year, month: month, day: day) }
 
     /// Civil date of a day number.
-    static func date(dayNumber: Int) -> (year: Int, month: Int, day: Int) {
-        let z = dayNumber + 719_468
-        let era = floorDiv(z, 146_097)
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthFromMarch = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
-        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
+    static func date(dayNumber: Int) -> (year: Int, month: Int, day: Int) { CivilDay.date(dayNumber) }
 
     /// Day of week of a day number: 0 = Sunday ... 6 = Saturday (1970-01-01 was a Thursday).
     static func weekday(dayNumber: Int) -> Int { floorMod(dayNumber + 4, 7) }
