@@ -1,12 +1,14 @@
 // swift-tools-version:6.0
 // pgflow: a workflow orchestrator in which PostgreSQL is the orchestrator.
 //
-// Layers, top imports bottom (see DESIGN.md):
+// Layers, top imports bottom (docs/architecture.md says what each holds and why):
 //   executables  pgflow · pgflow-agent · pgflow-scheduler · pgflow-api
+//   commands     AgentCommand · SchedulerCommand
 //   services     PGFlowAgent · PGFlowScheduler
 //   SDK          PGFlow
-//   client       PGFlowClient        (typed calls of the SQL API)
+//   client       PGFlowClient        (typed calls of the SQL API, the migrator)
 //   postgres     PGFlowPostgres      (libpq: connections, pool, binding, decoding, LISTEN/NOTIFY, pipelines)
+//   pure logic   PGFlowSchedule · CivilCalendar
 //   system       CLibPQ              (libpq-fe.h, from Debian's libpq-dev)
 import PackageDescription
 
