@@ -3,7 +3,7 @@
 //
 // Layers, top imports bottom (see DESIGN.md):
 //   executables  pgflow · pgflow-agent · pgflow-scheduler · pgflow-api
-//   services     PGFlowAgent · PGFlowScheduler
+//   services     PGFlowAgent · PGFlowScheduler · PGFlowCLIKit (CLI logic) · PGFlowDeploy (pgflow.yaml)
 //   SDK          PGFlow
 //   client       PGFlowClient        (typed calls of the SQL API)
 //   postgres     PGFlowPostgres      (libpq: connections, pool, binding, decoding, LISTEN/NOTIFY, pipelines)
@@ -49,12 +49,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "PGFlowDeploy",
+            dependencies: ["PGFlowClient", "PGFlowSchedule", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(name: "PGFlowCLIKit", dependencies: ["PGFlowClient", "PGFlowPostgres", "PGFlowDeploy"]),
         .executableTarget(
             name: "pgflow",
             dependencies: [
-                "PGFlowClient", "PGFlowSchedule", "AgentCommand", "SchedulerCommand",
+                "PGFlowClient", "PGFlowCLIKit", "PGFlowDeploy", "AgentCommand", "SchedulerCommand",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .target(
@@ -111,5 +115,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CLITests", dependencies: ["PGFlowPostgres", "PGFlowTestSupport"]),
+        .testTarget(name: "PGFlowDeployTests", dependencies: ["PGFlowDeploy", "PGFlowClient", "PGFlowTestSupport"]),
+        .testTarget(name: "PGFlowCLIKitTests", dependencies: ["PGFlowCLIKit", "PGFlowClient", "PGFlowTestSupport"]),
     ]
 )
