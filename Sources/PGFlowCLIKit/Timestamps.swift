@@ -13,6 +13,11 @@ public struct Timestamps: Sendable {
         timeZone = utc ? .gmt : .current
     }
 
+    /// Times in `timeZone`.
+    public init(timeZone: TimeZone) {
+        self.timeZone = timeZone
+    }
+
     /// `yyyy-MM-dd HH:mm:ss±hh:mm`, seconds truncated.
     public func format(_ date: Date) -> String {
         var calendar = Calendar(identifier: .gregorian)
