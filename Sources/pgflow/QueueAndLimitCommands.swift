@@ -92,10 +92,12 @@ struct WorkQueueCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "set-concurrency-limit", abstract: "Set (or with --none remove) a queue's concurrency limit.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The queue's name.") var name: String
-        @Argument(help: "Most runs of this queue running at once.") var limit: Int?
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Most runs of this queue running at once.", valueName: "limit"))
+        var limitArgument: [String] = []  // .allUnrecognized: a negative number reaches validation
         @Flag(help: "Remove the limit.") var none = false
         func run() throws {
             try reportingErrors {
+                let limit = try limitArgument.isEmpty ? nil : wholeNumber(limitArgument, "limit")
                 guard (limit == nil) == none else { throw CLIError.invalid("give a limit or --none") }
                 try PGFlowClient.setWorkQueueConcurrencyLimit(name, limit: limit, on: try database.connect())
                 print(limit.map { "work queue \(name): at most \($0) running" } ?? "work queue \(name): no limit")
@@ -130,9 +132,11 @@ struct ConcurrencyLimitCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create or change a limit: NAME (global) or tag:TAG.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "db, or tag:TAG") var name: String
-        @Argument(help: "Slots.") var limit: Int
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Slots.", valueName: "limit"))
+        var limitArgument: [String] = []  // .allUnrecognized: a negative number reaches validation
         func run() throws {
             try reportingErrors {
+                let limit = try wholeNumber(limitArgument, "limit")
                 try PGFlowClient.createConcurrencyLimit(name, limit: limit, on: try database.connect())
                 print("concurrency limit \(name): \(limit)")
             }
@@ -192,4 +196,12 @@ struct ConcurrencyLimitCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// The one whole number a positional argument holds (negative ones included: SQL says why they are wrong).
+private func wholeNumber(_ values: [String], _ what: String) throws -> Int {
+    guard values.count == 1, let n = Int(values[0]) else {
+        throw CLIError.invalid(values.isEmpty ? "give the \(what), a whole number" : "the \(what) must be one whole number, got \(values.joined(separator: " "))")
+    }
+    return n
 }

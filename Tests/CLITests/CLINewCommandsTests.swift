@@ -98,6 +98,10 @@ import Testing
             #expect(negative.status == 6 && negative.stderr.contains("must not be negative, got -1"), "validation says why: \(negative)")
             let queueLimit = try await cli.run("work-queue", "create", "q", "--concurrency-limit", "-1")
             #expect(queueLimit.status == 6 && queueLimit.stderr.contains("must not be negative"), "\(queueLimit)")
+            for args in [["concurrency-limit", "create", "db", "-1"], ["work-queue", "set-concurrency-limit", "default", "-1"]] {
+                let bad = try await cli.run(args)
+                #expect(bad.status == 6 && bad.stderr.contains("must not be negative, got -1"), "a negative positional too: \(bad)")
+            }
             #expect(try await cli.run("deployment", "set", "r/d", "--timeout", "-5").status == 6)
             #expect(try await cli.run("deployment", "set", "r/d").status == 6, "nothing to change")
             #expect(try await cli.run("deployment", "set", "r/d", "--timeout", "none").status == 0)
