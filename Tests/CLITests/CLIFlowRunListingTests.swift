@@ -6,13 +6,14 @@ import PGFlowTestSupport
 import Testing
 
 @Suite struct CLIFlowRunListingTests {
-    /// A deployment with a per-minute schedule's next 20 runs, one completed run, one TimedOut run.
+    /// A deployment with 20 per-minute runs an hour ahead (none falls due during a slow test), one
+    /// completed run, one TimedOut run.
     private func setUp(_ cli: CLI) throws -> (completed: String, timedOut: String) {
         try cli.sql("SELECT pgflow.create_deployment('etl', 'minutely', './x', p_tags => ARRAY['nightly'])")
         try cli.sql("SELECT pgflow.create_deployment('other', 'd', './x')")
         let schedule = try cli.scalar("SELECT pgflow.create_deployment_schedule('etl/minutely', 'cron', '* * * * *')::text", as: String.self)
         try cli.sql("""
-            SELECT pgflow.schedule_flow_runs($1::uuid, ARRAY(SELECT date_trunc('minute', now()) + n * interval '1 minute'
+            SELECT pgflow.schedule_flow_runs($1::uuid, ARRAY(SELECT date_trunc('minute', now()) + interval '1 hour' + n * interval '1 minute'
                                                          FROM generate_series(1, 20) n))
             """, [schedule])
         let agent = try cli.scalar("SELECT pgflow.register_agent('laptop-7', ARRAY['default'])::text", as: String.self)
