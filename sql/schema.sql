@@ -2758,7 +2758,8 @@ BEGIN
               CASE v_sort WHEN 'activity' THEN greatest(h.end_time, h.start_time, least(h.expected_start_time, p_now))
                           WHEN 'scheduled' THEN h.expected_start_time
                           WHEN 'created' THEN h.created_at END DESC NULLS LAST,
-              CASE WHEN v_sort = 'name' THEN h.name END ASC, h.id
+              CASE WHEN v_sort = 'name' THEN h.name END ASC,
+              h.expected_start_time ASC, h.id  -- future runs (activity "now") soonest first
      LIMIT p_limit;
 END $$;
 
