@@ -3,7 +3,7 @@
 //
 // Layers, top imports bottom (docs/architecture.md says what each holds and why):
 //   executables  pgflow · pgflow-agent · pgflow-scheduler · pgflow-api
-//   commands     AgentCommand · SchedulerCommand
+//   commands     AgentCommand · SchedulerCommand · PGFlowCLIKit (CLI logic) · PGFlowDeploy (pgflow.yaml)
 //   services     PGFlowAgent · PGFlowScheduler
 //   SDK          PGFlow
 //   client       PGFlowClient        (typed calls of the SQL API, the migrator)
@@ -52,12 +52,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "PGFlowDeploy",
+            dependencies: ["PGFlowClient", "PGFlowSchedule", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(name: "PGFlowCLIKit", dependencies: ["PGFlowClient", "PGFlowPostgres", "PGFlowDeploy"]),
         .executableTarget(
             name: "pgflow",
             dependencies: [
-                "PGFlowClient", "PGFlowSchedule", "AgentCommand", "SchedulerCommand",
+                "PGFlowClient", "PGFlowCLIKit", "PGFlowDeploy", "AgentCommand", "SchedulerCommand",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .target(
@@ -114,5 +118,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "CLITests", dependencies: ["PGFlowPostgres", "PGFlowTestSupport"]),
+        .testTarget(name: "PGFlowDeployTests", dependencies: ["PGFlowDeploy", "PGFlowClient", "PGFlowTestSupport"]),
+        .testTarget(name: "PGFlowCLIKitTests", dependencies: ["PGFlowCLIKit", "PGFlowClient", "PGFlowTestSupport"]),
     ]
 )

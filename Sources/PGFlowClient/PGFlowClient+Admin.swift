@@ -36,15 +36,9 @@ extension PGFlowClient {
         try c.query("SELECT pgflow.create_work_queue($1, $2, $3, $4, $5)", [name, priority, concurrencyLimit, paused, description]).scalar(UUID.self)
     }
 
-    /// A queue's settings (priority, paused, limit, description), or nil if there is no such queue.
-    public static func workQueueSettings(_ name: String, on c: PostgresConnection) throws -> (priority: Int, paused: Bool, limit: Int?, description: String?)? {
-        guard let row = try c.query(
-            """
-            SELECT q.priority, q.paused, l.concurrency_limit, q.description FROM pgflow.work_queues q
-              LEFT JOIN pgflow.concurrency_limits l ON l.id = q.concurrency_limit_id WHERE q.name = $1
-            """, [name]).first else { return nil }
-        return (try row.decode(Int.self, "priority"), try row.decode(Bool.self, "paused"),
-                try row.decode(Int?.self, "concurrency_limit"), try row.decode(String?.self, "description"))
+    /// `pgflow.set_work_queue_concurrency_limit`: sets (nil: removes) a queue's limit, keeping its other settings.
+    public static func setWorkQueueConcurrencyLimit(_ name: String, limit: Int?, on c: PostgresConnection) throws {
+        try c.query("SELECT pgflow.set_work_queue_concurrency_limit($1, $2)", [name, limit])
     }
 
     /// `pgflow.set_work_queue_paused`.

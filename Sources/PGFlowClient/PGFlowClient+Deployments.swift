@@ -36,6 +36,8 @@ public struct DeploymentSpec: Sendable, Equatable {
     public var paused = false
     /// What the scheduler does with its missed scheduled runs (nil: the scheduler's default).
     public var missedRunPolicy: MissedRunPolicy?
+    /// Seconds after which the agent stops a run (TimedOut); nil: no timeout.
+    public var timeoutSeconds: Double?
 
     /// Creates a spec with the defaults of `pgflow.create_deployment`.
     public init(flow: String, name: String, entrypoint: String) {
@@ -74,11 +76,11 @@ extension PGFlowClient {
         try c.query(
             """
             SELECT pgflow.create_deployment($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12::float8[], $13, $14, $15,
-                                            p_missed_run_policy => $16)
+                                            p_missed_run_policy => $16, p_timeout_seconds => $17)
             """,
             [d.flow, d.name, d.entrypoint, PostgresRawJSON(d.parametersJSON), d.workQueue, d.tags, d.description, d.version,
              d.concurrencyLimit, d.collisionStrategy, d.retries, PostgresTextArray(d.retryDelays.map { "\($0)" }),
-             d.retryBackoff, d.retryJitter, d.paused, d.missedRunPolicy?.rawValue]
+             d.retryBackoff, d.retryJitter, d.paused, d.missedRunPolicy?.rawValue, d.timeoutSeconds]
         ).scalar(UUID.self)
     }
 
@@ -94,29 +96,6 @@ extension PGFlowClient {
     /// `pgflow.delete_deployment_schedule`: deletes a schedule and its future Scheduled runs.
     public static func deleteDeploymentSchedule(_ id: UUID, on c: PostgresConnection) throws {
         try c.query("SELECT pgflow.delete_deployment_schedule($1)", [id])
-    }
-
-    /// The schedules of a deployment, each as a comparable key (kind, expression, zone, parameters,
-    /// active, anchor) with its id.
-    public static func deploymentScheduleKeys(deployment: String, on c: PostgresConnection) throws -> [(id: UUID, key: String)] {
-        try c.query(
-            """
-            SELECT s.id, concat_ws('|', s.kind, coalesce(s.cron, (extract(epoch FROM s."interval")::float8)::text, s.rrule),
-                                   s.timezone, s.parameters::text, s.active::text) AS key
-              FROM pgflow.deployment_schedules s WHERE s.deployment_id = pgflow._deployment_id($1) ORDER BY s.created_at, s.id
-            """, [deployment]
-        ).rows.map { (try $0.decode(UUID.self, "id"), try $0.decode(String.self, "key")) }
-    }
-
-    /// The key `deploymentScheduleKeys` would give a schedule spec (PostgreSQL normalises the JSON).
-    public static func scheduleKey(_ s: ScheduleSpec, on c: PostgresConnection) throws -> String {
-        try c.query(
-            """
-            SELECT concat_ws('|', $1::text, CASE WHEN $1::text = 'interval' THEN (extract(epoch FROM $2::text::interval)::float8)::text
-                                               WHEN $1::text = 'cron' THEN btrim($2::text) ELSE $2::text END,
-                             $3::text, $4::jsonb::text, $5::boolean::text)
-            """, [s.kind, s.expression, s.timeZone, PostgresRawJSON(s.parametersJSON), s.active]
-        ).scalar(String.self)
     }
 
     /// `pgflow.set_deployment_paused`.

@@ -21,10 +21,20 @@ public struct DeploymentScheduleRecord: Sendable, Equatable {
     public let timeZone: String
     /// False when the schedule is inactive or its deployment paused: it wants no future runs.
     public let wantsRuns: Bool
+    /// The latest start of any run this schedule created (past or future), or nil when it has none.
+    public let lastRunTime: Date?
+    /// When the schedule or its deployment last changed (a pause or resume among them).
+    public let changedAt: Date?
+    /// The deployment's missed-run policy (nil: the scheduler's default).
+    public let missedRunPolicy: MissedRunPolicy?
 
     /// Creates a record (the scheduler reads them from the database; tests build them).
     public init(id: UUID, deploymentID: UUID, kind: String, expression: String?, intervalSeconds: Double?,
-                anchorDate: Date?, timeZone: String, wantsRuns: Bool) {
+                anchorDate: Date?, timeZone: String, wantsRuns: Bool, lastRunTime: Date? = nil, changedAt: Date? = nil,
+                missedRunPolicy: MissedRunPolicy? = nil) {
+        self.lastRunTime = lastRunTime
+        self.changedAt = changedAt
+        self.missedRunPolicy = missedRunPolicy
         self.id = id
         self.deploymentID = deploymentID
         self.kind = kind
@@ -44,6 +54,9 @@ public struct DeploymentScheduleRecord: Sendable, Equatable {
         anchorDate = try row.decode(Date?.self, "anchor_date")
         timeZone = try row.decode(String.self, "timezone")
         wantsRuns = try row.decode(Bool.self, "wants_runs")
+        lastRunTime = try row.decode(Date?.self, "last_run_time")
+        changedAt = try row.decode(Date?.self, "changed_at")
+        missedRunPolicy = try row.decode(String?.self, "missed_run_policy").flatMap(MissedRunPolicy.init(rawValue:))
     }
 }
 
@@ -73,7 +86,10 @@ extension PGFlowClient {
             """
             SELECT s.id, s.deployment_id, s.kind, coalesce(s.cron, s.rrule) AS expression,
                    extract(epoch FROM s."interval")::float8 AS interval_seconds, s.anchor_date, s.timezone,
-                   s.active AND NOT d.paused AS wants_runs
+                   s.active AND NOT d.paused AS wants_runs, d.missed_run_policy,
+                   greatest(s.updated_at, d.updated_at) AS changed_at,
+                   (SELECT max(r.expected_start_time) FROM pgflow.flow_runs r
+                     WHERE r.deployment_id = s.deployment_id AND r.deployment_schedule_id = s.id) AS last_run_time
               FROM pgflow.deployment_schedules s JOIN pgflow.deployments d ON d.id = s.deployment_id
              WHERE $1::uuid IS NULL OR s.id > $1::uuid
              ORDER BY s.id LIMIT $2 \(lock ? "FOR UPDATE OF s SKIP LOCKED" : "")

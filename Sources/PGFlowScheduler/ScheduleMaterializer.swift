@@ -1,5 +1,8 @@
 // ScheduleMaterializer: creates the Scheduled runs of every deployment schedule ahead of time, in a
 // window (a horizon and a max count per schedule), and replaces the future runs of a changed schedule.
+// After an outage longer than the window it also creates the runs the schedule missed, as the
+// deployment's missed-run policy says (SchedulePlan.missedTimes); LateRunService then cancels the
+// older missed runs of `latest` and `skip` deployments.
 import Foundation
 import Logging
 import PGFlowClient
@@ -20,6 +23,8 @@ public struct ScheduleMaterializer: Service {
         public var window = MaterializationWindow()
         /// Schedules handled per statement (default 500).
         public var batchSize: Int = 500
+        /// The missed-run policy of deployments that set none (default: run all, up to `window.maxMissedRuns`).
+        public var defaultMissedRunPolicy: MissedRunPolicy = .runAll
 
         /// The defaults.
         public init() {}
@@ -42,6 +47,8 @@ public struct ScheduleMaterializer: Service {
         public var inserted = 0
         /// Future runs deleted (changed, inactive or paused schedules).
         public var deleted = 0
+        /// Missed runs asked for after an outage (their policy's share; included in `inserted`).
+        public var missed = 0
         /// Schedules skipped because their expression does not parse.
         public var invalid = 0
 
@@ -89,6 +96,7 @@ public struct ScheduleMaterializer: Service {
             total.inserted += counts.inserted
             total.deleted += counts.deleted
             total.invalid += counts.invalid
+            total.missed += counts.missed
             guard let last, counts.schedules == configuration.batchSize else { return total }
             after = last
         }
@@ -113,8 +121,14 @@ public struct ScheduleMaterializer: Service {
                     continue
                 }
             }
+            let missed = schedule.map {
+                SchedulePlan.missedTimes($0, record: record, policy: record.missedRunPolicy ?? configuration.defaultMissedRunPolicy,
+                                         now: now, window: configuration.window)
+            } ?? []
+            counts.missed += missed.count
             if let times = SchedulePlan.times(
-                schedule: schedule, record: record, existing: existing[record.deploymentID] ?? [], now: now, window: configuration.window) {
+                schedule: schedule, record: record, existing: existing[record.deploymentID] ?? [], now: now, window: configuration.window,
+                missed: missed) {
                 batch.append((record.id, times))
             }
         }

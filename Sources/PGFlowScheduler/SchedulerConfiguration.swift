@@ -32,16 +32,60 @@ public struct SchedulerConfiguration: Sendable, Equatable {
         try dueRunNotifier?.validate()
     }
 
+    /// The duties, each with its service and a one-pass runner (`pgflow-scheduler --once`).
+    public func duties(pool: PostgresPool, logger: Logger) -> [SchedulerDuty] {
+        let materializer = ScheduleMaterializer(configuration: materializer, pool: pool, logger: logger)
+        let lateRuns = LateRunService(configuration: lateRuns, pool: pool, logger: logger)
+        let reaper = Reaper(configuration: reaper, pool: pool, logger: logger)
+        let pauseExpiry = PauseExpiryService(configuration: pauseExpiry, pool: pool, logger: logger)
+        var duties = [
+            SchedulerDuty(name: "schedules", service: materializer) {
+                let c = try await materializer.runOnce()
+                return "\(c.schedules) schedule(s), \(c.changed) changed, \(c.inserted) run(s) created (\(c.missed) missed), \(c.deleted) replaced, \(c.invalid) invalid"
+            },
+            SchedulerDuty(name: "late runs", service: lateRuns) {
+                let c = try await lateRuns.runOnce()
+                return "\(c.late) marked Late, \(c.cancelled) missed run(s) cancelled"
+            },
+            SchedulerDuty(name: "reaper", service: reaper) {
+                let c = try await reaper.runOnce()
+                return "\(c.crashed) run(s) of dead agents ended, \(c.expiredLeases) expired lease(s) released"
+            },
+            SchedulerDuty(name: "pause expiry", service: pauseExpiry) { "\(try await pauseExpiry.runOnce()) paused run(s) failed" },
+        ]
+        if let retention {
+            let service = RetentionService(configuration: retention, pool: pool, logger: logger)
+            duties.append(SchedulerDuty(name: "retention", service: service) { "\(try await service.runOnce()) old run(s) deleted" })
+        }
+        if let dueRunNotifier {
+            let service = DueRunNotifier(configuration: dueRunNotifier, pool: pool, logger: logger)
+            duties.append(SchedulerDuty(name: "wake-ups", service: service) {
+                let o = try await service.runOnce()
+                return "\(o.notified.count) queue(s) woken"
+            })
+        }
+        return duties
+    }
+
     /// The services, ready for a `ServiceGroup` (the pool needs about one connection per service).
     public func services(pool: PostgresPool, logger: Logger) -> [any Service] {
-        var services: [any Service] = [
-            ScheduleMaterializer(configuration: materializer, pool: pool, logger: logger),
-            LateRunService(configuration: lateRuns, pool: pool, logger: logger),
-            Reaper(configuration: reaper, pool: pool, logger: logger),
-            PauseExpiryService(configuration: pauseExpiry, pool: pool, logger: logger),
-        ]
-        if let retention { services.append(RetentionService(configuration: retention, pool: pool, logger: logger)) }
-        if let dueRunNotifier { services.append(DueRunNotifier(configuration: dueRunNotifier, pool: pool, logger: logger)) }
-        return services
+        duties(pool: pool, logger: logger).map(\.service)
+    }
+}
+
+/// One duty of a scheduler: its long-running service, and one pass of it described in a line.
+public struct SchedulerDuty: Sendable {
+    /// A short name (`schedules`).
+    public let name: String
+    /// The service a `ServiceGroup` runs.
+    public let service: any Service
+    /// One pass, described in a line.
+    public let runOnce: @Sendable () async throws -> String
+
+    /// Creates a duty.
+    public init(name: String, service: any Service, runOnce: @escaping @Sendable () async throws -> String) {
+        self.name = name
+        self.service = service
+        self.runOnce = runOnce
     }
 }

@@ -35,6 +35,8 @@ public struct SchedulerCommand: AsyncParsableCommand {
     var missedAfter: Double = 300
     @Option(name: .customLong("missed-runs"), help: "Missed-run policy of deployments that set none: run_all, latest or skip.")
     var missedRuns: String = "run_all"
+    @Option(name: .customLong("max-missed-runs"), help: "After an outage, the most missed runs a run_all schedule gets back (newest first).")
+    var maxMissedRuns: Int = 100
     @Option(name: .customLong("heartbeat-timeout"), help: "Seconds without a heartbeat after which an agent is dead.")
     var heartbeatTimeout: Double = 60
     @Option(name: .customLong("retention-days"), help: "Delete finished runs older than this many days (0: keep everything).")
@@ -65,6 +67,8 @@ public struct SchedulerCommand: AsyncParsableCommand {
             throw SchedulerConfigurationError("unknown missed-run policy \"\(missedRuns)\": use run_all, latest or skip")
         }
         c.lateRuns.defaultMissedRunPolicy = policy
+        c.materializer.defaultMissedRunPolicy = policy
+        c.materializer.window.maxMissedRuns = maxMissedRuns
         c.reaper.heartbeatTimeout = heartbeatTimeout
         if retentionDays == 0 {
             c.retention = nil
@@ -112,31 +116,14 @@ public struct SchedulerCommand: AsyncParsableCommand {
         }
     }
 
-    /// `--once`: each duty's `runOnce`, timed, one line each.
+    /// `--once`: each duty's one pass, timed, one line each.
     private func runOnce(_ c: SchedulerConfiguration, pool: PostgresPool, logger: Logger) async throws {
         let clock = ContinuousClock()
-        func timed<T>(_ name: String, _ body: () async throws -> T, _ describe: (T) -> String) async throws {
-            var value: T?
-            let elapsed = try await clock.measure { value = try await body() }
+        for duty in c.duties(pool: pool, logger: logger) {
+            var line = ""
+            let elapsed = try await clock.measure { line = try await duty.runOnce() }
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            print("\(name): \(describe(value!)) in \(String(format: "%.3f", seconds)) s")
-        }
-        try await timed("schedules", { try await ScheduleMaterializer(configuration: c.materializer, pool: pool, logger: logger).runOnce() }) {
-            "\($0.schedules) schedule(s), \($0.changed) changed, \($0.inserted) run(s) created, \($0.deleted) replaced, \($0.invalid) invalid"
-        }
-        try await timed("late runs", { try await LateRunService(configuration: c.lateRuns, pool: pool, logger: logger).runOnce() }) {
-            "\($0.late) marked Late, \($0.cancelled) missed run(s) cancelled"
-        }
-        try await timed("reaper", { try await Reaper(configuration: c.reaper, pool: pool, logger: logger).runOnce() }) {
-            "\($0.crashed) run(s) of dead agents ended, \($0.expiredLeases) expired lease(s) released"
-        }
-        try await timed("pause expiry", { try await PauseExpiryService(configuration: c.pauseExpiry, pool: pool, logger: logger).runOnce() }) {
-            "\($0) paused run(s) failed"
-        }
-        if let retention = c.retention {
-            try await timed("retention", { try await RetentionService(configuration: retention, pool: pool, logger: logger).runOnce() }) {
-                "\($0) old run(s) deleted"
-            }
+            print("\(duty.name): \(line) in \(String(format: "%.3f", seconds)) s")
         }
     }
 }

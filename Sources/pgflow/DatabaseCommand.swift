@@ -1,52 +1,13 @@
 import ArgumentParser
 import Foundation
+import PGFlowCLIKit
 import PGFlowClient
 import PGFlowPostgres
-
-/// Options every command that talks to the database shares.
-struct DatabaseOptions: ParsableArguments {
-    @Option(name: .customLong("database-url"), help: "libpq URL or conninfo (default: $PGFLOW_DATABASE_URL, then the PG* variables).")
-    var databaseURL: String?
-
-    func connect() throws -> PostgresConnection {
-        let configuration = databaseURL.map { PostgresConfiguration($0, applicationName: "pgflow-cli") }
-            ?? .fromEnvironment(applicationName: "pgflow-cli")
-        return try PostgresConnection(configuration: configuration)
-    }
-}
-
-/// Runs `body`, printing a user-facing error as one line and exiting with a code that says what
-/// went wrong (see Output.swift).
-func reportingErrors<T>(_ body: () throws -> T) throws -> T {
-    func fail(_ line: String, _ code: Int32) -> ExitCode {
-        FileHandle.standardError.write(Data("pgflow: \(line)\n".utf8))
-        return ExitCode(code)
-    }
-    do {
-        return try body()
-    } catch let error as CLIError {
-        throw fail(error.description, error.code)
-    } catch var error as PostgresError {
-        if error.message.hasPrefix("pgflow: ") { error.message.removeFirst(8) }
-        switch error.sqlState {
-        case _ where error.kind == .connection: throw fail(error.description, 3)
-        case "42883"?:  // undefined_function: the database has an older pgflow schema
-            throw fail("this database's pgflow schema lacks what this command needs (\(error.message)); run `pgflow db upgrade` with a pgflow that has it", 2)
-        case "3F000"?, "42P01"?: throw fail("the database has no pgflow schema: run `pgflow db upgrade`", 2)
-        case "P0002"?: throw fail(error.description, 5)
-        case let state? where state.hasPrefix("22") || state.hasPrefix("23"): throw fail(error.description, 6)
-        default: throw fail(error.description, 1)
-        }
-    } catch let error as PGFlowError {
-        if case .invalidInput = error { throw fail(error.description, 6) }
-        throw fail(error.description, 1)
-    }
-}
 
 struct DatabaseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "db", abstract: "Manage the pgflow schema in a database.",
-        subcommands: [Upgrade.self, Status.self, Reset.self])
+        subcommands: [Upgrade.self, Status.self, Prune.self, Reset.self])
 
     struct Upgrade: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create the pgflow schema, or apply the migrations it lacks (safe to run concurrently).")
@@ -73,6 +34,32 @@ struct DatabaseCommand: ParsableCommand {
                 print("applied: \(status.applied.isEmpty ? "none (no pgflow schema)" : status.applied.map(String.init).joined(separator: ", "))")
                 print("pending: \(status.pending.isEmpty ? "none" : status.pending.map { "\($0.version)_\($0.name)" }.joined(separator: ", "))")
                 if !status.pending.isEmpty { throw ExitCode(4) }
+            }
+        }
+    }
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete finished runs older than an age, with their states, task runs, logs and results.",
+            discussion: "Works in batches (one short transaction each) and shows progress; the scheduler does the same every 10 minutes (--retention-days).")
+        @OptionGroup var database: DatabaseOptions
+        @Option(name: .customLong("older-than"), help: "Runs that ended longer ago than this: 30d, 12h, 90m.") var olderThan: String
+        @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Runs per transaction.") var batchSize = 1000
+
+        func run() throws {
+            try reportingErrors {
+                guard let seconds = TimeArguments.seconds(olderThan) else {
+                    throw CLIError.invalid("bad --older-than \"\(olderThan)\": use an age such as 30d, 12h or 90m")
+                }
+                let c = try database.connect()
+                var total = 0
+                while true {
+                    let deleted = try PGFlowClient.deleteOldRuns(olderThan: seconds, batch: batchSize, now: Date(), on: c)
+                    total += deleted
+                    if deleted > 0 { progress("deleted \(total) run(s) so far…") }
+                    if deleted < batchSize { break }
+                }
+                print("deleted \(total) finished run(s) older than \(olderThan)")
             }
         }
     }

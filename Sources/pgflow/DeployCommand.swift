@@ -1,14 +1,17 @@
 // `pgflow deploy`: registers the deployments of a pgflow.yaml (idempotent: run it again after edits).
 import ArgumentParser
 import Foundation
-import PGFlowClient
-import PGFlowPostgres
+import PGFlowCLIKit
+import PGFlowDeploy
 
 struct DeployCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deploy",
         abstract: "Create or update the deployments and schedules listed in a pgflow.yaml.",
-        discussion: "Validates the whole file first (errors name the line), then applies it in one transaction.")
+        discussion: """
+            Validates the whole file first (errors name the line), then applies it in one transaction.
+            Unchanged schedules are kept with their future runs; changed ones are replaced.
+            """)
     @OptionGroup var database: DatabaseOptions
     @Option(name: [.short, .long], help: "The deployment file.")
     var file = "pgflow.yaml"
@@ -22,39 +25,10 @@ struct DeployCommand: ParsableCommand {
                 print("\(file): \(entries.count) deployment(s), \(entries.map(\.schedules.count).reduce(0, +)) schedule(s), valid")
                 return
             }
-            let connection = try database.connect()
-            var done: [String] = []
-            try connection.withTransaction { c in
-                for entry in entries {
-                    let name = "\(entry.spec.flow)/\(entry.spec.name)"
-                    do {
-                        try PGFlowClient.createDeployment(entry.spec, on: c)
-                        let (added, removed) = try syncSchedules(name, entry.schedules, on: c)
-                        done.append("deployed \(name)\(added + removed > 0 ? " (schedules: \(added) added, \(removed) removed)" : "")")
-                    } catch var error as PostgresError where error.kind == .server {
-                        if error.message.hasPrefix("pgflow: ") { error.message.removeFirst(8) }
-                        throw CLIError.invalid("\(file):\(entry.line): \(name): \(error)")
-                    }
-                }
+            let outcomes = try Deployer.deploy(entries, file: file, on: try database.connect())
+            for o in outcomes {  // only once the transaction committed
+                print("deployed \(o.name) (schedules: \(o.added) added, \(o.removed) removed)")
             }
-            for line in done { print(line) }  // only once the transaction committed
         }
-    }
-
-    /// Adds the file's schedules the deployment lacks and removes those the file no longer lists.
-    private func syncSchedules(_ deployment: String, _ wanted: [ScheduleSpec], on c: PostgresConnection) throws -> (Int, Int) {
-        var existing = try PGFlowClient.deploymentScheduleKeys(deployment: deployment, on: c)
-        var added = 0
-        for spec in wanted {
-            let key = try PGFlowClient.scheduleKey(spec, on: c)
-            if let i = existing.firstIndex(where: { $0.key == key }), spec.anchorDate == nil {
-                existing.remove(at: i)
-                continue
-            }
-            try PGFlowClient.createDeploymentSchedule(deployment: deployment, spec, on: c)
-            added += 1
-        }
-        for stale in existing { try PGFlowClient.deleteDeploymentSchedule(stale.id, on: c) }
-        return (added, existing.count)
     }
 }

@@ -1,48 +1,49 @@
-// `pgflow deployment ls|inspect|run|pause|resume|delete`.
+// `pgflow deployment ls|inspect|run|set|pause|resume|delete`.
 import ArgumentParser
 import Foundation
+import PGFlowCLIKit
 import PGFlowClient
 import PGFlowPostgres
 
 struct DeploymentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "deployment", abstract: "List, inspect, run, pause, resume and delete deployments.",
-        subcommands: [List.self, Inspect.self, Run.self, Pause.self, Resume.self, Delete.self])
+        commandName: "deployment", abstract: "List, inspect, run, change, pause, resume and delete deployments.",
+        subcommands: [List.self, Inspect.self, Run.self, Change.self, Pause.self, Resume.self, Delete.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List deployments.")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
         func run() throws {
-            try reportingErrors { printListing(try PGFlowListing.deployments(json: output.json, on: try database.connect()), json: output.json) }
+            try reportingErrors { output.printListing(try PGFlowListing.deployments(json: output.json, on: try database.connect())) }
         }
     }
 
     struct Inspect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a deployment and its schedules.")
+        static let configuration = CommandConfiguration(abstract: "Show a deployment with every setting, and its schedules.")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "flow/deployment") var name: String
         func run() throws {
             try reportingErrors {
                 let c = try database.connect()
-                let deployment = try PGFlowListing.deployments(name: name, json: output.json, on: c)
+                let deployment = try PGFlowListing.deployments(name: name, detail: true, json: output.json, on: c)
                 let schedules = try PGFlowListing.schedules(deployment: name, json: output.json, on: c)
                 if output.json {
                     print("{\"deployment\": \(String((deployment.first?["json"] ?? "[{}]").dropFirst().dropLast())), \"schedules\": \(schedules.first?["json"] ?? "[]")}")
                 } else {
-                    try printRecord(deployment, json: false, missing: "unknown deployment \(name)")
+                    try output.printRecord(deployment, missing: "unknown deployment \(name): `pgflow deployment ls` lists them")
                     print("\nschedules:")
-                    printListing(schedules, json: false)
+                    output.printListing(schedules)
                 }
             }
         }
     }
 
-    struct Run: ParsableCommand {
+    struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Enqueue a run of a deployment; prints its id.",
-            discussion: "With --watch, exits 0 when the run completes and 1 when it fails, crashes or is cancelled.")
+            discussion: "With --watch, prints every state the run passes through and exits 0 when it completes, 1 when it fails, crashes or is cancelled.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "flow/deployment") var name: String
         @Option(name: .customLong("param"), help: "A parameter as key=value (value parsed as JSON, else text); repeatable.")
@@ -51,19 +52,63 @@ struct DeploymentCommand: ParsableCommand {
         var paramsJSON: String?
         @Option(name: .customLong("start-in"), help: "Start after a delay: 90, 90s, 15m, 2h, 1d.")
         var startIn: String?
-        @Option(name: .customLong("start-at"), help: "Start at an ISO 8601 time (2026-11-21T06:00:00Z).")
+        @Option(name: .customLong("start-at"), help: "Start at a time: 2026-11-21T06:00:00Z (without a zone: local time).")
         var startAt: String?
-        @Flag(help: "Follow the run's state changes until it ends.") var watch = false
-        @Option(help: "Seconds between looks with --watch.") var poll: Double = 0.5
+        @Option(help: "A tag added to the deployment's; repeatable.") var tag: [String] = []
+        @Option(name: .customLong("name"), help: "The run's name (default: a random one).") var runName: String?
+        @Option(name: .customLong("idempotency-key"), help: "Asking again with the same key returns the first run.") var idempotencyKey: String?
+        @Option(name: .customLong("work-queue"), help: "Another work queue than the deployment's.") var workQueue: String?
+        @Flag(help: "Follow the run's states until it ends.") var watch = false
+        @Flag(help: "With --watch, times in UTC.") var utc = false
+
+        func run() async throws {
+            try await reportingErrors {
+                var request = RunRequest()
+                request.parametersJSON = try TimeArguments.parametersJSON(params: params, json: paramsJSON)
+                request.scheduledTime = try TimeArguments.startTime(startIn: startIn, startAt: startAt)
+                request.tags = tag.isEmpty ? nil : tag
+                request.name = runName
+                request.idempotencyKey = idempotencyKey
+                request.workQueue = workQueue
+                let c = try database.connect()
+                let id = try PGFlowClient.runDeployment(name, request, on: c)
+                print(id.uuidString.lowercased())
+                fflush(nil)
+                if watch { try await followRun(id, logs: false, database: database, utc: utc, on: c) }
+            }
+        }
+    }
+
+    struct Change: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set", abstract: "Change some settings of a deployment and keep the others.",
+            discussion: "The same settings as pgflow.yaml; a later `pgflow deploy` of a file sets them all again.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "flow/deployment") var name: String
+        @Option(help: "A command, or swift:NAME.") var entrypoint: String?
+        @Option(name: .customLong("params"), help: "Default parameters as a JSON object.") var paramsJSON: String?
+        @Option(name: .customLong("work-queue"), help: "Its work queue.") var workQueue: String?
+        @Option(help: "Its tags (comma-separated; '' for none).") var tags: String?
+        @Option(help: "A description.") var description: String?
+        @Option(help: "A version label.") var version: String?
+        @Option(name: .customLong("concurrency-limit"), parsing: .unconditional, help: "Most of its runs running at once ('none': no limit).")
+        var concurrencyLimit: String?
+        @Option(name: .customLong("collision-strategy"), help: "ENQUEUE or CANCEL_NEW when the limit is full.") var collisionStrategy: String?
+        @Option(parsing: .unconditional, help: "How many times a failed run runs again.") var retries: Int?
+        @Option(name: .customLong("retry-delays"), help: "Seconds between retries, comma-separated.") var retryDelays: String?
+        @Option(name: .customLong("retry-backoff"), help: "fixed, list or exponential.") var retryBackoff: String?
+        @Option(name: .customLong("retry-jitter"), parsing: .unconditional, help: "Up to this fraction added to each delay.") var retryJitter: Double?
+        @Option(parsing: .unconditional, help: "Seconds after which the agent stops a run, TimedOut ('none': no timeout).") var timeout: String?
+        @Option(name: .customLong("missed-runs"), help: "run_all, latest, skip, or 'default' (the scheduler's).") var missedRuns: String?
 
         func run() throws {
             try reportingErrors {
-                let parameters = try RunParameters.json(params: params, json: paramsJSON)
-                let start = try RunParameters.startTime(startIn: startIn, startAt: startAt)
-                let c = try database.connect()
-                let id = try PGFlowClient.runDeployment(name, parametersJSON: parameters, scheduledTime: start, on: c)
-                print(id.uuidString.lowercased())
-                if watch { try Watch.follow(id, every: poll, on: c) }
+                let settings = try DeploymentSettings.json(
+                    entrypoint: entrypoint, parametersJSON: paramsJSON, workQueue: workQueue, tags: tags, description: description,
+                    version: version, concurrencyLimit: concurrencyLimit, collisionStrategy: collisionStrategy, retries: retries,
+                    retryDelays: retryDelays, retryBackoff: retryBackoff, retryJitter: retryJitter, timeout: timeout, missedRuns: missedRuns)
+                try PGFlowClient.updateDeployment(name, settingsJSON: settings, on: try database.connect())
+                print("updated \(name)")
             }
         }
     }
@@ -110,72 +155,16 @@ struct DeploymentCommand: ParsableCommand {
     }
 }
 
-/// `--param`, `--params`, `--start-in` and `--start-at`.
-enum RunParameters {
-    /// The parameters as one JSON object text.
-    static func json(params: [String], json: String?) throws -> String {
-        var object: [String: Any] = [:]
-        if let json {
-            guard let value = try? JSONSerialization.jsonObject(with: Data(json.utf8)), let dict = value as? [String: Any] else {
-                throw CLIError.invalid("--params must be a JSON object such as '{\"day\": \"2026-11-21\"}'")
-            }
-            object = dict
+/// `--watch` and `logs --follow`: every state (and log line) through LISTEN/NOTIFY until the run ends;
+/// exit 1 unless it completed.
+func followRun(_ id: UUID, logs: Bool, database: DatabaseOptions, utc: Bool, on c: PostgresConnection) async throws {
+    let timestamps = Timestamps(utc: utc)
+    let final = try await RunFollower(configuration: database.configuration).follow(id, states: !logs, logs: logs, on: c) { event in
+        switch event {
+        case .state(let s): print("\(timestamps.format(s.timestamp)) \(s.name)\(s.message.map { " (\($0))" } ?? "")")
+        case .log(let l): print("\(timestamps.format(l.timestamp)) \(l.level.padding(toLength: 7, withPad: " ", startingAt: 0)) \(l.name) \(l.message)")
         }
-        for p in params {
-            guard let eq = p.firstIndex(of: "="), eq != p.startIndex else {
-                throw CLIError.invalid("bad --param \"\(p)\": write key=value, e.g. --param day=2026-11-21")
-            }
-            let value = String(p[p.index(after: eq)...])
-            object[String(p[..<eq])] = (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: .fragmentsAllowed)) ?? value
-        }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
+        fflush(nil)  // a follower (tail, a test) sees each line as it happens
     }
-
-    /// The scheduled start, or nil for now.
-    static func startTime(startIn: String?, startAt: String?, now: Date = Date()) throws -> Date? {
-        if startIn != nil && startAt != nil { throw CLIError.invalid("give --start-in or --start-at, not both") }
-        if let startAt {
-            guard let date = ISO8601DateFormatter().date(from: startAt) else {
-                throw CLIError.invalid("bad --start-at \"\(startAt)\": use ISO 8601 with a zone, e.g. 2026-11-21T06:00:00Z")
-            }
-            return date
-        }
-        guard let startIn else { return nil }
-        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
-        var text = startIn
-        var factor = 1.0
-        if let last = text.last, let f = units[last] {
-            factor = f
-            text.removeLast()
-        }
-        guard let n = Double(text), n >= 0 else { throw CLIError.invalid("bad --start-in \"\(startIn)\": use 90, 90s, 15m, 2h or 1d") }
-        return now.addingTimeInterval(n * factor)
-    }
-}
-
-/// `--watch` and `logs --follow`: polls the run and prints each state change (and new log lines).
-enum Watch {
-    static func follow(_ id: UUID, every seconds: Double, logs: Bool = false, on c: PostgresConnection) throws {
-        var last = ""
-        var lastLog: Int64 = 0
-        while true {
-            guard let state = try PGFlowListing.flowRunProgress(id, on: c) else { throw CLIError.notFound("flow run \(id) no longer exists") }
-            if logs {
-                for row in try PGFlowListing.logs(flowRun: id, after: lastLog, json: false, on: c).rows {
-                    lastLog = max(lastLog, Int64(row["id"] ?? "0") ?? 0)
-                    print("\(row["timestamp"] ?? "") \(row["name"] ?? "") \(row["message"] ?? "")")
-                }
-            }
-            if state.name != last && !logs {
-                print("\(ISO8601DateFormatter().string(from: Date())) \(state.name)")
-                last = state.name
-            }
-            if ["COMPLETED", "FAILED", "CANCELLED", "CRASHED"].contains(state.type) {
-                if state.type != "COMPLETED" { throw ExitCode(1) }
-                return
-            }
-            usleep(useconds_t(seconds * 1_000_000))
-        }
-    }
+    if final.type != "COMPLETED" { throw ExitCode(1) }
 }

@@ -1,6 +1,7 @@
-// `pgflow flow-run ls|inspect|logs|cancel|retry|resume|delete` and `pgflow task-run ls|inspect`.
+// `pgflow flow-run ls|inspect|logs|cancel|retry|resume|delete`.
 import ArgumentParser
 import Foundation
+import PGFlowCLIKit
 import PGFlowClient
 import PGFlowPostgres
 
@@ -10,17 +11,36 @@ struct FlowRunCommand: ParsableCommand {
         subcommands: [List.self, Inspect.self, Logs.self, Cancel.self, Retry.self, Resume.self, Delete.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List flow runs, newest scheduled first.")
+        static let configuration = CommandConfiguration(
+            commandName: "ls", abstract: "List flow runs: recent activity first, or --upcoming.",
+            discussion: """
+                By default: runs that started or whose start time has come, newest activity first (the future
+                runs of schedules stay out; --upcoming lists them, soonest first). --state alone also shows
+                future runs of that state. States: a type (failed) or name (TimedOut), in any case.
+                """)
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
-        @Option(help: "A state type (FAILED) or name (Late).") var state: String?
-        @Option(help: "flow/deployment") var deployment: String?
-        @Option(help: "Most runs shown.") var limit = 20
+        @Option(help: "A state type (failed) or name (timedout), any case.") var state: String?
+        @Option(help: "Only runs of this flow.") var flow: String?
+        @Option(help: "Only runs of this flow/deployment.") var deployment: String?
+        @Option(help: "Only runs with this tag.") var tag: String?
+        @Option(help: "Only runs active since: 30m, 2h, 1d back, or a time (2026-12-01 06:00).") var since: String?
+        @Flag(name: [.customLong("upcoming"), .customLong("scheduled")], help: "The Scheduled runs still ahead, soonest first.")
+        var upcoming = false
+        @Option(help: "activity (default), scheduled, created or name.") var sort: String?
+        @Option(parsing: .unconditional, help: "Most runs shown.") var limit = 20
         func run() throws {
             try reportingErrors {
-                guard limit > 0 else { throw CLIError.invalid("--limit must be 1 or more") }
-                printListing(try PGFlowListing.flowRuns(state: state, deployment: deployment, limit: limit, json: output.json,
-                                                        on: try database.connect()), json: output.json)
+                var filter = PGFlowListing.FlowRunFilter()
+                filter.state = state
+                filter.flow = flow
+                filter.deployment = deployment
+                filter.tag = tag
+                filter.since = try since.map { try TimeArguments.since($0) }
+                filter.upcoming = upcoming
+                filter.sort = sort
+                filter.limit = limit
+                output.printListing(try PGFlowListing.flowRuns(filter, json: output.json, on: try database.connect()))
             }
         }
     }
@@ -34,35 +54,38 @@ struct FlowRunCommand: ParsableCommand {
             try reportingErrors {
                 let runID = try flowRunID(id)
                 let c = try database.connect()
+                let missing = "unknown flow run \(id): `pgflow flow-run ls` lists them"
                 let run = try PGFlowListing.flowRun(runID, json: output.json, on: c)
-                let states = try PGFlowListing.flowRunStates(runID, json: output.json, on: c)
                 if output.json {
-                    guard let text = run.first?["json"], text != "[]" else { throw CLIError.notFound("unknown flow run \(id): `pgflow flow-run ls` lists them") }
+                    guard let text = run.first?["json"], text != "[]" else { throw CLIError.notFound(missing) }
+                    let states = try PGFlowListing.flowRunStates(runID, json: true, on: c)
                     print("{\"flow_run\": \(String(text.dropFirst().dropLast())), \"states\": \(states.first?["json"] ?? "[]")}")
                 } else {
-                    try printRecord(run, json: false, missing: "unknown flow run \(id): `pgflow flow-run ls` lists them")
+                    try output.printRecord(run, missing: missing)
                     print("\nstates:")
-                    printListing(states, json: false)
+                    output.printListing(try PGFlowListing.flowRunStates(runID, json: false, on: c))
                 }
             }
         }
     }
 
-    struct Logs: ParsableCommand {
+    struct Logs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print a flow run's logs; --follow until it ends.")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The flow run's id.") var id: String
         @Flag(help: "Keep printing new lines until the run ends (exit 1 if it does not complete).") var follow = false
-        func run() throws {
-            try reportingErrors {
+        func run() async throws {
+            try await reportingErrors {
                 let runID = try flowRunID(id)
                 let c = try database.connect()
-                guard try PGFlowListing.flowRunProgress(runID, on: c) != nil else { throw CLIError.notFound("unknown flow run \(id): `pgflow flow-run ls` lists them") }
-                if follow { return try Watch.follow(runID, every: 0.5, logs: true, on: c) }
+                if follow { return try await followRun(runID, logs: true, database: database, utc: output.utc, on: c) }
                 let logs = try PGFlowListing.logs(flowRun: runID, after: 0, json: output.json, on: c)
                 if output.json { return print(logs.first?["json"] ?? "[]") }
-                for row in logs.rows { print("\(row["timestamp"] ?? "") \(row["name"] ?? "") \(row["message"] ?? "")") }
+                for row in logs.rows {
+                    let level = (row["level"] ?? "").padding(toLength: 7, withPad: " ", startingAt: 0)
+                    print("\(output.timestamps.cell(row["timestamp"])) \(level) \(row["name"] ?? "") \(row["message"] ?? "")")
+                }
             }
         }
     }
@@ -107,40 +130,8 @@ struct FlowRunCommand: ParsableCommand {
 private func transition(_ id: String, _ database: DatabaseOptions, _ call: (UUID, PostgresConnection) throws -> TransitionResult) throws {
     try reportingErrors {
         let result = try call(try flowRunID(id), try database.connect())
-        if result.status == .rejected { throw CLIError(description: "rejected: \(result.reason ?? "the run's state forbids it")", code: 1) }
+        if result.status == .rejected { throw CLIError.failed("rejected: \(result.reason ?? "the run's state forbids it")") }
         print("\(result.stateName)\(result.reason.map { " (\($0))" } ?? "")")
     }
 }
 
-struct TaskRunCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "task-run", abstract: "List and inspect task runs.", subcommands: [List.self, Inspect.self])
-
-    struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List task runs, newest first.")
-        @OptionGroup var database: DatabaseOptions
-        @OptionGroup var output: OutputOptions
-        @Option(name: .customLong("flow-run"), help: "Only this flow run's tasks.") var flowRun: String?
-        @Option(help: "Most task runs shown.") var limit = 20
-        func run() throws {
-            try reportingErrors {
-                printListing(try PGFlowListing.taskRuns(flowRun: try flowRun.map(flowRunID), limit: limit, json: output.json,
-                                                        on: try database.connect()), json: output.json)
-            }
-        }
-    }
-
-    struct Inspect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a task run.")
-        @OptionGroup var database: DatabaseOptions
-        @OptionGroup var output: OutputOptions
-        @Argument(help: "The task run's id.") var id: String
-        func run() throws {
-            try reportingErrors {
-                guard let taskID = UUID(uuidString: id) else { throw CLIError.invalid("\"\(id)\" is not a task run id: pass the UUID `pgflow task-run ls` shows") }
-                try printRecord(try PGFlowListing.taskRun(taskID, json: output.json, on: try database.connect()), json: output.json,
-                                missing: "unknown task run \(id): `pgflow task-run ls` lists them")
-            }
-        }
-    }
-}

@@ -1,6 +1,7 @@
 // `pgflow work-queue …` and `pgflow concurrency-limit …`.
 import ArgumentParser
 import Foundation
+import PGFlowCLIKit
 import PGFlowClient
 import PGFlowPostgres
 
@@ -13,8 +14,8 @@ struct WorkQueueCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a work queue (or set all its settings).")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The queue's name.") var name: String
-        @Option(help: "1 is served first.") var priority = 1
-        @Option(name: .customLong("concurrency-limit"), help: "Most runs of this queue running at once.") var limit: Int?
+        @Option(parsing: .unconditional, help: "1 is served first.") var priority = 1
+        @Option(name: .customLong("concurrency-limit"), parsing: .unconditional, help: "Most runs of this queue running at once.") var limit: Int?
         @Option(help: "A description.") var description: String?
         @Flag(help: "Create it paused.") var paused = false
         func run() throws {
@@ -31,7 +32,7 @@ struct WorkQueueCommand: ParsableCommand {
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
         func run() throws {
-            try reportingErrors { printListing(try PGFlowListing.workQueues(json: output.json, on: try database.connect()), json: output.json) }
+            try reportingErrors { output.printListing(try PGFlowListing.workQueues(json: output.json, on: try database.connect())) }
         }
     }
 
@@ -42,8 +43,8 @@ struct WorkQueueCommand: ParsableCommand {
         @Argument(help: "The queue's name.") var name: String
         func run() throws {
             try reportingErrors {
-                try printRecord(try PGFlowListing.workQueues(name: name, json: output.json, on: try database.connect()), json: output.json,
-                                missing: "unknown work queue \(name): `pgflow work-queue ls` lists them")
+                try output.printRecord(try PGFlowListing.workQueues(name: name, json: output.json, on: try database.connect()),
+                                       missing: "unknown work queue \(name): `pgflow work-queue ls` lists them")
             }
         }
     }
@@ -53,12 +54,12 @@ struct WorkQueueCommand: ParsableCommand {
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
         @Argument(help: "The queue's name.") var name: String
-        @Option(help: "Most runs shown.") var limit = 20
+        @Option(parsing: .unconditional, help: "Most runs shown.") var limit = 20
         func run() throws {
             try reportingErrors {
                 let c = try database.connect()
                 guard try PGFlowListing.workQueueExists(name, on: c) else { throw CLIError.notFound("unknown work queue \(name): `pgflow work-queue ls` lists them") }
-                printListing(try PGFlowListing.queuePreview(name, limit: limit, json: output.json, on: c), json: output.json)
+                output.printListing(try PGFlowListing.queuePreview(name, limit: limit, json: output.json, on: c))
             }
         }
     }
@@ -91,16 +92,14 @@ struct WorkQueueCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "set-concurrency-limit", abstract: "Set (or with --none remove) a queue's concurrency limit.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The queue's name.") var name: String
-        @Argument(help: "Most runs of this queue running at once.") var limit: Int?
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Most runs of this queue running at once.", valueName: "limit"))
+        var limitArgument: [String] = []  // .allUnrecognized: a negative number reaches validation
         @Flag(help: "Remove the limit.") var none = false
         func run() throws {
             try reportingErrors {
+                let limit = try limitArgument.isEmpty ? nil : wholeNumber(limitArgument, "limit")
                 guard (limit == nil) == none else { throw CLIError.invalid("give a limit or --none") }
-                let c = try database.connect()
-                guard let q = try PGFlowClient.workQueueSettings(name, on: c) else {
-                    throw CLIError.notFound("unknown work queue \(name): create it with `pgflow work-queue create \(name)`")
-                }
-                try PGFlowClient.createWorkQueue(name, priority: q.priority, concurrencyLimit: limit, paused: q.paused, description: q.description, on: c)
+                try PGFlowClient.setWorkQueueConcurrencyLimit(name, limit: limit, on: try database.connect())
                 print(limit.map { "work queue \(name): at most \($0) running" } ?? "work queue \(name): no limit")
             }
         }
@@ -133,9 +132,11 @@ struct ConcurrencyLimitCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create or change a limit: NAME (global) or tag:TAG.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "db, or tag:TAG") var name: String
-        @Argument(help: "Slots.") var limit: Int
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Slots.", valueName: "limit"))
+        var limitArgument: [String] = []  // .allUnrecognized: a negative number reaches validation
         func run() throws {
             try reportingErrors {
+                let limit = try wholeNumber(limitArgument, "limit")
                 try PGFlowClient.createConcurrencyLimit(name, limit: limit, on: try database.connect())
                 print("concurrency limit \(name): \(limit)")
             }
@@ -147,7 +148,7 @@ struct ConcurrencyLimitCommand: ParsableCommand {
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
         func run() throws {
-            try reportingErrors { printListing(try PGFlowListing.concurrencyLimits(json: output.json, on: try database.connect()), json: output.json) }
+            try reportingErrors { output.printListing(try PGFlowListing.concurrencyLimits(json: output.json, on: try database.connect())) }
         }
     }
 
@@ -158,8 +159,8 @@ struct ConcurrencyLimitCommand: ParsableCommand {
         @Argument(help: "The limit's name.") var name: String
         func run() throws {
             try reportingErrors {
-                try printRecord(try PGFlowListing.concurrencyLimits(name: name, json: output.json, on: try database.connect()), json: output.json,
-                                missing: "unknown concurrency limit \(name): `pgflow concurrency-limit ls` lists them")
+                try output.printRecord(try PGFlowListing.concurrencyLimits(name: name, json: output.json, on: try database.connect()),
+                                       missing: "unknown concurrency limit \(name): `pgflow concurrency-limit ls` lists them")
             }
         }
     }
@@ -195,4 +196,12 @@ struct ConcurrencyLimitCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// The one whole number a positional argument holds (negative ones included: SQL says why they are wrong).
+private func wholeNumber(_ values: [String], _ what: String) throws -> Int {
+    guard values.count == 1, let n = Int(values[0]) else {
+        throw CLIError.invalid(values.isEmpty ? "give the \(what), a whole number" : "the \(what) must be one whole number, got \(values.joined(separator: " "))")
+    }
+    return n
 }

@@ -1,12 +1,24 @@
-// `pgflow agent start`, `pgflow scheduler start`, `pgflow api start`: the long-running processes.
+// `pgflow agent start|ls`, `pgflow scheduler start`, `pgflow api start`: the long-running processes.
 import AgentCommand
 import ArgumentParser
 import Foundation
+import PGFlowClient
 import SchedulerCommand
 
 struct AgentGroup: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "agent", abstract: "Run an agent.", subcommands: [Start.self])
+        commandName: "agent", abstract: "Run an agent, or list agents.", subcommands: [Start.self, List.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ls", abstract: "List online agents: queues, last heartbeat, runs held (--all: offline ones too).")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @Flag(help: "Also agents that went offline.") var all = false
+        func run() throws {
+            try reportingErrors { output.printListing(try PGFlowListing.agents(all: all, json: output.json, on: try database.connect())) }
+        }
+    }
 
     struct Start: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Claim and run flow runs (same flags as pgflow-agent).")

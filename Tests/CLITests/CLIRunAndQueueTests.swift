@@ -137,7 +137,8 @@ import Testing
             ["work-queue", "ls"], ["work-queue", "inspect"], ["work-queue", "preview"], ["work-queue", "pause"], ["work-queue", "resume"],
             ["work-queue", "set-concurrency-limit"], ["work-queue", "delete"], ["concurrency-limit", "create"], ["concurrency-limit", "ls"],
             ["concurrency-limit", "inspect"], ["concurrency-limit", "reset"], ["concurrency-limit", "delete"], ["agent", "start"],
-            ["scheduler", "start"], ["api", "start"],
+            ["scheduler", "start"], ["api", "start"], ["agent", "ls"], ["flow", "ls"], ["schedule", "ls"], ["schedule", "pause"],
+            ["schedule", "resume"], ["schedule", "delete"], ["deployment", "set"], ["db", "prune"],
         ]
         let cli = CLI(db: try .create(schema: false))
         defer { try? cli.db.drop() }

@@ -26,13 +26,14 @@ struct CLI {
     }
 
     /// A `pgflow arguments` process with the database in PGFLOW_DATABASE_URL (not started).
-    func process(_ arguments: [String], directory: URL? = nil) -> Process {
+    func process(_ arguments: [String], directory: URL? = nil, environment: [String: String] = [:]) -> Process {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["PGFLOW_DATABASE_URL"] = db.conninfo
         env["PGFLOW_SQL_DIR"] = TestDatabase.repositoryRoot.appendingPathComponent("sql").path
+        env.merge(environment) { $1 }
         process.environment = env
         if let directory { process.currentDirectoryURL = directory }
         return process
@@ -55,7 +56,7 @@ struct CLI {
     /// Runs `pgflow arguments` to the end without blocking a thread of Swift's cooperative pool (other
     /// tests run in-process agents that need those threads): output goes to files, the exit is awaited.
     @discardableResult
-    func run(_ arguments: [String], directory: URL? = nil) async throws -> CLIResult {
+    func run(_ arguments: [String], directory: URL? = nil, environment: [String: String] = [:]) async throws -> CLIResult {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-cli-\(UUID().uuidString)")
         let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
@@ -64,7 +65,7 @@ struct CLI {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)
         }
-        let process = process(arguments, directory: directory)
+        let process = process(arguments, directory: directory, environment: environment)
         let outHandle = try FileHandle(forWritingTo: outURL), errHandle = try FileHandle(forWritingTo: errURL)
         process.standardOutput = outHandle
         process.standardError = errHandle

@@ -11,10 +11,12 @@
 //       retry_delays: [10, 60]       # or retry_delay: 10
 //       retry_backoff: list          # fixed | list | exponential
 //       missed_runs: latest          # run_all | latest | skip
+//       timeout_seconds: 600         # the agent stops a run past it (TimedOut)
 //       schedules:
 //         - cron: "0 6 * * *"
 //           timezone: Europe/Paris
-//         - interval: 1h30m          # or seconds; anchor_date: 2026-01-01T00:00:00Z
+//         - interval: 1h30m          # or seconds; anchor_date: 2026-01-01T00:00:00 (in the schedule's
+//                                    #   timezone unless it names an offset or Z)
 //         - rrule: "FREQ=WEEKLY;BYDAY=MO"
 import Foundation
 import PGFlowClient
@@ -22,30 +24,56 @@ import PGFlowSchedule
 import Yams
 
 /// One deployment of the file, with its schedules and the line it starts on.
-struct DeploymentEntry {
-    var spec: DeploymentSpec
-    var schedules: [ScheduleSpec]
-    var line: Int
+public struct DeploymentEntry: Sendable, Equatable {
+    /// The deployment's settings.
+    public var spec: DeploymentSpec
+    /// Its schedules, in file order.
+    public var schedules: [ScheduleSpec]
+    /// The line its entry starts on.
+    public var line: Int
+    /// `flow/deployment`.
+    public var name: String { "\(spec.flow)/\(spec.name)" }
 }
 
-/// Parses pgflow.yaml.
-enum DeploymentFile {
-    static func load(path: String) throws -> [DeploymentEntry] {
+/// A deployment file that cannot be used: one line naming the file and line, and what to fix.
+public struct DeploymentFileError: Error, CustomStringConvertible, Equatable {
+    /// `file:line: what is wrong`.
+    public let description: String
+
+    /// Creates an error.
+    public init(_ description: String) { self.description = description }
+}
+
+/// Parses pgflow.yaml (no database needed: every value is checked here, the rest by SQL on deploy).
+public enum DeploymentFile {
+    /// Reads and parses a file.
+    public static func load(path: String) throws(DeploymentFileError) -> [DeploymentEntry] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw CLIError.invalid("cannot read \(path): pass --file PATH to a pgflow.yaml")
+            throw DeploymentFileError("cannot read \(path): pass --file PATH to a pgflow.yaml")
         }
         return try parse(text, file: path)
     }
 
-    static func parse(_ text: String, file: String) throws -> [DeploymentEntry] {
-        func fail(_ node: Node?, _ message: String) -> CLIError {
-            CLIError.invalid("\(file):\(node?.mark?.line ?? 1): \(message)")
+    /// Parses a file's text; errors name `file` and the line.
+    public static func parse(_ text: String, file: String) throws(DeploymentFileError) -> [DeploymentEntry] {
+        do {
+            return try parseEntries(text, file: file)
+        } catch let error as DeploymentFileError {
+            throw error
+        } catch {
+            throw DeploymentFileError("\(file): \(error)")
+        }
+    }
+
+    private static func parseEntries(_ text: String, file: String) throws -> [DeploymentEntry] {
+        func fail(_ node: Node?, _ message: String) -> DeploymentFileError {
+            DeploymentFileError("\(file):\(node?.mark?.line ?? 1): \(message)")
         }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch let error as YamlError {
-            throw CLIError.invalid("\(file): invalid YAML: \(String(describing: error).split(separator: "\n").joined(separator: " "))")
+            throw DeploymentFileError("\(file): invalid YAML: \(String(describing: error).split(separator: "\n").joined(separator: " "))")
         }
         guard let list = root?["deployments"], let items = list.sequence else {
             throw fail(root, "expected a top-level `deployments:` list")
@@ -55,7 +83,7 @@ enum DeploymentFile {
             guard let map = item.mapping else { throw fail(item, "each deployment is a mapping with name and entrypoint") }
             let known: Set<String> = ["name", "entrypoint", "parameters", "work_queue", "queue", "tags", "description", "version",
                                       "concurrency_limit", "concurrency", "collision_strategy", "retries", "retry_delay", "retry_delays",
-                                      "retry_backoff", "retry_jitter", "paused", "missed_runs", "schedules", "schedule"]
+                                      "retry_backoff", "retry_jitter", "paused", "missed_runs", "timeout_seconds", "timeout", "schedules", "schedule"]
             for key in map.keys where !known.contains(key.string ?? "") {
                 throw fail(key, "unknown deployment key `\(key.string ?? "?")`; known: \(known.sorted().joined(separator: ", "))")
             }
@@ -98,6 +126,11 @@ enum DeploymentFile {
                 guard let policy = MissedRunPolicy(text: m.string ?? "") else { throw fail(m, "missed_runs must be run_all, latest or skip") }
                 spec.missedRunPolicy = policy
             }
+            if let t = item["timeout_seconds"] ?? item["timeout"] {
+                let seconds = try number(t, "timeout_seconds", fail)
+                guard seconds > 0 else { throw fail(t, "timeout_seconds must be more than 0 (leave it out for no timeout)") }
+                spec.timeoutSeconds = seconds
+            }
             var scheduleNodes: [Node] = []
             if let s = item["schedules"] {
                 guard let seq = s.sequence else { throw fail(s, "schedules must be a list") }
@@ -110,7 +143,7 @@ enum DeploymentFile {
         return entries
     }
 
-    private static func schedule(_ node: Node, _ fail: (Node?, String) -> CLIError) throws -> ScheduleSpec {
+    private static func schedule(_ node: Node, _ fail: (Node?, String) -> DeploymentFileError) throws -> ScheduleSpec {
         guard let map = node.mapping else { throw fail(node, "a schedule is a mapping with one of cron, interval, rrule") }
         let known: Set<String> = ["cron", "interval", "rrule", "timezone", "parameters", "active", "anchor_date"]
         for key in map.keys where !known.contains(key.string ?? "") {
@@ -123,8 +156,8 @@ enum DeploymentFile {
         let zone = try node["timezone"].map { try string($0, "timezone", fail) } ?? "UTC"
         var anchor: Date?
         if let a = node["anchor_date"] {
-            guard let date = a.timestamp ?? ISO8601DateFormatter().date(from: a.string ?? "") else {
-                throw fail(a, "anchor_date must be a timestamp such as 2026-01-01T00:00:00Z")
+            guard let text = a.string, let date = AnchorDate.parse(text, timeZone: zone) else {
+                throw fail(a, "anchor_date must be a time such as 2026-01-01T00:00:00 (in the schedule's timezone) or 2026-01-01T00:00:00Z")
             }
             anchor = date
         }
@@ -152,23 +185,23 @@ enum DeploymentFile {
         return spec
     }
 
-    private static func string(_ node: Node, _ what: String, _ fail: (Node?, String) -> CLIError) throws -> String {
+    private static func string(_ node: Node, _ what: String, _ fail: (Node?, String) -> DeploymentFileError) throws -> String {
         guard node.scalar != nil, let s = node.string else { throw fail(node, "\(what) must be text") }
         return s
     }
 
-    private static func int(_ node: Node, _ what: String, _ fail: (Node?, String) -> CLIError) throws -> Int {
+    private static func int(_ node: Node, _ what: String, _ fail: (Node?, String) -> DeploymentFileError) throws -> Int {
         guard let i = node.int else { throw fail(node, "\(what) must be a whole number, got \(node.string ?? "a structure")") }
         return i
     }
 
-    private static func number(_ node: Node, _ what: String, _ fail: (Node?, String) -> CLIError) throws -> Double {
+    private static func number(_ node: Node, _ what: String, _ fail: (Node?, String) -> DeploymentFileError) throws -> Double {
         guard let d = node.float ?? node.int.map(Double.init) else { throw fail(node, "\(what) must be a number of seconds") }
         return d
     }
 
     /// A YAML node as JSON text (mappings, lists, and scalars typed the YAML way).
-    static func json(_ node: Node) throws -> String {
+    public static func json(_ node: Node) throws -> String {
         let data = try JSONSerialization.data(withJSONObject: jsonObject(node), options: [.sortedKeys, .fragmentsAllowed])
         return String(decoding: data, as: UTF8.self)
     }

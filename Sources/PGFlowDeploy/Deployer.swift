@@ -1,0 +1,43 @@
+// Deployer: applies a parsed deployment file in one transaction: each deployment is created or updated
+// (pgflow.create_deployment) and its schedules synced. Nothing is written unless all of it is.
+import Foundation
+import PGFlowClient
+import PGFlowPostgres
+
+/// A deployment the database refused, with the file line it came from.
+public struct DeployError: Error, CustomStringConvertible {
+    /// `file:line: flow/deployment`.
+    public let location: String
+    /// What PostgreSQL said.
+    public let error: PostgresError
+    /// One line.
+    public var description: String { "\(location): \(error.message)" }
+}
+
+/// Deploys files.
+public enum Deployer {
+    /// What one deployment's deploy did.
+    public struct Outcome: Sendable, Equatable {
+        /// `flow/deployment`.
+        public var name: String
+        /// Schedules added.
+        public var added: Int
+        /// Schedules removed.
+        public var removed: Int
+    }
+
+    /// Deploys every entry in one transaction; a refused entry throws `DeployError` and nothing stays.
+    public static func deploy(_ entries: [DeploymentEntry], file: String, on c: PostgresConnection) throws -> [Outcome] {
+        try c.withTransaction { c in
+            try entries.map { entry in
+                do {
+                    try PGFlowClient.createDeployment(entry.spec, on: c)
+                    let plan = try ScheduleSync.apply(deployment: entry.name, wanted: entry.schedules, on: c)
+                    return Outcome(name: entry.name, added: plan.added.count, removed: plan.removed.count)
+                } catch let error as PostgresError where error.kind == .server {
+                    throw DeployError(location: "\(file):\(entry.line): \(entry.name)", error: error)
+                }
+            }
+        }
+    }
+}
