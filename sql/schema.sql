@@ -3856,6 +3856,221 @@ BEGIN
 END $$;
 
 -- ============================================================================================
+-- The scheduler's locking reads as functions (row locks need UPDATE privilege on a table, which no
+-- role has; a SECURITY DEFINER function takes them for the caller's transaction instead)
+-- ============================================================================================
+-- Up to p_limit (1 to 100,000) schedules with ids above p_after, in id order, locked FOR UPDATE for
+-- the caller's transaction; rows another transaction holds are skipped (two schedulers split them).
+CREATE FUNCTION pgflow.lock_deployment_schedules(p_after uuid, p_limit integer)
+RETURNS TABLE (id uuid, deployment_id uuid, kind text, expression text, interval_seconds float8,
+               anchor_date timestamptz, timezone text, wants_runs boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgflow._check_number(p_limit, 'a schedule batch', 1, 100000);
+    RETURN QUERY
+    SELECT s.id, s.deployment_id, s.kind, coalesce(s.cron, s.rrule),
+           extract(epoch FROM s."interval")::float8, s.anchor_date, s.timezone, s.active AND NOT d.paused
+      FROM pgflow.deployment_schedules s JOIN pgflow.deployments d ON d.id = s.deployment_id
+     WHERE p_after IS NULL OR s.id > p_after
+     ORDER BY s.id LIMIT p_limit
+       FOR UPDATE OF s SKIP LOCKED;
+END $$;
+
+-- Applies the missed-run policy: among schedule-created runs still waiting more than p_grace past
+-- their start, cancels those whose deployment's policy (or p_default_policy where it has none) is
+-- 'skip', and for 'latest' those with a newer due run of the same deployment. Runs an agent is
+-- claiming right now are skipped (locked). Returns how many runs were cancelled.
+CREATE FUNCTION pgflow.cancel_missed_runs(p_default_policy text, p_grace interval, p_now timestamptz DEFAULT now())
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_ids uuid[];
+BEGIN
+    PERFORM pgflow._check_missed_run_policy(p_default_policy);
+    PERFORM pgflow._check_interval(p_grace, 'missed-run grace', 0, 31536000);
+    v_ids := ARRAY(
+        WITH missed AS (
+            SELECT r.id, r.deployment_id, r.expected_start_time, coalesce(d.missed_run_policy, p_default_policy) AS policy
+              FROM pgflow.run_queue q
+              JOIN pgflow.flow_runs r ON r.id = q.flow_run_id
+              JOIN pgflow.deployments d ON d.id = r.deployment_id
+             WHERE r.deployment_schedule_id IS NOT NULL AND r.state_name IN ('Scheduled', 'Late')
+               AND r.expected_start_time < p_now - p_grace
+               FOR UPDATE OF q, r SKIP LOCKED)
+        SELECT m.id FROM missed m
+         WHERE m.policy = 'skip'
+            OR (m.policy = 'latest' AND EXISTS (
+                SELECT 1 FROM pgflow.flow_runs n JOIN pgflow.run_queue nq ON nq.flow_run_id = n.id
+                 WHERE n.deployment_id = m.deployment_id AND n.deployment_schedule_id IS NOT NULL
+                   AND n.expected_start_time > m.expected_start_time AND n.expected_start_time <= p_now))
+         ORDER BY m.id);
+    IF cardinality(v_ids) = 0 THEN
+        RETURN 0;
+    END IF;
+    RETURN (SELECT count(*)::integer FROM pgflow._transition_flow_runs_isolated(ARRAY(
+                SELECT ROW(x, 'CANCELLING', 'Cancelling',
+                           format('missed its scheduled time by more than %s s while nothing ran it (missed-run policy)',
+                                  extract(epoch FROM p_grace)::bigint),
+                           NULL, NULL, NULL, NULL, NULL)::pgflow._proposal
+                  FROM unnest(v_ids) x ORDER BY x), NULL, p_now, true) t
+             WHERE t.state_type = 'CANCELLED');
+END $$;
+
+-- ============================================================================================
+-- Least privilege. Five NOLOGIN roles (cluster-wide, so created only when missing); people and
+-- services log in as their own users, members of one of them (docs/security.md):
+--   pgflow_agent      runs flows: register, heartbeat, claim, states, task runs, logs, leases
+--   pgflow_scheduler  materialises schedules and does maintenance: reaper, late runs, retention
+--   pgflow_api        the CLI and HTTP API: configuration, enqueue, cancel, retry, delete, listings
+--   pgflow_reader     reads the views only
+--   pgflow_admin      every API function and every table (read only)
+-- No role may write a table: every change goes through the API functions, which are SECURITY
+-- DEFINER (they run as the schema owner) with search_path pinned to pg_catalog, pgflow.
+-- Rule for later migrations: a new API function gets the same ALTER FUNCTION … SECURITY DEFINER SET
+-- search_path, the migration repeats the REVOKE … FROM PUBLIC below, and GRANTs EXECUTE to the roles
+-- whose duty needs it.
+-- ============================================================================================
+DO $$
+DECLARE
+    v_role text;
+BEGIN
+    FOREACH v_role IN ARRAY ARRAY['pgflow_agent', 'pgflow_scheduler', 'pgflow_api', 'pgflow_reader', 'pgflow_admin'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
+            EXCEPTION
+                WHEN duplicate_object OR unique_violation THEN
+                    NULL;  -- another database of this cluster created it just now
+                WHEN insufficient_privilege THEN
+                    RAISE EXCEPTION 'pgflow: role % does not exist and % may not create roles', v_role, current_user
+                        USING ERRCODE = '42501',
+                              HINT = 'let a superuser run CREATE ROLE pgflow_agent NOLOGIN; (and pgflow_scheduler, pgflow_api, '
+                                  || 'pgflow_reader, pgflow_admin) once per cluster, then run the upgrade again';
+            END;
+        END IF;
+    END LOOP;
+END $$;
+
+-- The API functions run as the schema owner, with a search_path no caller can change. Pure helpers
+-- (no table access) stay SECURITY INVOKER, so that queries can inline them.
+DO $$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+         WHERE p.pronamespace = 'pgflow'::regnamespace AND p.prokind = 'f' AND p.proname !~ '^_'
+           AND p.proname NOT IN ('state_type_of', 'is_terminal', 'retry_delay', 'random_run_name', 'notify', 'bounds', 'schedule_error')
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pgflow', v_fn);
+    END LOOP;
+END $$;
+
+REVOKE ALL ON SCHEMA pgflow FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA pgflow FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgflow FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
+GRANT USAGE ON SCHEMA pgflow TO pgflow_agent, pgflow_scheduler, pgflow_api, pgflow_reader, pgflow_admin;
+
+-- Everyone: the pure helpers.
+GRANT EXECUTE ON FUNCTION pgflow.state_type_of(text), pgflow.is_terminal(pgflow.state_type), pgflow.bounds(),
+                          pgflow.schedule_error(text, text, text)
+   TO pgflow_agent, pgflow_scheduler, pgflow_api, pgflow_reader, pgflow_admin;
+
+-- pgflow_reader: the views.
+GRANT SELECT ON pgflow.flow_run_history, pgflow.task_run_history, pgflow.queue_status, pgflow.deployment_list,
+                pgflow.concurrency_status
+   TO pgflow_reader, pgflow_api, pgflow_admin;
+
+-- pgflow_agent: an agent and the flows it runs (the SDK: task runs, subflows, logs, leases, variables).
+GRANT EXECUTE ON FUNCTION
+    pgflow.register_agent(text, text[], timestamptz),
+    pgflow.heartbeat(uuid, timestamptz),
+    pgflow.deregister_agent(uuid, timestamptz),
+    pgflow.claim_flow_runs(uuid, text[], integer, boolean, timestamptz),
+    pgflow.set_flow_run_state(uuid, text, text, text, jsonb, timestamptz, timestamptz, uuid, uuid, text, timestamptz, boolean),
+    pgflow.set_flow_run_states(uuid[], text[], text[], text[], jsonb[], uuid[], uuid, timestamptz, boolean),
+    pgflow.set_task_run_state(uuid, text, text, text, jsonb, timestamptz, timestamptz, uuid, timestamptz, boolean),
+    pgflow.set_task_run_states(uuid[], text[], text[], text[], jsonb[], uuid[], timestamptz, timestamptz[], boolean),
+    pgflow.create_flow_run(text, jsonb, text, text[], uuid, text, text, integer, float8[], text, float8, uuid, timestamptz),
+    pgflow.create_task_run(uuid, text, text, text, jsonb, text[], text, interval, integer, float8[], text, float8, timestamptz, boolean),
+    pgflow.create_task_runs(uuid, text[], text[], text[], jsonb[], text[], text[], interval[], integer[], text[], text[], float8[],
+                            timestamptz[], boolean[], timestamptz),
+    pgflow.run_deployment(text, jsonb, timestamptz, text, text[], text, text, uuid, timestamptz),
+    pgflow.write_log(uuid, integer, text, text, uuid, timestamptz),
+    pgflow.write_logs(uuid[], integer[], text[], text[], uuid[], timestamptz[], timestamptz),
+    pgflow.acquire_concurrency_slots(text[], integer, interval, uuid, timestamptz),
+    pgflow.release_concurrency_slots(uuid),
+    pgflow.renew_concurrency_lease(uuid, interval, timestamptz),
+    pgflow.get_variable(text),
+    pgflow.set_variable(text, jsonb, timestamptz)
+TO pgflow_agent;
+-- what the agent and the SDK read directly: a run's name and state, the deployment's timeout at
+-- claim time, results
+GRANT SELECT ON pgflow.flow_runs, pgflow.deployments, pgflow.results TO pgflow_agent;
+
+-- pgflow_scheduler: schedules and maintenance.
+GRANT EXECUTE ON FUNCTION
+    pgflow.lock_deployment_schedules(uuid, integer),
+    pgflow.schedule_flow_runs(uuid, timestamptz[], timestamptz),
+    pgflow.cancel_missed_runs(text, interval, timestamptz),
+    pgflow.reap_crashed_runs(interval, timestamptz),
+    pgflow.mark_late_runs(interval, timestamptz),
+    pgflow.expire_paused_runs(timestamptz),
+    pgflow.release_expired_slots(timestamptz),
+    pgflow.delete_old_runs(interval, integer, timestamptz),
+    pgflow.set_flow_run_states(uuid[], text[], text[], text[], jsonb[], uuid[], uuid, timestamptz, boolean),
+    pgflow.notify(text, text)
+TO pgflow_scheduler;
+-- what the scheduler reads directly: schedules and their deployments, the runs schedules made, the
+-- queues' next due times
+GRANT SELECT ON pgflow.deployment_schedules, pgflow.deployments, pgflow.flow_runs, pgflow.run_queue, pgflow.work_queues
+   TO pgflow_scheduler;
+
+-- pgflow_api: configuration, enqueue, cancel / resume / retry, manual transitions, deletion, listings.
+GRANT EXECUTE ON FUNCTION
+    pgflow.create_work_queue(text, integer, integer, boolean, text, timestamptz),
+    pgflow.set_work_queue_paused(text, boolean, timestamptz),
+    pgflow.create_deployment(text, text, text, jsonb, text, text[], text, text, integer, text, integer, float8[], text, float8,
+                             boolean, float8, text, timestamptz),
+    pgflow.set_deployment_paused(text, boolean, timestamptz),
+    pgflow.set_deployment_missed_run_policy(text, text, timestamptz),
+    pgflow.create_deployment_schedule(text, text, text, text, jsonb, boolean, timestamptz, timestamptz),
+    pgflow.create_concurrency_limit(text, integer, boolean, timestamptz),
+    pgflow.delete_concurrency_limit(text),
+    pgflow.reset_concurrency_limit(text),
+    pgflow.set_variable(text, jsonb, timestamptz),
+    pgflow.get_variable(text),
+    pgflow.run_deployment(text, jsonb, timestamptz, text, text[], text, text, uuid, timestamptz),
+    pgflow.run_deployments(text, jsonb[], timestamptz, text[], timestamptz),
+    pgflow.create_flow_run(text, jsonb, text, text[], uuid, text, text, integer, float8[], text, float8, uuid, timestamptz),
+    pgflow.set_flow_run_state(uuid, text, text, text, jsonb, timestamptz, timestamptz, uuid, uuid, text, timestamptz, boolean),
+    pgflow.set_flow_run_states(uuid[], text[], text[], text[], jsonb[], uuid[], uuid, timestamptz, boolean),
+    pgflow.cancel_flow_run(uuid, text, timestamptz),
+    pgflow.resume_flow_run(uuid, timestamptz),
+    pgflow.retry_flow_run(uuid, timestamptz, timestamptz),
+    pgflow.delete_flow_run(uuid),
+    pgflow.delete_deployment_schedule(uuid, timestamptz),
+    pgflow.delete_deployment(text, timestamptz),
+    pgflow.delete_work_queue(text),
+    pgflow._deployment_id(text)   -- the CLI's listings resolve 'flow/deployment' with it
+TO pgflow_api;
+GRANT SELECT ON ALL TABLES IN SCHEMA pgflow TO pgflow_api;
+
+-- pgflow_admin: every API function, every table to read.
+DO $$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN SELECT p.oid::regprocedure FROM pg_proc p
+                 WHERE p.pronamespace = 'pgflow'::regnamespace AND p.prokind = 'f' AND p.proname !~ '^_' LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pgflow_admin', v_fn);
+    END LOOP;
+END $$;
+GRANT EXECUTE ON FUNCTION pgflow._deployment_id(text) TO pgflow_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA pgflow TO pgflow_admin;
+
+-- ============================================================================================
 -- Ledger: the migrations this file contains
 -- ============================================================================================
 INSERT INTO pgflow.schema_migrations (version, name) VALUES
