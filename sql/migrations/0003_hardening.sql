@@ -1339,7 +1339,7 @@ BEGIN
     RETURN (SELECT count(*)::integer FROM pgflow._transition_flow_runs_isolated(ARRAY(
                 SELECT ROW(x, 'CANCELLING', 'Cancelling',
                            format('missed its scheduled time by more than %s s while nothing ran it (missed-run policy)',
-                                  extract(epoch FROM p_grace)::bigint),
+                                  floor(extract(epoch FROM p_grace))::bigint),
                            NULL, NULL, NULL, NULL, NULL)::pgflow._proposal
                   FROM unnest(v_ids) x ORDER BY x), NULL, p_now, true) t
              WHERE t.state_type = 'CANCELLED');
