@@ -23,7 +23,7 @@ LANGUAGE sql IMMUTABLE AS $$
            ('work queue priority', 1, 1000000, 'rank'),
            ('slots per lease', 1, 1000000, 'slots'),
            ('lease', 0, 604800, 'seconds (exclusive minimum)'),
-           ('schedule interval', 1, 315360000, 'seconds'),
+           ('schedule interval', 1, 315576000, 'seconds (10 years of 365.25 days)'),
            ('heartbeat timeout', 0, 604800, 'seconds (exclusive minimum)'),
            ('late threshold', 0, 31536000, 'seconds'),
            ('retention age', 0, 3153600000, 'seconds'),
@@ -527,7 +527,7 @@ BEGIN
         EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR interval_field_overflow OR syntax_error THEN
             RETURN 'not an interval; write e.g. ''15 minutes'', ''1 hour'' or ''1 day''';
         END;
-        IF v_interval IS NULL OR extract(epoch FROM v_interval) < 1 OR extract(epoch FROM v_interval) > 315360000 THEN
+        IF v_interval IS NULL OR extract(epoch FROM v_interval) < 1 OR extract(epoch FROM v_interval) > 315576000 THEN
             RETURN 'an interval must be 1 second to 10 years';
         END IF;
         RETURN NULL;
