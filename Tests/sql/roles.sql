@@ -31,8 +31,8 @@ SELECT is((SELECT count(*)::integer FROM pg_proc p WHERE p.pronamespace = 'pgflo
 SELECT is((SELECT array_agg(p.proname ORDER BY p.proname) FROM pg_proc p
             WHERE p.pronamespace = 'pgflow'::regnamespace AND p.proname !~ '^_'
               AND p.proname NOT IN ('state_type_of', 'is_terminal', 'retry_delay', 'random_run_name', 'notify', 'bounds', 'schedule_error')
-              AND NOT (p.prosecdef AND 'search_path=pg_catalog, pgflow' = ANY (p.proconfig))), NULL,
-          'every API function is SECURITY DEFINER with search_path pg_catalog, pgflow');
+              AND NOT (p.prosecdef AND 'search_path=pg_catalog, pgflow, pg_temp' = ANY (p.proconfig))), NULL,
+          'every API function is SECURITY DEFINER with search_path pg_catalog, pgflow, pg_temp');
 SELECT is((SELECT count(*)::integer FROM pg_proc p WHERE p.pronamespace = 'pgflow'::regnamespace AND p.proname ~ '^_'
               AND (has_function_privilege('pgflow_agent', p.oid, 'EXECUTE') OR has_function_privilege('pgflow_scheduler', p.oid, 'EXECUTE')
                    OR has_function_privilege('pgflow_reader', p.oid, 'EXECUTE'))), 0,

@@ -3919,7 +3919,8 @@ END $$;
 --   pgflow_reader     reads the views only
 --   pgflow_admin      every API function and every table (read only)
 -- No role may write a table: every change goes through the API functions, which are SECURITY
--- DEFINER (they run as the schema owner) with search_path pinned to pg_catalog, pgflow.
+-- DEFINER (they run as the schema owner) with search_path pinned to pg_catalog, pgflow, pg_temp
+-- (pg_temp last: a caller's temporary tables never shadow a catalog or pgflow name).
 -- Rule for later migrations: a new API function gets the same ALTER FUNCTION … SECURITY DEFINER SET
 -- search_path, the migration repeats the REVOKE … FROM PUBLIC below, and GRANTs EXECUTE to the roles
 -- whose duty needs it.
@@ -3956,7 +3957,7 @@ BEGIN
          WHERE p.pronamespace = 'pgflow'::regnamespace AND p.prokind = 'f' AND p.proname !~ '^_'
            AND p.proname NOT IN ('state_type_of', 'is_terminal', 'retry_delay', 'random_run_name', 'notify', 'bounds', 'schedule_error')
     LOOP
-        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pgflow', v_fn);
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp', v_fn);
     END LOOP;
 END $$;
 
