@@ -3,7 +3,7 @@
 -- agent) and writes nothing. Rows that would once have poisoned the engine (NaN delays, impossible
 -- timestamps) no longer block a batch or the reaper, and runs whose agent row is gone are reaped.
 BEGIN;
-SELECT plan(63);
+SELECT plan(64);
 
 -- err(sql): 'SQLSTATE: message' when sql raises, 'no error' if it runs
 CREATE FUNCTION pg_temp.err(p_sql text) RETURNS text LANGUAGE plpgsql AS $$
@@ -63,6 +63,8 @@ SELECT is(pg_temp.code($$SELECT * FROM pgflow.claim_flow_runs('$$ || :'agent' ||
 SELECT is(pg_temp.code($$SELECT pgflow.reap_crashed_runs('30 days')$$), '22023', 'a heartbeat timeout of 30 days');
 SELECT is(pg_temp.code($$SELECT pgflow.mark_late_runs(NULL)$$), '22023', 'a NULL late threshold');
 SELECT is(pg_temp.code($$SELECT pgflow.delete_old_runs('1 day', 1000000)$$), '22023', 'a retention batch of 1,000,000');
+SELECT is(pg_temp.code($$SELECT pgflow.write_logs(array_fill('$$ || :'adhoc' || $$'::uuid, ARRAY[100001]), array_fill(20, ARRAY[100001]),
+                                                   array_fill('x'::text, ARRAY[100001]))$$), '22023', 'a batch of 100,001 log lines');
 SELECT is(pg_temp.code($$SELECT * FROM pgflow.schedule_flow_runs('$$ || :'sched' || $$', ARRAY['infinity']::timestamptz[])$$), '22023', 'an infinite schedule time');
 SELECT is(pg_temp.code($$SELECT pgflow.run_deployment('hd/dep', p_scheduled_time => 'infinity')$$), '22023', 'an infinite scheduled time');
 

@@ -2592,15 +2592,12 @@ LANGUAGE sql IMMUTABLE AS $$
            ('heartbeat timeout', 0, 604800, 'seconds (exclusive minimum)'),
            ('late threshold', 0, 31536000, 'seconds'),
            ('retention age', 0, 3153600000, 'seconds'),
-           ('batch size', 1, 100000, 'rows'),
+           ('retention batch', 1, 100000, 'runs'),
+           ('batch (transitions, task runs, log lines, runs enqueued, schedule times) per call', 0, 100000, 'elements'),
            ('claim size', 1, 10000, 'runs'),
            ('cache expiration', 0, 3153600000, 'seconds'),
-           ('schedule times per call', 0, 100000, 'times')
+           ('schedule batch (lock_deployment_schedules)', 1, 100000, 'schedules')
 $$;
-
--- Internal: the upper bound of one of pgflow.bounds().
-CREATE FUNCTION pgflow._bound(p_name text) RETURNS float8
-LANGUAGE sql IMMUTABLE AS $$ SELECT maximum FROM pgflow.bounds() WHERE name = p_name $$;
 
 -- Characters no name may contain: control characters (Unicode Cc) and invisible format characters
 -- (Cf: soft hyphen, zero-width spaces and joiners, direction marks and overrides, word joiner,
@@ -2680,6 +2677,16 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'pass a timestamp such as now() + interval ''1 hour'', or NULL';
     END IF;
     RETURN p_value;
+END $$;
+
+-- Checks the length of a batch (transitions, task runs, log lines, runs, times): at most 100,000.
+CREATE FUNCTION pgflow._check_batch(p_length integer, p_what text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF p_length > 100000 THEN
+        RAISE EXCEPTION 'pgflow: % takes at most 100000 elements per call, got %', p_what, p_length
+            USING ERRCODE = '22023', HINT = 'split the batch';
+    END IF;
 END $$;
 
 -- Parameters: a JSON object of at most 96 KiB of JSON text (98,304 bytes), so that a run's parameters
@@ -3359,10 +3366,7 @@ CREATE FUNCTION pgflow.run_deployments(
 ) RETURNS SETOF uuid
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF cardinality(p_parameters) > 100000 THEN
-        RAISE EXCEPTION 'pgflow: run_deployments enqueues at most 100000 runs at once, got %', cardinality(p_parameters)
-            USING ERRCODE = '22023', HINT = 'split the batch';
-    END IF;
+    PERFORM pgflow._check_batch(cardinality(p_parameters), 'run_deployments');
     PERFORM pgflow._check_time(p_scheduled_time, 'a scheduled time');
     PERFORM pgflow._check_parameters(p) FROM unnest(p_parameters) p WHERE p IS NOT NULL AND jsonb_typeof(p) = 'object';
     RETURN QUERY SELECT * FROM pgflow._run_deployments_unchecked(p_name, p_parameters, p_scheduled_time, p_tags, p_now);
@@ -3420,6 +3424,7 @@ CREATE FUNCTION pgflow.create_task_runs(
 ) RETURNS SETOF uuid
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pgflow._check_batch(cardinality(p_task_keys), 'create_task_runs');
     PERFORM pgflow._check_name(k, 'task key') FROM (SELECT DISTINCT k FROM unnest(p_task_keys) k WHERE k <> '') t;
     PERFORM pgflow._check_name(n, 'task run name') FROM (SELECT DISTINCT n FROM unnest(p_names) n WHERE n IS NOT NULL) t;
     PERFORM pgflow._check_number(extract(epoch FROM e)::float8, 'a cache expiration (in seconds)', 0, 3153600000)
@@ -3619,6 +3624,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_proposals pgflow._proposal[];
 BEGIN
+    PERFORM pgflow._check_batch(cardinality(p_run_ids), 'set_flow_run_states');
     v_proposals := pgflow._proposals('flow_runs', p_run_ids, p_state_types, p_state_names, p_messages, p_results, p_transition_ids);
     PERFORM pgflow._check_agent(p_agent_id);
     RETURN QUERY SELECT * FROM pgflow._transition_flow_runs_isolated(v_proposals, p_agent_id, p_now, false, p_allow_retry);
@@ -3663,6 +3669,7 @@ CREATE OR REPLACE FUNCTION pgflow.set_task_run_states(
 ) RETURNS SETOF pgflow.transition_result
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pgflow._check_batch(cardinality(p_run_ids), 'set_task_run_states');
     RETURN QUERY SELECT * FROM pgflow._transition_task_runs_isolated(
         pgflow._proposals('task_runs', p_run_ids, p_state_types, p_state_names, p_messages, p_results, p_transition_ids,
                           p_timestamps),
@@ -3827,10 +3834,7 @@ CREATE FUNCTION pgflow.schedule_flow_runs(p_deployment_schedule_id uuid, p_times
 RETURNS TABLE (inserted integer, deleted integer)
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF cardinality(p_times) > 100000 THEN
-        RAISE EXCEPTION 'pgflow: a schedule takes at most 100000 times per call, got %', cardinality(p_times)
-            USING ERRCODE = '22023', HINT = 'materialise a shorter horizon';
-    END IF;
+    PERFORM pgflow._check_batch(cardinality(p_times), 'schedule_flow_runs');
     PERFORM pgflow._check_time(t, 'a schedule time') FROM unnest(p_times) t;
     RETURN QUERY SELECT * FROM pgflow._schedule_flow_runs_unchecked(p_deployment_schedule_id, p_times, p_now);
 END $$;
@@ -3847,6 +3851,23 @@ BEGIN
         PERFORM pgflow._check_number(p_batch, 'a retention batch', 1, 100000);
     END IF;
     RETURN pgflow._delete_old_runs_unchecked(p_older_than, p_batch, p_now);
+END $$;
+
+ALTER FUNCTION pgflow.write_logs(uuid[], integer[], text[], text[], uuid[], timestamptz[], timestamptz) RENAME TO _write_logs_unchecked;
+-- Writes many log lines (at most 100,000) in one statement (see 0002); returns how many.
+CREATE FUNCTION pgflow.write_logs(
+    p_flow_run_ids uuid[],
+    p_levels       integer[],
+    p_messages     text[],
+    p_names        text[]        DEFAULT NULL,
+    p_task_run_ids uuid[]        DEFAULT NULL,
+    p_timestamps   timestamptz[] DEFAULT NULL,
+    p_now          timestamptz   DEFAULT now()
+) RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgflow._check_batch(cardinality(p_messages), 'write_logs');
+    RETURN pgflow._write_logs_unchecked(p_flow_run_ids, p_levels, p_messages, p_names, p_task_run_ids, p_timestamps, p_now);
 END $$;
 
 -- ============================================================================================
