@@ -3,7 +3,7 @@
 -- agent) and writes nothing. Rows that would once have poisoned the engine (NaN delays, impossible
 -- timestamps) no longer block a batch or the reaper, and runs whose agent row is gone are reaped.
 BEGIN;
-SELECT plan(64);
+SELECT plan(65);
 
 -- err(sql): 'SQLSTATE: message' when sql raises, 'no error' if it runs
 CREATE FUNCTION pg_temp.err(p_sql text) RETURNS text LANGUAGE plpgsql AS $$
@@ -127,6 +127,16 @@ UPDATE pgflow.flow_runs SET retry_delays = '{NaN}' WHERE id = :'nan_run';
 SELECT results_eq($$SELECT status, state_name, next_scheduled_start FROM pgflow.set_flow_run_state('$$ || :'nan_run' || $$', 'FAILED',
                      p_agent_id => '$$ || :'agent' || $$', p_now => '2030-01-01 00:01:00+00')$$,
                   $$VALUES ('REDIRECTED', 'AwaitingRetry', '2031-01-01 00:01:00+00'::timestamptz)$$, 'a NaN delay retries after the one-year cap');
+
+-- a failure whose retry cannot be scheduled (its time would pass the end of the calendar) ends Failed
+SELECT pgflow.create_deployment('hd', 'far', './f.sh', p_retries => 1, p_retry_delays => '{31536000}', p_now => :t0);
+SELECT pgflow.run_deployment('hd/far', p_now => :t0) AS far_run \gset
+SELECT count(*) FROM pgflow.claim_flow_runs(:'agent', NULL, 10, true, :t0);
+SET LOCAL client_min_messages = error;
+SELECT results_eq($$SELECT status, state_name, reason FROM pgflow.set_flow_run_state('$$ || :'far_run' || $$', 'FAILED',
+                     p_agent_id => '$$ || :'agent' || $$', p_now => '294276-06-01')$$,
+                  $$VALUES ('ACCEPTED', 'Failed', 'no retry: applying the retry policy failed (22008: timestamp out of range)')$$,
+                  'a failure whose retry cannot be scheduled is written Failed, without the retry, and says why');
 
 -- a run whose transition raises (an impossible stored time) is rejected; the healthy one is written
 UPDATE pgflow.flow_runs SET state_timestamp = '-infinity' WHERE id = :'poisoned';
