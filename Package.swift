@@ -108,7 +108,7 @@ let package = Package(
                 "PGFlow", "PGFlowAgent", "PGFlowClient", "PGFlowTestSupport", .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "PGFlowClientTests", dependencies: ["PGFlowClient", "PGFlowTestSupport"]),
+        .testTarget(name: "PGFlowClientTests", dependencies: ["PGFlowClient", "PGFlowSchedule", "PGFlowTestSupport"]),
         .testTarget(
             name: "PGFlowSchedulerTests",
             dependencies: [

@@ -57,31 +57,7 @@ extension PGFlowClient {
     /// has none) is `skip`, and for `latest` those with a newer due run of the same deployment.
     /// Runs an agent is claiming right now are skipped (locked). Returns how many runs were cancelled.
     public static func cancelMissedRuns(defaultPolicy: MissedRunPolicy, grace: Double, now: Date, on c: PostgresConnection) throws -> Int {
-        try c.withTransaction { c in
-            let ids = try c.query(
-                """
-                WITH missed AS (
-                    SELECT r.id, r.deployment_id, r.expected_start_time, coalesce(d.missed_run_policy, $3) AS policy
-                      FROM pgflow.run_queue q
-                      JOIN pgflow.flow_runs r ON r.id = q.flow_run_id
-                      JOIN pgflow.deployments d ON d.id = r.deployment_id
-                     WHERE r.deployment_schedule_id IS NOT NULL AND r.state_name IN ('Scheduled', 'Late')
-                       AND r.expected_start_time < $1::timestamptz - make_interval(secs => $2)
-                       FOR UPDATE OF q, r SKIP LOCKED)
-                SELECT m.id FROM missed m
-                 WHERE m.policy = 'skip'
-                    OR (m.policy = 'latest' AND EXISTS (
-                        SELECT 1 FROM pgflow.flow_runs n JOIN pgflow.run_queue nq ON nq.flow_run_id = n.id
-                         WHERE n.deployment_id = m.deployment_id AND n.deployment_schedule_id IS NOT NULL
-                           AND n.expected_start_time > m.expected_start_time AND n.expected_start_time <= $1))
-                 ORDER BY m.id
-                """, [now, grace, defaultPolicy.rawValue]
-            ).rows.map { try $0.decode(UUID.self, at: 0) }
-            if ids.isEmpty { return 0 }
-            let message = "missed its scheduled time by more than \(Int(grace)) s while nothing ran it (missed-run policy)"
-            let results = try setFlowRunStates(
-                ids.map { StateProposal(runID: $0, type: .cancelling, message: message) }, agentID: nil, on: c)
-            return results.filter { $0.stateType == .cancelled }.count
-        }
+        try c.query("SELECT pgflow.cancel_missed_runs($1, make_interval(secs => $2), $3)", [defaultPolicy.rawValue, grace, now])
+            .scalar(Int.self)
     }
 }

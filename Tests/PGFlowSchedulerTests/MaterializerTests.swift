@@ -105,7 +105,13 @@ import Testing
         try await Fixture.with { f in
             let t0 = instant("2030-01-01T00:00:00Z")
             try await f.deployment("bad", "cron", at: t0)
-            try await f.schedule("bad/cron", "cron", "61 * * * *", at: t0)  // passes SQL's shape check, not the parser
+            // SQL refuses it since 0003 (create_deployment_schedule validates like the parser); a row written
+            // before that, or by hand, is still skipped by the scheduler
+            try await f.sql(
+                """
+                INSERT INTO pgflow.deployment_schedules (deployment_id, kind, cron, created_at, updated_at)
+                SELECT id, 'cron', '61 * * * *', $1, $1 FROM pgflow.deployments WHERE name = 'cron'
+                """, [t0])
             try await f.deployment("bad", "fine", at: t0)
             try await f.schedule("bad/fine", "interval", "1 hour", anchor: t0, at: t0)
             let counts = try await materializer(f, horizon: 3 * 3600).runOnce(now: t0)

@@ -54,7 +54,7 @@ struct Fixture: Sendable {
     /// Claims (and starts) every run due at `now`; returns their ids.
     @discardableResult
     func claimAll(agent: UUID, at now: Date) async throws -> [UUID] {
-        try await sql("SELECT flow_run_id FROM pgflow.claim_flow_runs($1, NULL, 100000, true, $2)", [agent, now])
+        try await sql("SELECT flow_run_id FROM pgflow.claim_flow_runs($1, NULL, 10000, true, $2)", [agent, now])
             .rows.map { try $0.decode(UUID.self, at: 0) }
     }
 }

@@ -47,8 +47,8 @@ SELECT is(pg_temp.err($$SELECT pgflow.create_work_queue('no spaces')$$), '22023:
 SELECT is(pg_temp.err($$SELECT pgflow.create_deployment('bad', 'x', './x.sh', p_collision_strategy => 'KILL_OLD')$$), '22023: pgflow: invalid collision strategy ''KILL_OLD''', 'unknown collision strategy');
 SELECT is(pg_temp.err($$SELECT pgflow.create_deployment('bad', 'x', './x.sh', p_retries => -1)$$), '22023: pgflow: retries must be 0 or more, got -1', 'negative retries');
 SELECT is(pg_temp.err($$SELECT pgflow.create_deployment('bad', 'x', './x.sh', p_retry_backoff => 'fixed', p_retry_delays => '{1,2}')$$), '22023: pgflow: invalid retry delays {1,2} for backoff fixed', 'a list of delays for a fixed backoff');
-SELECT is(pg_temp.err($$SELECT pgflow.create_deployment_schedule('bad/dep', 'cron', 'every day')$$), '22023: pgflow: invalid cron expression ''every day''', 'bad cron');
-SELECT is(pg_temp.err($$SELECT pgflow.create_deployment_schedule('bad/dep', 'interval', '-1 hour')$$), '22023: pgflow: invalid schedule interval ''-1 hour''', 'negative interval');
+SELECT is(pg_temp.err($$SELECT pgflow.create_deployment_schedule('bad/dep', 'cron', 'every day')$$), '22023: pgflow: invalid cron expression ''every day'': expected 5 fields (minute hour day-of-month month day-of-week), got 2', 'bad cron');
+SELECT is(pg_temp.err($$SELECT pgflow.create_deployment_schedule('bad/dep', 'interval', '-1 hour')$$), '22023: pgflow: invalid schedule interval ''-1 hour'': an interval must be 1 second to 10 years', 'negative interval');
 SELECT is(pg_temp.err($$SELECT pgflow.create_deployment_schedule('bad/dep', 'cron', '0 6 * * *', 'Mars/Olympus')$$), '22023: pgflow: unknown time zone ''Mars/Olympus''', 'unknown time zone');
 
 -- invalid states

@@ -321,3 +321,34 @@ BEGIN
               HINT = 'numbers for limits, retries, delays, jitter and timeout; true or false for paused; lists for tags and retry_delays';
     END;
 END $$;
+
+-- ============================================================================================
+-- Privileges (the rule of docs/security.md): the new API functions run as the schema owner with a
+-- pinned search_path; PUBLIC executes nothing; each role gets what its duty needs.
+-- ============================================================================================
+ALTER FUNCTION pgflow.state_filter(text) SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp;
+ALTER FUNCTION pgflow.list_flow_runs(text, text, text, text, timestamptz, boolean, text, integer, timestamptz)
+    SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp;
+ALTER FUNCTION pgflow.flow_run_states_after(uuid, bigint) SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp;
+ALTER FUNCTION pgflow.log_level_name(integer) SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp;
+ALTER FUNCTION pgflow.flow_run_logs(uuid, bigint, integer, integer) SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp;
+ALTER FUNCTION pgflow.set_deployment_schedule_active(uuid, boolean, timestamptz)
+    SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp;
+ALTER FUNCTION pgflow.set_work_queue_concurrency_limit(text, integer, timestamptz)
+    SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp;
+ALTER FUNCTION pgflow.update_deployment(text, jsonb, timestamptz) SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp;
+
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION pgflow.state_filter(text),
+                          pgflow.list_flow_runs(text, text, text, text, timestamptz, boolean, text, integer, timestamptz),
+                          pgflow.flow_run_states_after(uuid, bigint),
+                          pgflow.log_level_name(integer),
+                          pgflow.flow_run_logs(uuid, bigint, integer, integer)
+    TO pgflow_reader, pgflow_api, pgflow_admin;
+GRANT EXECUTE ON FUNCTION pgflow.set_deployment_schedule_active(uuid, boolean, timestamptz),
+                          pgflow.set_work_queue_concurrency_limit(text, integer, timestamptz),
+                          pgflow.update_deployment(text, jsonb, timestamptz)
+    TO pgflow_api, pgflow_admin;
+GRANT SELECT ON pgflow.agent_list, pgflow.flow_list, pgflow.queue_preview, pgflow.schedule_list
+    TO pgflow_reader, pgflow_api, pgflow_admin;
