@@ -82,23 +82,8 @@ extension PGFlowClient {
     /// the schedule rows are locked for the caller's transaction and rows another transaction holds
     /// are skipped (two schedulers split the schedules between them instead of racing on one).
     public static func deploymentSchedules(after: UUID?, limit: Int, lock: Bool = false, on c: PostgresConnection) throws -> [DeploymentScheduleRecord] {
-        if lock {  // row locks need a function: no role may UPDATE the table (docs/security.md)
-            return try c.query("SELECT * FROM pgflow.lock_deployment_schedules($1, $2)", [after, limit])
-                .rows.map(DeploymentScheduleRecord.init(row:))
-        }
-        return try c.query(
-            """
-            SELECT s.id, s.deployment_id, s.kind, coalesce(s.cron, s.rrule) AS expression,
-                   extract(epoch FROM s."interval")::float8 AS interval_seconds, s.anchor_date, s.timezone,
-                   s.active AND NOT d.paused AS wants_runs, d.missed_run_policy,
-                   greatest(s.updated_at, d.updated_at) AS changed_at,
-                   (SELECT max(r.expected_start_time) FROM pgflow.flow_runs r
-                     WHERE r.deployment_id = s.deployment_id AND r.deployment_schedule_id = s.id) AS last_run_time
-              FROM pgflow.deployment_schedules s JOIN pgflow.deployments d ON d.id = s.deployment_id
-             WHERE $1::uuid IS NULL OR s.id > $1::uuid
-             ORDER BY s.id LIMIT $2
-            """, [after, limit]
-        ).rows.map(DeploymentScheduleRecord.init(row:))
+        try c.query("SELECT * FROM pgflow.deployment_schedule_batch($1, $2, $3)", [after, limit, lock])
+            .rows.map(DeploymentScheduleRecord.init(row:))
     }
 
     /// The schedule-created runs of these deployments starting after `now`, by deployment.

@@ -65,7 +65,7 @@ SELECT is(:'read_state' || ' ' || :'read_result', 'Completed 42', 'it reads the 
 SELECT is(pg_temp.as_role('pgflow_scheduler', $$SELECT pgflow.create_deployment('ro', 'x', './x.sh')$$), '42501', 'the scheduler cannot create deployments');
 SELECT is(pg_temp.as_role('pgflow_scheduler', 'DELETE FROM pgflow.deployment_schedules'), '42501', 'the scheduler cannot delete schedules by hand');
 SET LOCAL ROLE pgflow_scheduler;
-SELECT count(*) AS locked FROM pgflow.lock_deployment_schedules(NULL, 10) \gset
+SELECT count(*) AS locked FROM pgflow.deployment_schedule_batch(NULL, 10, true) \gset
 SELECT inserted FROM pgflow.schedule_flow_runs(:'sched', ARRAY[:t0::timestamptz + '1 hour', :t0::timestamptz + '2 hours'], :t0) \gset
 SELECT pgflow.reap_crashed_runs('1 minute', :t0) + pgflow.mark_late_runs('1 minute', :t0) + pgflow.expire_paused_runs(:t0)
      + pgflow.release_expired_slots(:t0) + pgflow.delete_old_runs('30 days', 100, :t0)

@@ -31,7 +31,7 @@ LANGUAGE sql IMMUTABLE AS $$
            ('batch (transitions, task runs, log lines, runs enqueued, schedule times) per call', 0, 100000, 'elements'),
            ('claim size', 1, 10000, 'runs'),
            ('cache expiration', 0, 3153600000, 'seconds'),
-           ('schedule batch (lock_deployment_schedules)', 1, 100000, 'schedules')
+           ('schedule batch (deployment_schedule_batch)', 1, 100000, 'schedules')
 $$;
 
 -- Characters no name may contain: control characters (Unicode Cc) and invisible format characters
@@ -1309,21 +1309,40 @@ END $$;
 -- The scheduler's locking reads as functions (row locks need UPDATE privilege on a table, which no
 -- role has; a SECURITY DEFINER function takes them for the caller's transaction instead)
 -- ============================================================================================
--- Up to p_limit (1 to 100,000) schedules with ids above p_after, in id order, locked FOR UPDATE for
--- the caller's transaction; rows another transaction holds are skipped (two schedulers split them).
-CREATE FUNCTION pgflow.lock_deployment_schedules(p_after uuid, p_limit integer)
+-- Up to p_limit (1 to 100,000) schedules with ids above p_after, in id order (keyset pagination), with
+-- what the scheduler plans from: the expression, whether the schedule wants runs, its deployment's
+-- missed-run policy, when it or its deployment last changed and the newest run it created. With p_lock
+-- the schedule rows are locked FOR UPDATE for the caller's transaction and rows another transaction
+-- holds are skipped (two schedulers split the schedules instead of racing on one).
+CREATE FUNCTION pgflow.deployment_schedule_batch(p_after uuid, p_limit integer, p_lock boolean DEFAULT false)
 RETURNS TABLE (id uuid, deployment_id uuid, kind text, expression text, interval_seconds float8,
-               anchor_date timestamptz, timezone text, wants_runs boolean)
+               anchor_date timestamptz, timezone text, wants_runs boolean, missed_run_policy text,
+               changed_at timestamptz, last_run_time timestamptz)
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pgflow._check_number(p_limit, 'a schedule batch', 1, 100000);
-    RETURN QUERY
-    SELECT s.id, s.deployment_id, s.kind, coalesce(s.cron, s.rrule),
-           extract(epoch FROM s."interval")::float8, s.anchor_date, s.timezone, s.active AND NOT d.paused
-      FROM pgflow.deployment_schedules s JOIN pgflow.deployments d ON d.id = s.deployment_id
-     WHERE p_after IS NULL OR s.id > p_after
-     ORDER BY s.id LIMIT p_limit
-       FOR UPDATE OF s SKIP LOCKED;
+    IF p_lock THEN
+        RETURN QUERY
+        SELECT s.id, s.deployment_id, s.kind, coalesce(s.cron, s.rrule), extract(epoch FROM s."interval")::float8,
+               s.anchor_date, s.timezone, s.active AND NOT d.paused, d.missed_run_policy,
+               greatest(s.updated_at, d.updated_at),
+               (SELECT max(r.expected_start_time) FROM pgflow.flow_runs r
+                 WHERE r.deployment_id = s.deployment_id AND r.deployment_schedule_id = s.id)
+          FROM pgflow.deployment_schedules s JOIN pgflow.deployments d ON d.id = s.deployment_id
+         WHERE p_after IS NULL OR s.id > p_after
+         ORDER BY s.id LIMIT p_limit
+           FOR UPDATE OF s SKIP LOCKED;
+    ELSE
+        RETURN QUERY
+        SELECT s.id, s.deployment_id, s.kind, coalesce(s.cron, s.rrule), extract(epoch FROM s."interval")::float8,
+               s.anchor_date, s.timezone, s.active AND NOT d.paused, d.missed_run_policy,
+               greatest(s.updated_at, d.updated_at),
+               (SELECT max(r.expected_start_time) FROM pgflow.flow_runs r
+                 WHERE r.deployment_id = s.deployment_id AND r.deployment_schedule_id = s.id)
+          FROM pgflow.deployment_schedules s JOIN pgflow.deployments d ON d.id = s.deployment_id
+         WHERE p_after IS NULL OR s.id > p_after
+         ORDER BY s.id LIMIT p_limit;
+    END IF;
 END $$;
 
 -- Applies the missed-run policy: among schedule-created runs still waiting more than p_grace past
@@ -1462,7 +1481,7 @@ GRANT SELECT ON pgflow.flow_runs, pgflow.deployments, pgflow.results TO pgflow_a
 
 -- pgflow_scheduler: schedules and maintenance.
 GRANT EXECUTE ON FUNCTION
-    pgflow.lock_deployment_schedules(uuid, integer),
+    pgflow.deployment_schedule_batch(uuid, integer, boolean),
     pgflow.schedule_flow_runs(uuid, timestamptz[], timestamptz),
     pgflow.cancel_missed_runs(text, interval, timestamptz),
     pgflow.reap_crashed_runs(interval, timestamptz),
