@@ -33,7 +33,7 @@ extension Flow {
             let outcome = try await setState(engine, flowRunID, .running)
             type = outcome.stateType
         }
-        let runNameNow = try await engine.pool.query("SELECT name FROM pgflow.flow_runs WHERE id = $1", [flowRunID]).scalar(String.self)
+        let runNameNow = try await engine.pool.withConnection { try PGFlowClient.flowRunSummary(flowRunID, on: $0) }?.name ?? name
         var attempt = 1
         while true {
             let scope = FlowRunScope(engine: engine, flowRunID: flowRunID, flowName: name, flowRunName: runNameNow,

@@ -69,6 +69,18 @@ public struct TransitionResult: Sendable, Equatable {
     }
 }
 
+/// A flow run's name and current state.
+public struct FlowRunSummary: Sendable, Equatable {
+    /// The run's id.
+    public let id: UUID
+    /// The run's name.
+    public let name: String
+    /// Its current state type.
+    public let stateType: StateType
+    /// Its current state name.
+    public let stateName: String
+}
+
 /// A run an agent claimed: what it needs to execute it.
 public struct ClaimedFlowRun: Sendable {
     /// The run's id.

@@ -142,10 +142,4 @@ public enum PGFlowListing {
     public static func workQueueExists(_ name: String, on c: PostgresConnection) throws -> Bool {
         try c.query("SELECT EXISTS (SELECT 1 FROM pgflow.queue_status WHERE name = $1)", [name]).scalar(Bool.self)
     }
-
-    /// A flow run's state type and name, or nil when it does not exist.
-    public static func flowRunProgress(_ id: UUID, on c: PostgresConnection) throws -> (type: String, name: String)? {
-        guard let row = try c.query("SELECT state::text, state_name FROM pgflow.flow_run_history WHERE id = $1", [id]).first else { return nil }
-        return (try row.decode(String.self, at: 0), try row.decode(String.self, at: 1))
-    }
 }

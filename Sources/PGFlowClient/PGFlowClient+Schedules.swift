@@ -91,13 +91,8 @@ extension PGFlowClient {
         if deploymentIDs.isEmpty { return [:] }
         var byDeployment: [UUID: [ScheduledRunTime]] = [:]
         let rows = try c.query(
-            """
-            SELECT r.deployment_id, r.deployment_schedule_id, r.expected_start_time,
-                   r.state_type = 'SCHEDULED' AND r.state_name = 'Scheduled' AS replaceable
-              FROM pgflow.flow_runs r
-             WHERE r.deployment_id = ANY ($1::uuid[]) AND r.deployment_schedule_id IS NOT NULL
-               AND r.expected_start_time > $2
-            """, [PostgresTextArray(deploymentIDs.map { $0.uuidString }), now]
+            "SELECT * FROM pgflow.scheduled_run_times($1::uuid[], $2)",
+            [PostgresTextArray(deploymentIDs.map { $0.uuidString }), now]
         ).rows
         for row in rows {
             let run = ScheduledRunTime(
@@ -135,14 +130,7 @@ extension PGFlowClient {
 
     /// For each work queue with waiting runs due after `now`: the earliest such time.
     public static func nextDueTimes(after now: Date, on c: PostgresConnection) throws -> [(queue: String, due: Date)] {
-        try c.query(
-            """
-            SELECT q.name, n.due FROM pgflow.work_queues q
-             CROSS JOIN LATERAL (SELECT min(rq.scheduled_at) AS due FROM pgflow.run_queue rq
-                                  WHERE rq.work_queue_id = q.id AND rq.scheduled_at > $1) n
-             WHERE n.due IS NOT NULL
-            """, [now]
-        ).rows.map { (try $0.decode(String.self, "name"), try $0.decode(Date.self, "due")) }
+        try c.query("SELECT * FROM pgflow.next_due_times($1)", [now]).rows.map { (try $0.decode(String.self, "queue"), try $0.decode(Date.self, "due")) }
     }
 
     /// `pgflow.notify` on channel `pgflow_runs` for each queue: agents serving it claim at once.

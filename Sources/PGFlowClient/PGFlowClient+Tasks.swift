@@ -152,11 +152,16 @@ extension PGFlowClient {
         return try TransitionOutcome(row: row)
     }
 
-    /// The current state of a flow run (from `pgflow.flow_runs`), or nil for an unknown run.
+    /// A flow run's name and current state (from `pgflow.flow_run_history`), or nil when it does not exist.
+    public static func flowRunSummary(_ id: UUID, on c: PostgresConnection) throws -> FlowRunSummary? {
+        guard let row = try c.query("SELECT name, state::text, state_name FROM pgflow.flow_run_history WHERE id = $1", [id]).first,
+              let type = StateType(rawValue: try row.decode(String.self, at: 1)) else { return nil }
+        return FlowRunSummary(id: id, name: try row.decode(String.self, at: 0), stateType: type, stateName: try row.decode(String.self, at: 2))
+    }
+
+    /// The current state of a flow run, or nil for an unknown run.
     public func flowRunState(_ flowRunID: UUID) async throws -> (type: StateType, name: String)? {
-        guard let row = try await pool.query("SELECT state_type, state_name FROM pgflow.flow_runs WHERE id = $1", [flowRunID]).first,
-              let type = StateType(rawValue: try row.decode(String.self, at: 0)) else { return nil }
-        return (type, try row.decode(String.self, at: 1))
+        try await pool.withConnection { try Self.flowRunSummary(flowRunID, on: $0) }.map { ($0.stateType, $0.stateName) }
     }
 
     // MARK: Task runs

@@ -21,13 +21,8 @@ public struct PGFlowClient: Sendable {
 
     /// `pgflow.claim_flow_runs`: up to `max` due runs of `queues`, moved to Pending (or Running with `start`).
     public func claimFlowRuns(agentID: UUID, queues: [String], max: Int, start: Bool = false) async throws -> [ClaimedFlowRun] {
-        try await pool.query(
-            """
-            SELECT c.*, d.timeout_seconds FROM pgflow.claim_flow_runs($1, $2, $3, $4) c
-              LEFT JOIN pgflow.deployments d ON d.id = c.deployment_id
-            """,
-            [agentID, queues, max, start]
-        ).rows.map(ClaimedFlowRun.init(row:))
+        try await pool.query("SELECT * FROM pgflow.claim_flow_runs($1, $2, $3, $4)", [agentID, queues, max, start])
+            .rows.map(ClaimedFlowRun.init(row:))
     }
 
     /// `pgflow.heartbeat`: refreshes the agent; returns its runs that are Cancelling.
@@ -38,13 +33,8 @@ public struct PGFlowClient: Sendable {
     /// The agent's Pending and Running runs whose state is older than `seconds` (a read, for the agent's
     /// reconciliation: a claim or start whose reply was lost to a broken connection leaves such runs).
     public func agentRuns(agentID: UUID, unchangedFor seconds: Double) async throws -> [(id: UUID, type: StateType)] {
-        try await pool.query(
-            """
-            SELECT id, state_type::text FROM pgflow.flow_runs
-             WHERE agent_id = $1 AND state_type IN ('PENDING', 'RUNNING')
-               AND state_timestamp < now() - make_interval(secs => $2)
-            """, [agentID, seconds]
-        ).rows.map { (try $0.decode(UUID.self, at: 0), StateType(rawValue: try $0.decode(String.self, at: 1)) ?? .running) }
+        try await pool.query("SELECT * FROM pgflow.agent_unchanged_runs($1, make_interval(secs => $2))", [agentID, seconds])
+            .rows.map { (try $0.decode(UUID.self, at: 0), StateType(rawValue: try $0.decode(String.self, at: 1)) ?? .running) }
     }
 
     /// `pgflow.deregister_agent`: the agent goes offline; its Pending runs go back to the queue and the

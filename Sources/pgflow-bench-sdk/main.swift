@@ -38,13 +38,7 @@ func measure(_ label: String, _ flow: Flow<Int, Int>) async throws {
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     _ = try result.get()
     let row = try await pool.query(
-        """
-        SELECT count(*) FILTER (WHERE t.state_name = 'Completed'),
-               (SELECT count(*) FROM pgflow.task_run_states s JOIN pgflow.task_runs u ON u.id = s.task_run_id
-                 WHERE u.flow_run_id = $1),
-               (SELECT count(*) FROM pgflow.results r JOIN pgflow.task_runs u ON u.id = r.run_id WHERE u.flow_run_id = $1)
-          FROM pgflow.task_runs t WHERE t.flow_run_id = $1
-        """, [result.flowRunID]).first!
+        "SELECT completed, states, results FROM pgflow.flow_run_task_counts($1)", [result.flowRunID]).first!
     let (completed, states, results) = (try row.decode(Int.self, at: 0), try row.decode(Int.self, at: 1), try row.decode(Int.self, at: 2))
     guard completed == count, states == 3 * count, results == count else {
         FileHandle.standardError.write(Data("\(label): expected \(count) completed task runs, \(3 * count) states and \(count) results; found \(completed), \(states), \(results)\n".utf8))

@@ -47,19 +47,19 @@ SELECT is(pg_temp.as_role('pgflow_agent', $$SELECT pgflow.create_deployment('ro'
 SET LOCAL ROLE pgflow_agent;
 SELECT pgflow.register_agent('worker', ARRAY['default'], :t0) AS agent \gset
 SELECT flow_run_id AS claimed, timeout_seconds IS NULL AS no_timeout
-  FROM pgflow.claim_flow_runs(:'agent', NULL, 1, true, :t0) c LEFT JOIN pgflow.deployments d ON d.id = c.deployment_id \gset
+  FROM pgflow.claim_flow_runs(:'agent', NULL, 1, true, :t0) \gset
 SELECT pgflow.create_task_run(:'claimed', 'extract', p_now => :t0) AS task \gset
 SELECT string_agg(status, ',') AS task_states FROM pgflow.set_task_run_states(ARRAY[:'task']::uuid[], ARRAY['RUNNING'], p_now => :t0) \gset
 SELECT pgflow.write_log(:'claimed', 20, 'hello', p_now => :t0);
 SELECT status AS completed FROM pgflow.set_flow_run_state(:'claimed', 'COMPLETED', p_result => '42', p_agent_id => :'agent', p_now => :t0) \gset
-SELECT state_name AS read_state FROM pgflow.flow_runs WHERE id = :'claimed' \gset
+SELECT state_name AS read_state FROM pgflow.flow_run_history WHERE id = :'claimed' \gset
 SELECT value::text AS read_result FROM pgflow.results WHERE run_id = :'claimed' \gset
 SELECT count(*) AS beats FROM pgflow.heartbeat(:'agent', :t0) \gset
 RESET ROLE;
 SELECT is(:'claimed'::text, :'run'::text, 'the agent claimed the run (as pgflow_agent)');
 SELECT is(:'task_states'::text, 'ACCEPTED', 'it ran a task run');
 SELECT is(:'completed'::text, 'ACCEPTED', 'it completed the run');
-SELECT is(:'read_state' || ' ' || :'read_result', 'Completed 42', 'it reads the run''s state and result directly');
+SELECT is(:'read_state' || ' ' || :'read_result', 'Completed 42', 'it reads the run''s state (history view) and result');
 
 -- the scheduler: materialise a schedule and do maintenance
 SELECT is(pg_temp.as_role('pgflow_scheduler', $$SELECT pgflow.create_deployment('ro', 'x', './x.sh')$$), '42501', 'the scheduler cannot create deployments');

@@ -870,7 +870,8 @@ BEGIN
 END $$;
 
 ALTER FUNCTION pgflow.claim_flow_runs(uuid, text[], integer, boolean, timestamptz) RENAME TO _claim_flow_runs_unchecked;
--- Claims up to p_max (1 to 10,000) due runs for an agent (see 0002's comment on the claim).
+-- Claims up to p_max (1 to 10,000) due runs for an agent (see 0002's comment on the claim), with each
+-- run's deployment timeout.
 CREATE FUNCTION pgflow.claim_flow_runs(
     p_agent_id uuid,
     p_queues   text[]      DEFAULT NULL,
@@ -891,7 +892,8 @@ CREATE FUNCTION pgflow.claim_flow_runs(
     state_name          text,
     run_count           integer,
     expected_start_time timestamptz,
-    parent_task_run_id  uuid
+    parent_task_run_id  uuid,
+    timeout_seconds     float8  -- the deployment's, for the agent (NULL: none)
 )
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -899,7 +901,9 @@ BEGIN
         RAISE EXCEPTION 'pgflow: claim at most 10000 runs at once, not %', p_max
             USING ERRCODE = '22023', HINT = 'pass p_max => 1 to 10000';
     END IF;
-    RETURN QUERY SELECT * FROM pgflow._claim_flow_runs_unchecked(p_agent_id, p_queues, p_max, p_start, p_now);
+    RETURN QUERY SELECT c.*, d.timeout_seconds
+                   FROM pgflow._claim_flow_runs_unchecked(p_agent_id, p_queues, p_max, p_start, p_now) c
+                   LEFT JOIN pgflow.deployments d ON d.id = c.deployment_id;
 END $$;
 
 -- ============================================================================================
@@ -1477,7 +1481,9 @@ GRANT EXECUTE ON FUNCTION
 TO pgflow_agent;
 -- what the agent and the SDK read directly: a run's name and state, the deployment's timeout at
 -- claim time, results
-GRANT SELECT ON pgflow.flow_runs, pgflow.deployments, pgflow.results TO pgflow_agent;
+-- (the SDK's in-process flows read a run's name and state from the history view, a stored task result
+-- from results; claim_flow_runs returns each run's timeout, agent_unchanged_runs its stale runs)
+GRANT SELECT ON pgflow.flow_run_history, pgflow.results TO pgflow_agent;
 
 -- pgflow_scheduler: schedules and maintenance.
 GRANT EXECUTE ON FUNCTION
@@ -1494,8 +1500,6 @@ GRANT EXECUTE ON FUNCTION
 TO pgflow_scheduler;
 -- what the scheduler reads directly: schedules and their deployments, the runs schedules made, the
 -- queues' next due times
-GRANT SELECT ON pgflow.deployment_schedules, pgflow.deployments, pgflow.flow_runs, pgflow.run_queue, pgflow.work_queues
-   TO pgflow_scheduler;
 
 -- pgflow_api: configuration, enqueue, cancel / resume / retry, manual transitions, deletion, listings.
 GRANT EXECUTE ON FUNCTION
