@@ -15,6 +15,7 @@ struct PGFlowCommand: AsyncParsableCommand {
         subcommands: [
             DatabaseCommand.self, DeployCommand.self, DeploymentCommand.self, FlowRunCommand.self, TaskRunCommand.self,
             WorkQueueCommand.self, ConcurrencyLimitCommand.self, AgentGroup.self, SchedulerGroup.self, APIGroup.self,
+            ArtifactCommand.self, VariableCommand.self, SecretCommand.self, BlockCommand.self,
         ]
     )
 }

@@ -1,0 +1,171 @@
+// `pgflow artifact create|ls|inspect` and `pgflow variable set|get|ls|unset`.
+import ArgumentParser
+import Foundation
+import PGFlowClient
+import PGFlowPostgres
+
+struct ArtifactCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "artifact", abstract: "Create, list and inspect artifacts (markdown, tables, links, progress).",
+        subcommands: [Create.self, List.self, Inspect.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Attach an artifact to a flow run (by default the run in $PGFLOW_FLOW_RUN_ID, as in a command deployment).",
+            discussion: """
+                --markdown TEXT | --table JSON (an array of rows) | --link URL [--link-text TEXT] | --progress 0-100;
+                a value of - reads it from stdin. With --key, the artifact becomes that key's next version.
+                Prints the artifact's id.
+                """)
+        @OptionGroup var database: DatabaseOptions
+        @Option(help: "Markdown text (- reads stdin).") var markdown: String?
+        @Option(help: "A JSON array of rows (objects or arrays; - reads stdin).") var table: String?
+        @Option(help: "A URL.") var link: String?
+        @Option(name: .customLong("link-text"), help: "The link's text.") var linkText: String?
+        @Option(help: "A progress value from 0 to 100.") var progress: Double?
+        @Option(help: "A key (lower-case letters, digits, dashes): versions of one artifact share it.") var key: String?
+        @Option(help: "A description.") var description: String?
+        @Option(name: .customLong("flow-run"), help: "The flow run (default: $PGFLOW_FLOW_RUN_ID; none: an unattached artifact).")
+        var flowRun: String?
+
+        func run() throws {
+            try reportingErrors {
+                let given = [markdown != nil, table != nil, link != nil, progress != nil].filter { $0 }.count
+                guard given == 1 else { throw CLIError(description: "give exactly one of --markdown, --table, --link, --progress", code: 64) }
+                let type: ArtifactType
+                let data: String
+                if let markdown {
+                    type = .markdown
+                    data = try jsonString(markdown == "-" ? readStdin() : markdown)
+                } else if let table {
+                    type = .table
+                    data = table == "-" ? readStdin() : table
+                } else if let link {
+                    type = .link
+                    var object = ["url": link]
+                    object["text"] = linkText
+                    data = String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+                } else {
+                    type = .progress
+                    data = String(progress ?? 0)
+                }
+                let runText = flowRun ?? ProcessInfo.processInfo.environment["PGFLOW_FLOW_RUN_ID"]
+                let runID = try runText.flatMap { $0.isEmpty ? nil : $0 }.map(flowRunID)
+                let id = try PGFlowClient.createArtifact(type: type, dataJSON: data, key: key, description: description,
+                                                         flowRunID: runID, on: try database.connect())
+                print(id.uuidString.lowercased())
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List artifacts, newest first.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @Option(name: .customLong("flow-run"), help: "Only this flow run's artifacts.") var flowRun: String?
+        @Option(help: "Only this key (every version).") var key: String?
+        @Flag(help: "Only the latest version of each key.") var latest = false
+        @Option(help: "Most artifacts shown.") var limit = 50
+        func run() throws {
+            try reportingErrors {
+                printListing(try PGFlowListing.artifacts(flowRun: try flowRun.map(flowRunID), key: key, latestOnly: latest, limit: limit,
+                                                         json: output.json, on: try database.connect()), json: output.json)
+            }
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an artifact (by id), or every version of a key with its data.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "An artifact id or key.") var artifact: String
+        func run() throws {
+            try reportingErrors {
+                let c = try database.connect()
+                if let id = UUID(uuidString: artifact) {
+                    return try printRecord(try PGFlowListing.artifact(id, json: output.json, on: c), json: output.json,
+                                           missing: "unknown artifact \(artifact): `pgflow artifact ls` lists them")
+                }
+                let versions = try PGFlowListing.artifacts(flowRun: nil, key: artifact, limit: 1000, json: true, on: c)
+                guard let text = versions.first?["json"], text != "[]" else {
+                    throw CLIError.notFound("no artifact has key \(artifact): `pgflow artifact ls` lists them")
+                }
+                print(text)
+            }
+        }
+    }
+}
+
+/// Text as a JSON string literal.
+func jsonString(_ text: String) throws -> String {
+    String(decoding: try JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed]), as: UTF8.self)
+}
+
+/// All of stdin as text (one trailing newline removed).
+func readStdin() -> String {
+    var text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+    if text.hasSuffix("\n") { text.removeLast() }
+    return text
+}
+
+struct VariableCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "variable", abstract: "Set, get, list and unset variables (JSON values; {{ pgflow.variables.NAME }} in parameters).",
+        subcommands: [Set.self, Get.self, List.self, Unset.self])
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a variable (the value is parsed as JSON, else kept as text).")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The variable's name.") var name: String
+        @Argument(help: "Its value: JSON (42, true, {\"a\": 1}, \"text\") or plain text.") var value: String
+        func run() throws {
+            try reportingErrors {
+                let json = (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])) != nil ? value : try jsonString(value)
+                try PGFlowClient.setVariable(name, valueJSON: json, on: try database.connect())
+                print("set \(name)")
+            }
+        }
+    }
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print a variable's value (text as is, other values as JSON).")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The variable's name.") var name: String
+        @Flag(help: "Print text values as JSON strings too.") var json = false
+        func run() throws {
+            try reportingErrors {
+                guard let value = try PGFlowClient.variable(name, on: try database.connect()) else {
+                    throw CLIError.notFound("variable \(name) is not set: `pgflow variable ls` lists them")
+                }
+                if !json, let text = (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])) as? String {
+                    print(text)
+                } else {
+                    print(value)
+                }
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List variables.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+        func run() throws {
+            try reportingErrors { printListing(try PGFlowListing.variables(json: output.json, on: try database.connect()), json: output.json) }
+        }
+    }
+
+    struct Unset: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a variable.")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The variable's name.") var name: String
+        func run() throws {
+            try reportingErrors {
+                guard try PGFlowClient.deleteVariable(name, on: try database.connect()) else {
+                    throw CLIError.notFound("variable \(name) is not set")
+                }
+                print("unset \(name)")
+            }
+        }
+    }
+}
