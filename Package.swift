@@ -109,7 +109,8 @@ let package = Package(
         .testTarget(
             name: "PGFlowTests",
             dependencies: [
-                "PGFlow", "PGFlowAgent", "PGFlowClient", "PGFlowTestSupport", .product(name: "Logging", package: "swift-log"),
+                "PGFlow", "PGFlowAgent", "PGFlowClient", "PGFlowSecrets", "PGFlowTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "PGFlowSecretsTests", dependencies: ["PGFlowSecrets", "PGFlowClient", "PGFlowTestSupport"]),
