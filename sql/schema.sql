@@ -3223,9 +3223,10 @@ BEGIN
 END $$;
 
 -- Resumes a paused run with input: the input is checked against the schema the run declared (22023
--- listing every problem, the run stays paused) and stored; then as resume_flow_run(id). Call it with a
--- typed input (`p_input => '{…}'` or `'{…}'::jsonb`): an untyped literal also fits the (uuid, timestamptz) form.
-CREATE FUNCTION pgflow.resume_flow_run(p_flow_run_id uuid, p_input jsonb, p_now timestamptz DEFAULT now())
+-- listing every problem, the run stays paused) and stored; then as resume_flow_run(id). A function of
+-- its own rather than a resume_flow_run overload: with one, resume_flow_run('<id>', '<time>') (two
+-- untyped literals, as psql users write) could no longer choose between (uuid, timestamptz) and (uuid, jsonb).
+CREATE FUNCTION pgflow.resume_flow_run_with_input(p_flow_run_id uuid, p_input jsonb, p_now timestamptz DEFAULT now())
 RETURNS pgflow.transition_result
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -3244,7 +3245,7 @@ BEGIN
     END IF;
     IF p_input IS NULL THEN
         RAISE EXCEPTION 'pgflow: resuming with input needs a JSON value' USING ERRCODE = '22023',
-              HINT = 'pass p_input => ''{"approved": true}'', or call pgflow.resume_flow_run(id) without input';
+              HINT = 'pass a JSON value such as ''{"approved": true}'', or call pgflow.resume_flow_run(id) without input';
     END IF;
     SELECT schema INTO v_schema FROM pgflow.flow_run_inputs WHERE flow_run_id = p_flow_run_id;
     v_errors := pgflow.json_schema_errors(v_schema, p_input);

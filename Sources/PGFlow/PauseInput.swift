@@ -1,6 +1,6 @@
 // Pause with typed input: the flow declares the JSON schema of what it waits for, pauses, and gets the
 // value it was resumed with (`pgflow flow-run resume ID --input '{"approved": true}'`, or
-// `SELECT pgflow.resume_flow_run(id, p_input => '{…}')`). PostgreSQL checks the input against the
+// `SELECT pgflow.resume_flow_run_with_input(id, '{…}')`). PostgreSQL checks the input against the
 // schema: a bad input is refused (22023) and the run stays paused.
 //
 //   struct Approval: PauseInput { var approved: Bool; var note: String? }

@@ -52,9 +52,9 @@ extension PGFlowClient {
         try c.query("SELECT pgflow.request_flow_run_input($1, $2::jsonb)", [flowRunID, PostgresRawJSON(schemaJSON)])
     }
 
-    /// `pgflow.resume_flow_run(id, p_input)`: resumes with input that must fit the declared schema.
+    /// `pgflow.resume_flow_run_with_input`: resumes with input that must fit the declared schema.
     public static func resumeFlowRun(_ flowRunID: UUID, inputJSON: String, on c: PostgresConnection) throws -> TransitionResult {
-        guard let row = try c.query("SELECT * FROM pgflow.resume_flow_run($1, p_input => $2::jsonb)",
+        guard let row = try c.query("SELECT * FROM pgflow.resume_flow_run_with_input($1, $2::jsonb)",
                                     [flowRunID, PostgresRawJSON(inputJSON)]).first else {
             throw PostgresError(kind: .decoding, message: "resume_flow_run returned no row")
         }

@@ -84,11 +84,11 @@ SELECT is(pg_temp.err($$SELECT pgflow.save_block('nope/x', '{}')$$), 'P0002: pgf
 SELECT pgflow.set_flow_run_state(:'run', 'RUNNING', p_agent_id => :'agent');
 SELECT pgflow.request_flow_run_input(:'run', '{"type": "object", "required": ["approved"], "properties": {"approved": {"type": "boolean"}, "note": {"type": "string"}}}');
 SELECT pgflow.set_flow_run_state(:'run', 'PAUSED', p_pause_expires_at => now() + interval '1 hour');
-SELECT is(pg_temp.err($$SELECT pgflow.resume_flow_run('$$ || :'run' || $$', p_input => '{"approved": "yes"}')$$),
+SELECT is(pg_temp.err($$SELECT pgflow.resume_flow_run_with_input('$$ || :'run' || $$', '{"approved": "yes"}')$$),
           '22023: pgflow: the input does not fit what flow run ' || :'run' || ' waits for: $.approved: expected boolean, got string',
           'bad input is refused');
 SELECT is((SELECT state_name FROM pgflow.flow_runs WHERE id = :'run'), 'Paused', 'the run stays paused');
-SELECT is((SELECT status FROM pgflow.resume_flow_run(:'run', p_input => '{"approved": true, "note": "ok"}')), 'ACCEPTED', 'good input resumes it');
+SELECT is((SELECT status FROM pgflow.resume_flow_run_with_input(:'run', '{"approved": true, "note": "ok"}')), 'ACCEPTED', 'good input resumes it');
 SELECT is(pgflow.flow_run_input(:'run'), '{"approved": true, "note": "ok"}'::jsonb, 'and is kept for the flow to read');
 
 SELECT * FROM finish();
