@@ -8,7 +8,7 @@ import PGFlowPostgres
 struct ArtifactCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "artifact", abstract: "Create, list and inspect artifacts (markdown, tables, links, progress).",
-        subcommands: [Create.self, List.self, Inspect.self])
+        subcommands: [Create.self, Update.self, List.self, Inspect.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -55,6 +55,20 @@ struct ArtifactCommand: ParsableCommand {
                 let id = try PGFlowClient.createArtifact(type: type, dataJSON: data, key: key, description: description,
                                                          flowRunID: runID, on: try database.connect())
                 print(id.uuidString.lowercased())
+            }
+        }
+    }
+
+    struct Update: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a progress artifact's value (other artifacts get new versions instead).")
+        @OptionGroup var database: DatabaseOptions
+        @Argument(help: "The progress artifact's id (`artifact create --progress` printed it).") var id: String
+        @Option(help: "A progress value from 0 to 100.") var progress: Double
+        func run() throws {
+            try reportingErrors {
+                guard let artifactID = UUID(uuidString: id) else { throw CLIError.invalid("\"\(id)\" is not an artifact id") }
+                try PGFlowClient.updateProgressArtifact(artifactID, progress: progress, on: try database.connect())
+                print("\(id): \(progress)")
             }
         }
     }

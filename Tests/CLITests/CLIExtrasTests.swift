@@ -26,6 +26,10 @@ import Testing
             #expect(versions.map { $0["version"] as? Int } == [2, 1])
             #expect(versions.map { $0["data"] as? String } == ["# Report 2", "# Report 1"])
             #expect(versions.allSatisfy { $0["flow_run_id"] as? String == run })
+            let progress = try await cli.run(["artifact", "create", "--progress", "10"], environment: env)
+            let progressID = progress.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(try await cli.run("artifact", "update", progressID, "--progress", "60").status == 0)
+            #expect(try cli.scalar("SELECT data::text FROM pgflow.artifacts WHERE id = $1::uuid", [progressID], as: String.self) == "60")
             let bad = try await cli.run(["artifact", "create", "--progress", "150"], environment: env)
             #expect(bad.status == 6 && bad.stderr.contains("from 0 to 100"), "\(bad)")
         }

@@ -35,12 +35,34 @@ private struct Review: PauseInput {
             // PostgreSQL keeps a small reference, the file holds the JSON
             let stored = try #require(try await t.column("SELECT value::text FROM pgflow.results WHERE run_id = $1", [result.flowRunID]).first ?? nil)
             #expect(stored.utf8.count < 400 && stored.contains("$pgflow_result") && stored.contains(directory.path))
-            #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).count == 1)
+            let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            #expect(files.count == 1)
+            let size = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(files[0]).path)[.size] as? Int
+            #expect((size ?? 0) >= 50 << 20)
             let readBack = try await engine.result(of: result.flowRunID, as: String.self)
             #expect(readBack == big)
             // a small result stays in PostgreSQL and reads the same way
             let small = try await Flow("small-result") { (n: Int) -> Int in n * 2 }.run(21, engine: engine)
             #expect(try await engine.result(of: small.flowRunID, as: Int.self) == 42)
+        }
+    }
+
+    @Test func aLargeTaskResultIsStoredAndACacheHitReadsItBack() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-results-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await withSDK { (t) async throws in
+            let engine = PGFlowEngine(pool: t.engine.pool, maxPayloadBytes: 10_000, resultStorage: .directory(directory.path))
+            let calls = Counter()
+            let expensive = FlowTask("expensive-rows", cache: .inputs + .taskIdentity) { (n: Int) -> [Int] in
+                calls.increment()
+                return Array(0..<(n * 10_000))
+            }
+            let flow = Flow("large-task") { (n: Int) -> Int in try await expensive(n).count }
+            #expect(try await flow.run(2, engine: engine).get() == 20_000)
+            #expect(try await flow.run(2, engine: engine).get() == 20_000)  // a cache hit: the value comes from storage
+            #expect(calls.count == 1)
+            #expect(try await t.column("SELECT state_name FROM pgflow.task_run_history ORDER BY created_at") == ["Completed", "Cached"])
+            #expect(try await t.column("SELECT (value ? '$pgflow_result')::text FROM pgflow.task_run_cache") == ["true"])
         }
     }
 
