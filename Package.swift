@@ -6,6 +6,7 @@
 //   commands     AgentCommand · SchedulerCommand · PGFlowCLIKit (CLI logic) · PGFlowDeploy (pgflow.yaml)
 //   services     PGFlowAgent · PGFlowScheduler
 //   SDK          PGFlow
+//   secrets      PGFlowSecrets       (client-side AES-GCM for secrets; the key never reaches the database)
 //   client       PGFlowClient        (typed calls of the SQL API, the migrator)
 //   postgres     PGFlowPostgres      (libpq: connections, pool, binding, decoding, LISTEN/NOTIFY, pipelines)
 //   pure logic   PGFlowSchedule · CivilCalendar
@@ -19,6 +20,7 @@ let package = Package(
         .library(name: "PGFlowPostgres", targets: ["PGFlowPostgres"]),
         .library(name: "PGFlowClient", targets: ["PGFlowClient"]),
         .library(name: "PGFlow", targets: ["PGFlow"]),
+        .library(name: "PGFlowSecrets", targets: ["PGFlowSecrets"]),
         .executable(name: "pgflow", targets: ["pgflow"]),
         .executable(name: "pgflow-agent", targets: ["pgflow-agent"]),
         .executable(name: "pgflow-scheduler", targets: ["pgflow-scheduler"]),
@@ -29,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -40,7 +43,14 @@ let package = Package(
         .target(name: "PGFlowPostgres", dependencies: ["CLibPQ", "CivilCalendar"]),
         .target(name: "PGFlowClient", dependencies: ["PGFlowPostgres"]),
         .target(name: "PGFlowSchedule", dependencies: ["CivilCalendar"]),
-        .target(name: "PGFlow", dependencies: ["PGFlowClient", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "PGFlowSecrets", dependencies: ["PGFlowClient", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "PGFlow",
+            dependencies: [
+                "PGFlowClient", "PGFlowSecrets", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(name: "pgflow-bench-sdk", dependencies: ["PGFlow"]),
         .executableTarget(name: "pgflow-examples", dependencies: ["PGFlow"], path: "Examples"),
         .target(name: "CPGFlowSpawn"),
@@ -60,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "pgflow",
             dependencies: [
-                "PGFlowClient", "PGFlowCLIKit", "PGFlowDeploy", "AgentCommand", "SchedulerCommand",
+                "PGFlowClient", "PGFlowCLIKit", "PGFlowDeploy", "PGFlowSecrets", "AgentCommand", "SchedulerCommand",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -105,9 +115,11 @@ let package = Package(
         .testTarget(
             name: "PGFlowTests",
             dependencies: [
-                "PGFlow", "PGFlowAgent", "PGFlowClient", "PGFlowTestSupport", .product(name: "Logging", package: "swift-log"),
+                "PGFlow", "PGFlowAgent", "PGFlowClient", "PGFlowSecrets", "PGFlowTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "PGFlowSecretsTests", dependencies: ["PGFlowSecrets", "PGFlowClient", "PGFlowTestSupport"]),
         .testTarget(name: "PGFlowClientTests", dependencies: ["PGFlowClient", "PGFlowSchedule", "PGFlowTestSupport"]),
         .testTarget(
             name: "PGFlowSchedulerTests",

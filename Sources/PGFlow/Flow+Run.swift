@@ -117,7 +117,7 @@ extension Flow {
         let started = try await parent.recorder.decide(.init(record: record, type: .running, name: nil, message: nil, resultJSON: nil))
         if started.status == .rejected, started.stateType == .completed, let id = record.id {  // done in an earlier attempt
             let stored = try await parent.engine.pool.withConnection { try PGFlowClient.result(of: id, on: $0) }
-            return try JSONText.decode(Output.self, from: stored ?? "null")
+            return try JSONText.decode(Output.self, from: try parent.engine.loadResult(stored ?? "null"))
         }
         guard started.status == .accepted, let taskRunID = record.id else {
             throw FlowRunError.rejected(started.reason ?? "subflow \(name) could not start")
@@ -182,8 +182,7 @@ extension Flow {
                         }
                     }
                 }
-                let json = try JSONText.encode(output)
-                try scope.engine.check(json, what: "the result of flow \(name)")
+                let json = try await scope.engine.storeIfLarge(try JSONText.encode(output), what: "the result of flow \(name)")
                 outcome = .completed(output, json: json)
             } catch is RunTimeout {
                 outcome = .timedOut(timeout?.seconds ?? 0)

@@ -31,7 +31,7 @@ public enum FlowRunError: Error, CustomStringConvertible, Sendable, Equatable {
         case let .flowFailed(flow, id, state, message):
             return "flow \(flow) ended \(state) (flow run \(id.uuidString.lowercased())): \(message)"
         case let .payloadTooLarge(what, bytes, limit):
-            return "\(what) is \(bytes) bytes of JSON, over the limit of \(limit) bytes: store large payloads elsewhere (a table, object storage) and return a reference, or raise PGFlowEngine.maxPayloadBytes"
+            return "\(what) is \(bytes) bytes of JSON, over the limit of \(limit) bytes: set PGFLOW_RESULT_STORAGE to a directory (results) or raise PGFlowEngine.maxPayloadBytes"
         case .encoding(let message):
             return "cannot convert a value to or from JSON: \(message)"
         case .rejected(let reason):

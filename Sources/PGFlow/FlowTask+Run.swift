@@ -74,13 +74,13 @@ extension FlowTask {
                 case (.accepted, _):
                     break start
                 case (.redirected, .completed):
-                    let output = try JSONText.decode(Output.self, from: outcome.resultJSON ?? "null")
+                    let output = try JSONText.decode(Output.self, from: try scope.engine.loadResult(outcome.resultJSON ?? "null"))
                     await completed(record, scope: scope, state: outcome.stateName, output: output)
                     return output
                 case (.rejected, .completed):
                     let id = record.id!
                     let stored = try await scope.engine.pool.withConnection { try PGFlowClient.result(of: id, on: $0) }
-                    let output = try JSONText.decode(Output.self, from: stored ?? "null")
+                    let output = try JSONText.decode(Output.self, from: try scope.engine.loadResult(stored ?? "null"))
                     await completed(record, scope: scope, state: outcome.stateName, output: output)
                     return output
                 case (.rejected, let type) where type.isTerminal && rerun == 0:
@@ -105,8 +105,7 @@ extension FlowTask {
                 let output = try await withTimeout(timeout) { [body] in
                     try await FlowRunScope.$taskRun.withValue(current) { try await body(input) }
                 }
-                let json = try JSONText.encode(output)
-                try scope.engine.check(json, what: "the result of task \(name)")
+                let json = try await scope.engine.storeIfLarge(try JSONText.encode(output), what: "the result of task \(name)")
                 recorder.propose(Transition(record: record, type: .completed, name: nil, message: nil, resultJSON: json))
                 await completed(record, scope: scope, state: "Completed", output: output)
                 return output

@@ -23,23 +23,28 @@ public final class PGFlowEngine: Sendable {
     public let maxPayloadBytes: Int
     /// The typed SQL calls.
     public let client: PGFlowClient
+    /// Where results over `maxPayloadBytes` go (nil: such results fail); default from PGFLOW_RESULT_STORAGE.
+    public let resultStorage: ResultStorage?
 
     @TaskLocal static var bound: PGFlowEngine?
     private static let fallback = Mutex<PGFlowEngine?>(nil)
     private static let shared = Mutex<[String: PGFlowEngine]>([:])
 
     /// Creates an engine over a pool (give it at least 2 connections).
-    public init(pool: PostgresPool, maxPayloadBytes: Int = 1 << 20) {
+    public init(pool: PostgresPool, maxPayloadBytes: Int = 1 << 20,
+                resultStorage: ResultStorage? = ResultStorage.fromEnvironment()) {
         self.pool = pool
         self.maxPayloadBytes = maxPayloadBytes
         self.client = PGFlowClient(pool: pool)
+        self.resultStorage = resultStorage
     }
 
     /// Creates an engine with its own pool.
-    public convenience init(databaseURL: String, maxConnections: Int = 4, maxPayloadBytes: Int = 1 << 20) {
+    public convenience init(databaseURL: String, maxConnections: Int = 4, maxPayloadBytes: Int = 1 << 20,
+                            resultStorage: ResultStorage? = ResultStorage.fromEnvironment()) {
         self.init(pool: PostgresPool(configuration: PostgresConfiguration(databaseURL, applicationName: "pgflow-sdk"),
                                      maxConnections: maxConnections),
-                  maxPayloadBytes: maxPayloadBytes)
+                  maxPayloadBytes: maxPayloadBytes, resultStorage: resultStorage)
     }
 
     /// Makes `self` the engine of every flow called in `body` (and the tasks it starts).

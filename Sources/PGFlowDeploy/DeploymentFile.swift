@@ -200,6 +200,13 @@ public enum DeploymentFile {
         return d
     }
 
+    /// A YAML (or JSON) document holding a mapping, as JSON text; nil when the text is not YAML or its
+    /// top level is not a mapping (block documents and block type schemas are read this way).
+    public static func mappingJSON(fromYAML text: String) throws -> String? {
+        guard let node = try Yams.compose(yaml: text), case .mapping = node else { return nil }
+        return try json(node)
+    }
+
     /// A YAML node as JSON text (mappings, lists, and scalars typed the YAML way).
     public static func json(_ node: Node) throws -> String {
         let data = try JSONSerialization.data(withJSONObject: jsonObject(node), options: [.sortedKeys, .fragmentsAllowed])

@@ -108,7 +108,12 @@ struct FlowRunCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Resume a paused flow run.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The flow run's id.") var id: String
-        func run() throws { try transition(id, database) { try PGFlowClient.resumeFlowRun($0, on: $1) } }
+        @Option(help: "JSON input for a run paused waiting for input (checked against the schema it declared).") var input: String?
+        func run() throws {
+            try transition(id, database) { id, c in
+                try input.map { try PGFlowClient.resumeFlowRun(id, inputJSON: $0, on: c) } ?? PGFlowClient.resumeFlowRun(id, on: c)
+            }
+        }
     }
 
     struct Delete: ParsableCommand {

@@ -19,6 +19,7 @@ struct PGFlowCommand: AsyncParsableCommand {
             DatabaseCommand.self, DeployCommand.self, DeploymentCommand.self, FlowCommand.self, FlowRunCommand.self,
             TaskRunCommand.self, ScheduleCommand.self, WorkQueueCommand.self, ConcurrencyLimitCommand.self, AgentGroup.self,
             SchedulerGroup.self, APIGroup.self,
+            ArtifactCommand.self, VariableCommand.self, SecretCommand.self, BlockCommand.self,
         ]
     )
 }

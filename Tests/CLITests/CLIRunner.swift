@@ -54,19 +54,20 @@ struct CLI {
     func run(_ arguments: String...) async throws -> CLIResult { try await run(arguments) }
 
     /// Runs `pgflow arguments` to the end without blocking a thread of Swift's cooperative pool (other
-    /// tests run in-process agents that need those threads): output goes to files, the exit is awaited.
+    /// tests run in-process agents that need those threads): input and output go through files, the
+    /// exit is awaited.
     @discardableResult
-    func run(_ arguments: [String], directory: URL? = nil, environment: [String: String] = [:]) async throws -> CLIResult {
+    func run(_ arguments: [String], directory: URL? = nil, environment: [String: String] = [:], stdin: String = "") async throws -> CLIResult {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-cli-\(UUID().uuidString)")
-        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+        let inURL = base.appendingPathExtension("in"), outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+        _ = FileManager.default.createFile(atPath: inURL.path, contents: Data(stdin.utf8))
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
-        }
+        defer { for url in [inURL, outURL, errURL] { try? FileManager.default.removeItem(at: url) } }
         let process = process(arguments, directory: directory, environment: environment)
+        let inHandle = try FileHandle(forReadingFrom: inURL)
         let outHandle = try FileHandle(forWritingTo: outURL), errHandle = try FileHandle(forWritingTo: errURL)
+        process.standardInput = inHandle
         process.standardOutput = outHandle
         process.standardError = errHandle
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in
@@ -78,8 +79,7 @@ struct CLI {
                 continuation.resume(throwing: error)
             }
         }
-        try? outHandle.close()
-        try? errHandle.close()
+        for handle in [inHandle, outHandle, errHandle] { try? handle.close() }
         return CLIResult(status: status, stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
                          stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
     }
