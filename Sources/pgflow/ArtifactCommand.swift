@@ -8,7 +8,7 @@ import PGFlowPostgres
 
 struct ArtifactCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "artifact", abstract: "Create, list and inspect artifacts (markdown, tables, links, progress).",
+        commandName: "artifact", abstract: "Artifacts: markdown, tables, links, progress.",
         subcommands: [Create.self, Update.self, List.self, Inspect.self])
 
     struct Create: ParsableCommand {

@@ -9,7 +9,7 @@ import PGFlowPostgres
 
 struct BlockCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "block", abstract: "Create, list, inspect and delete blocks (typed configuration, e.g. slack-webhook/alerts).",
+        commandName: "block", abstract: "Blocks: typed configuration (slack-webhook/alerts).",
         subcommands: [Create.self, List.self, Inspect.self, Delete.self, Types.self, TypeCreate.self])
 
     struct Create: ParsableCommand {

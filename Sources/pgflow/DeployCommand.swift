@@ -7,7 +7,7 @@ import PGFlowDeploy
 struct DeployCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deploy",
-        abstract: "Create or update the deployments and schedules listed in a pgflow.yaml.",
+        abstract: "Apply a pgflow.yaml: deployments and schedules.",
         discussion: """
             Validates the whole file first (errors name the line), then applies it in one transaction.
             Unchanged schedules are kept with their future runs; changed ones are replaced.

@@ -7,7 +7,7 @@ import PGFlowPostgres
 
 struct DeploymentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "deployment", abstract: "List, inspect, run, change, pause, resume and delete deployments.",
+        commandName: "deployment", abstract: "Deployments: list, inspect, run, change, pause.",
         subcommands: [List.self, Inspect.self, Run.self, Change.self, Pause.self, Resume.self, Delete.self])
 
     struct List: ParsableCommand {

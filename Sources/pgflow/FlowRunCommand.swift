@@ -7,7 +7,7 @@ import PGFlowPostgres
 
 struct FlowRunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "flow-run", abstract: "List, inspect, follow, cancel, retry, resume and delete flow runs.",
+        commandName: "flow-run", abstract: "Flow runs: list, inspect, follow, cancel, retry.",
         subcommands: [List.self, Inspect.self, Logs.self, Cancel.self, Retry.self, Resume.self, Delete.self])
 
     struct List: ParsableCommand {

@@ -7,7 +7,7 @@ import PGFlowPostgres
 
 struct WorkQueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "work-queue", abstract: "Create, list, inspect, preview, pause, resume, limit and delete work queues.",
+        commandName: "work-queue", abstract: "Work queues: create, list, preview, pause, limit.",
         subcommands: [Create.self, List.self, Inspect.self, Preview.self, Pause.self, Resume.self, SetLimit.self, Delete.self])
 
     struct Create: ParsableCommand {
@@ -125,7 +125,7 @@ struct WorkQueueCommand: ParsableCommand {
 
 struct ConcurrencyLimitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "concurrency-limit", abstract: "Create, list, inspect, reset and delete global and tag concurrency limits.",
+        commandName: "concurrency-limit", abstract: "Global and tag concurrency limits.",
         subcommands: [Create.self, List.self, Inspect.self, Reset.self, Delete.self])
 
     struct Create: ParsableCommand {

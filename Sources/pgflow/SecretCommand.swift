@@ -9,7 +9,7 @@ import PGFlowSecrets
 
 struct SecretCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "secret", abstract: "Set, read, list, delete and re-key secrets (encrypted before they reach the database).",
+        commandName: "secret", abstract: "Secrets, encrypted before they reach the database.",
         discussion: "The key: PGFLOW_SECRET_KEY (base64 of 32 bytes, `openssl rand -base64 32`) or PGFLOW_SECRET_KEY_FILE.",
         subcommands: [Set.self, Get.self, List.self, Delete.self, RotateKey.self, Env.self])
 

@@ -6,7 +6,7 @@ import PGFlowClient
 
 struct VariableCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "variable", abstract: "Set, get, list and unset variables (JSON values; {{ pgflow.variables.NAME }} in parameters).",
+        commandName: "variable", abstract: "Variables: named JSON values parameters can use.",
         subcommands: [Set.self, Get.self, List.self, Unset.self])
 
     struct Set: ParsableCommand {

@@ -305,10 +305,11 @@ END $$;
 CREATE FUNCTION pgflow.resolve_parameters(p_parameters jsonb) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN p_parameters IS NULL OR strpos(p_parameters::text, '{{') = 0 THEN p_parameters
-                ELSE pgflow._resolve_templates(p_parameters) END
+                ELSE pgflow._check_parameters(pgflow._resolve_templates(p_parameters), 'parameters with their variables resolved') END
 $$;
 
--- _enqueue_runs as in 0002, with one change: the merged parameters go through resolve_parameters, so
+-- _enqueue_runs as in 0003 (0002's, with the merged parameters' size checked), with one change: the
+-- merged parameters go through resolve_parameters (whose result is size-checked too), so
 -- every deployment run (run_deployment, run_deployments, schedules) records the values it runs with.
 -- Variables are read when the run is enqueued: a scheduled run materialised ahead of time keeps the
 -- value of that moment, and a retry reuses the values of its first attempt.
@@ -326,7 +327,10 @@ LANGUAGE sql AS $$
                                       retry_jitter, expected_start_time, next_scheduled_start, state_type, state_name,
                                       state_timestamp, created_at)
         SELECT coalesce(x.name, pgflow.random_run_name()), d.flow_id, d.id, coalesce(p_work_queue_id, d.work_queue_id),
-               p_schedule_id, pgflow.resolve_parameters(d.parameters || coalesce(x.params, '{}')),
+               p_schedule_id,
+               pgflow.resolve_parameters(
+                   CASE WHEN d.parameters = '{}' OR coalesce(x.params, '{}') = '{}' THEN d.parameters || coalesce(x.params, '{}')
+                        ELSE pgflow._check_parameters(d.parameters || x.params, 'parameters merged over the deployment''s') END),
                ARRAY(SELECT DISTINCT t FROM unnest(d.tags || coalesce(p_tags, '{}')) t ORDER BY t),
                x.key, p_parent_task_run_id, d.retries, d.retry_delays, d.retry_backoff, d.retry_jitter,
                coalesce(x.at, p_now), coalesce(x.at, p_now), 'SCHEDULED', 'Scheduled', p_now, p_now
@@ -676,3 +680,40 @@ END $$;
 -- The input a flow run was resumed with (NULL while it waits, or when none was given).
 CREATE FUNCTION pgflow.flow_run_input(p_flow_run_id uuid) RETURNS jsonb
 LANGUAGE sql STABLE AS $$ SELECT value FROM pgflow.flow_run_inputs WHERE flow_run_id = p_flow_run_id $$;
+
+-- ============================================================================================
+-- Privileges (the rule of docs/security.md)
+-- ============================================================================================
+DO $$
+DECLARE
+    v_fn regprocedure;
+BEGIN
+    FOR v_fn IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+         WHERE p.pronamespace = 'pgflow'::regnamespace AND p.proname !~ '^_'
+           AND p.proname IN ('check_json_schema', 'json_schema_errors', 'create_artifact', 'update_progress_artifact',
+                             'delete_variable', 'resolve_parameters', 'set_secret', 'get_secret', 'delete_secret',
+                             'rotate_secrets', 'set_deployment_secret_env', 'create_block_type', 'save_block', 'get_block',
+                             'delete_block', 'request_flow_run_input', 'resume_flow_run_with_input', 'flow_run_input')
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp', v_fn);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pgflow_api, pgflow_admin', v_fn);
+    END LOOP;
+END $$;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA pgflow FROM PUBLIC;
+-- The agent and the flows it runs: artifacts, blocks and their schemas, the secrets a command's
+-- environment maps (ciphertext only: the key stays with the agent), pause input.
+GRANT EXECUTE ON FUNCTION
+    pgflow.create_artifact(text, jsonb, text, text, uuid, uuid, timestamptz),
+    pgflow.update_progress_artifact(uuid, float8, timestamptz),
+    pgflow.get_block(text), pgflow.get_secret(text),
+    pgflow.request_flow_run_input(uuid, jsonb, timestamptz), pgflow.flow_run_input(uuid)
+    TO pgflow_agent;
+GRANT SELECT ON pgflow.deployment_secret_env_list TO pgflow_agent;
+GRANT SELECT ON pgflow.artifact_list, pgflow.latest_artifacts, pgflow.block_list, pgflow.block_type_list,
+                pgflow.secret_list, pgflow.deployment_secret_env_list, pgflow.variable_list
+    TO pgflow_reader, pgflow_api, pgflow_admin;
+GRANT SELECT ON pgflow.artifacts, pgflow.block_documents, pgflow.block_types, pgflow.deployment_secret_env,
+                pgflow.flow_run_inputs, pgflow.secrets
+    TO pgflow_api, pgflow_admin;
