@@ -8,9 +8,12 @@ import PGFlowPostgres
 import ServiceLifecycle
 
 /// Marks late runs and applies the missed-run policy; idempotent, safe in many schedulers at once.
-public struct LateRunService: Service {
+public typealias LateRunService = PeriodicService<LateRunPass>
+
+/// What the LateRunService does in one pass (run by `PeriodicService`).
+public enum LateRunPass: DutyPass {
     /// Settings.
-    public struct Configuration: Sendable, Equatable {
+    public struct Configuration: PeriodicDutyConfiguration {
         /// Seconds between passes (default 5).
         public var interval: Double = 5
         /// A Scheduled run this many seconds past its start is Late (default 15, as in Prefect).
@@ -45,31 +48,17 @@ public struct LateRunService: Service {
         }
     }
 
-    /// The settings.
-    public let configuration: Configuration
-    private let pool: PostgresPool
-    private let logger: Logger
+    /// The duty's name in logs.
+    public static let name = "late runs"
 
-    /// Creates the service.
-    public init(configuration: Configuration = .init(), pool: PostgresPool, logger: Logger) {
-        self.configuration = configuration
-        self.pool = pool
-        self.logger = logger
-    }
-
-    /// Passes every `interval` until shutdown.
-    public func run() async throws {
-        try configuration.validate()
-        await runPeriodically(every: .milliseconds(Int(configuration.interval * 1000)), name: "late runs", logger: logger) {
-            let c = try await runOnce()
-            return c.late == 0 && c.cancelled == 0 ? nil : "\(c.late) run(s) marked Late, \(c.cancelled) missed run(s) cancelled by policy"
-        }
+    /// A pass's counts as a line, or nil when it did nothing worth logging.
+    public static func describe(_ c: Counts) -> String? {
+        c.late == 0 && c.cancelled == 0 ? nil : "\(c.late) run(s) marked Late, \(c.cancelled) missed run(s) cancelled by policy"
     }
 
     /// One pass: mark late runs, then apply the missed-run policies.
-    @discardableResult
-    public func runOnce(now: Date = Date()) async throws -> Counts {
-        try await pool.withConnection { [configuration] c in
+    public static func runOnce(_ configuration: Configuration, pool: PostgresPool, logger: Logger, now: Date) async throws -> Counts {
+        try await pool.withConnection { c in
             var counts = Counts()
             counts.late = try retryingConflicts { try PGFlowClient.markLateRuns(threshold: configuration.lateThreshold, now: now, on: c) }
             counts.cancelled = try retryingConflicts {

@@ -6,9 +6,12 @@ import PGFlowPostgres
 import ServiceLifecycle
 
 /// Fails paused runs whose timeout passed; idempotent, safe in many schedulers at once.
-public struct PauseExpiryService: Service {
+public typealias PauseExpiryService = PeriodicService<PauseExpiryPass>
+
+/// What the PauseExpiryService does in one pass (run by `PeriodicService`).
+public enum PauseExpiryPass: DutyPass {
     /// Settings.
-    public struct Configuration: Sendable, Equatable {
+    public struct Configuration: PeriodicDutyConfiguration {
         /// Seconds between passes (default 5).
         public var interval: Double = 5
 
@@ -21,30 +24,16 @@ public struct PauseExpiryService: Service {
         }
     }
 
-    /// The settings.
-    public let configuration: Configuration
-    private let pool: PostgresPool
-    private let logger: Logger
+    /// The duty's name in logs.
+    public static let name = "pause expiry"
 
-    /// Creates the service.
-    public init(configuration: Configuration = .init(), pool: PostgresPool, logger: Logger) {
-        self.configuration = configuration
-        self.pool = pool
-        self.logger = logger
-    }
-
-    /// Passes every `interval` until shutdown.
-    public func run() async throws {
-        try configuration.validate()
-        await runPeriodically(every: .milliseconds(Int(configuration.interval * 1000)), name: "pause expiry", logger: logger) {
-            let n = try await runOnce()
-            return n == 0 ? nil : "\(n) paused run(s) failed as TimedOut"
-        }
+    /// A pass's counts as a line, or nil when it did nothing worth logging.
+    public static func describe(_ c: Int) -> String? {
+        c == 0 ? nil : "\(c) paused run(s) failed as TimedOut"
     }
 
     /// One pass; returns how many runs failed.
-    @discardableResult
-    public func runOnce(now: Date = Date()) async throws -> Int {
+    public static func runOnce(_ configuration: Configuration, pool: PostgresPool, logger: Logger, now: Date) async throws -> Int {
         try await pool.withConnection { c in try retryingConflicts { try PGFlowClient.expirePausedRuns(now: now, on: c) } }
     }
 }

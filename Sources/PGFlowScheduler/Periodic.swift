@@ -29,6 +29,81 @@ func requirePositive(_ seconds: Double, _ name: String) throws(SchedulerConfigur
     }
 }
 
+/// The settings every periodic duty has.
+public protocol PeriodicDutyConfiguration: Sendable, Equatable {
+    /// The defaults.
+    init()
+    /// Seconds between passes.
+    var interval: Double { get }
+    /// Throws a one-line error for settings that cannot work.
+    func validate() throws(SchedulerConfigurationError)
+}
+
+/// What a periodic duty is: its settings, what one pass did, the pass itself and how to describe it.
+/// A duty is a type of this kind (`ReaperPass`); `PeriodicService` runs it (`Reaper` is
+/// `PeriodicService<ReaperPass>`).
+public protocol DutyPass: Sendable {
+    /// The duty's settings.
+    associatedtype Configuration: PeriodicDutyConfiguration
+    /// What one pass did.
+    associatedtype Counts: Sendable
+    /// The duty's name in logs and in `pgflow-scheduler --once`.
+    static var name: String { get }
+    /// One pass at `now`.
+    static func runOnce(_ configuration: Configuration, pool: PostgresPool, logger: Logger, now: Date) async throws -> Counts
+    /// A pass's counts as a line, or nil when it did nothing worth logging.
+    static func describe(_ counts: Counts) -> String?
+}
+
+/// What `SchedulerConfiguration` needs of any periodic duty: a service with a name and a pass now.
+public protocol PeriodicDutyService: Service {
+    /// The duty's name.
+    var name: String { get }
+    /// One pass now, described in a line.
+    func passNow() async throws -> String
+}
+
+/// A periodic duty as a `Service`: `run()` only ticks and logs; `runOnce(now:)` does one pass (tests
+/// call it with an injected time).
+public struct PeriodicService<Pass: DutyPass>: PeriodicDutyService {
+    /// The duty's settings.
+    public typealias Configuration = Pass.Configuration
+    /// What one pass did.
+    public typealias Counts = Pass.Counts
+
+    /// The settings.
+    public let configuration: Configuration
+    private let pool: PostgresPool
+    private let logger: Logger
+
+    /// Creates the service.
+    public init(configuration: Configuration = .init(), pool: PostgresPool, logger: Logger) {
+        self.configuration = configuration
+        self.pool = pool
+        self.logger = logger
+    }
+
+    /// The duty's name.
+    public var name: String { Pass.name }
+
+    /// Passes every `interval` (jittered) until the service group shuts down.
+    public func run() async throws {
+        try configuration.validate()
+        await runPeriodically(every: .milliseconds(Int(configuration.interval * 1000)), name: Pass.name, logger: logger) {
+            Pass.describe(try await runOnce())
+        }
+    }
+
+    /// One pass at `now`.
+    @discardableResult
+    public func runOnce(now: Date = Date()) async throws -> Counts {
+        try await Pass.runOnce(configuration, pool: pool, logger: logger, now: now)
+    }
+
+    /// One pass now, described in a line (`pgflow-scheduler --once`).
+    public func passNow() async throws -> String { Pass.describe(try await runOnce()) ?? "nothing to do" }
+}
+
 /// Calls `pass` every `interval` (±10 % jitter, so many schedulers spread out) until the task is
 /// cancelled or the service group shuts down gracefully; a failed pass is logged and retried next tick.
 func runPeriodically(every interval: Duration, name: String, logger: Logger, _ pass: @escaping @Sendable () async throws -> String?) async {

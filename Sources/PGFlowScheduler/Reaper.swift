@@ -7,9 +7,12 @@ import PGFlowPostgres
 import ServiceLifecycle
 
 /// Cleans up after dead agents and dead lease holders; idempotent, safe in many schedulers at once.
-public struct Reaper: Service {
+public typealias Reaper = PeriodicService<ReaperPass>
+
+/// What the Reaper does in one pass (run by `PeriodicService`).
+public enum ReaperPass: DutyPass {
     /// Settings.
-    public struct Configuration: Sendable, Equatable {
+    public struct Configuration: PeriodicDutyConfiguration {
         /// Seconds between passes (default 10).
         public var interval: Double = 10
         /// An agent silent this many seconds is dead (default 60; agents heartbeat every 5 s).
@@ -39,31 +42,17 @@ public struct Reaper: Service {
         }
     }
 
-    /// The settings.
-    public let configuration: Configuration
-    private let pool: PostgresPool
-    private let logger: Logger
+    /// The duty's name in logs.
+    public static let name = "reaper"
 
-    /// Creates the service.
-    public init(configuration: Configuration = .init(), pool: PostgresPool, logger: Logger) {
-        self.configuration = configuration
-        self.pool = pool
-        self.logger = logger
-    }
-
-    /// Passes every `interval` until shutdown.
-    public func run() async throws {
-        try configuration.validate()
-        await runPeriodically(every: .milliseconds(Int(configuration.interval * 1000)), name: "reaper", logger: logger) {
-            let c = try await runOnce()
-            return c.crashed == 0 && c.expiredLeases == 0 ? nil : "\(c.crashed) run(s) of dead agents ended, \(c.expiredLeases) expired lease(s) released"
-        }
+    /// A pass's counts as a line, or nil when it did nothing worth logging.
+    public static func describe(_ c: Counts) -> String? {
+        c.crashed == 0 && c.expiredLeases == 0 ? nil : "\(c.crashed) run(s) of dead agents ended, \(c.expiredLeases) expired lease(s) released"
     }
 
     /// One pass.
-    @discardableResult
-    public func runOnce(now: Date = Date()) async throws -> Counts {
-        try await pool.withConnection { [configuration] c in
+    public static func runOnce(_ configuration: Configuration, pool: PostgresPool, logger: Logger, now: Date) async throws -> Counts {
+        try await pool.withConnection { c in
             var counts = Counts()
             counts.crashed = try retryingConflicts {
                 try PGFlowClient.reapCrashedRuns(heartbeatTimeout: configuration.heartbeatTimeout, now: now, on: c)

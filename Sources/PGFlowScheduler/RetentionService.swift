@@ -7,9 +7,12 @@ import PGFlowPostgres
 import ServiceLifecycle
 
 /// Deletes old finished runs; safe in many schedulers at once (batches lock with SKIP LOCKED).
-public struct RetentionService: Service {
+public typealias RetentionService = PeriodicService<RetentionPass>
+
+/// What the RetentionService does in one pass (run by `PeriodicService`).
+public enum RetentionPass: DutyPass {
     /// Settings.
-    public struct Configuration: Sendable, Equatable {
+    public struct Configuration: PeriodicDutyConfiguration {
         /// Seconds between passes (default 600).
         public var interval: Double = 600
         /// Runs that ended more than this many seconds ago are deleted (default 30 days).
@@ -32,34 +35,20 @@ public struct RetentionService: Service {
         }
     }
 
-    /// The settings.
-    public let configuration: Configuration
-    private let pool: PostgresPool
-    private let logger: Logger
+    /// The duty's name in logs.
+    public static let name = "retention"
 
-    /// Creates the service.
-    public init(configuration: Configuration = .init(), pool: PostgresPool, logger: Logger) {
-        self.configuration = configuration
-        self.pool = pool
-        self.logger = logger
-    }
-
-    /// Passes every `interval` until shutdown.
-    public func run() async throws {
-        try configuration.validate()
-        await runPeriodically(every: .milliseconds(Int(configuration.interval * 1000)), name: "retention", logger: logger) {
-            let n = try await runOnce()
-            return n == 0 ? nil : "\(n) old run(s) deleted"
-        }
+    /// A pass's counts as a line, or nil when it did nothing worth logging.
+    public static func describe(_ c: Int) -> String? {
+        c == 0 ? nil : "\(c) old run(s) deleted"
     }
 
     /// One pass: batches until one comes back short or `maxBatchesPerPass`; returns runs deleted.
-    @discardableResult
-    public func runOnce(now: Date = Date()) async throws -> Int {
+    public static func runOnce(_ configuration: Configuration, pool: PostgresPool, logger: Logger, now: Date) async throws -> Int {
         var total = 0
         for _ in 0..<configuration.maxBatchesPerPass {
             try Task.checkCancellation()
-            let deleted = try await pool.withConnection { [configuration] c in
+            let deleted = try await pool.withConnection { c in
                 try retryingConflicts {
                     try PGFlowClient.deleteOldRuns(olderThan: configuration.maxAge, batch: configuration.batchSize, now: now, on: c)
                 }

@@ -14,9 +14,12 @@ import ServiceLifecycle
 /// that locks its schedule rows (`FOR UPDATE SKIP LOCKED`: another scheduler skips them and takes the
 /// next ones), reads the runs the deployments have, and writes only what differs; inserts go through
 /// the unique key (deployment, start), and `SchedulePlan.times` never drops another scheduler's runs.
-public struct ScheduleMaterializer: Service {
+public typealias ScheduleMaterializer = PeriodicService<MaterializationPass>
+
+/// What the ScheduleMaterializer does in one pass (run by `PeriodicService`).
+public enum MaterializationPass: DutyPass {
     /// Settings.
-    public struct Configuration: Sendable, Equatable {
+    public struct Configuration: PeriodicDutyConfiguration {
         /// Seconds between passes (default 10).
         public var interval: Double = 10
         /// How far ahead and how many runs.
@@ -56,36 +59,22 @@ public struct ScheduleMaterializer: Service {
         public init() {}
     }
 
-    /// The settings.
-    public let configuration: Configuration
-    private let pool: PostgresPool
-    private let logger: Logger
+    /// The duty's name in logs.
+    public static let name = "schedules"
 
-    /// Creates the service.
-    public init(configuration: Configuration = .init(), pool: PostgresPool, logger: Logger) {
-        self.configuration = configuration
-        self.pool = pool
-        self.logger = logger
-    }
-
-    /// Passes every `interval` until shutdown.
-    public func run() async throws {
-        try configuration.validate()
-        await runPeriodically(every: .milliseconds(Int(configuration.interval * 1000)), name: "schedules", logger: logger) {
-            let c = try await runOnce()
-            return c.changed == 0 && c.invalid == 0 ? nil
-                : "\(c.inserted) run(s) created, \(c.deleted) replaced, \(c.changed) of \(c.schedules) schedule(s) changed, \(c.invalid) invalid"
-        }
+    /// A pass's counts as a line, or nil when it did nothing worth logging.
+    public static func describe(_ c: Counts) -> String? {
+        c.changed == 0 && c.invalid == 0 ? nil
+            : "\(c.inserted) run(s) created (\(c.missed) missed), \(c.deleted) replaced, \(c.changed) of \(c.schedules) schedule(s) changed, \(c.invalid) invalid"
     }
 
     /// One pass over every schedule, `batchSize` at a time, each batch in one statement.
-    @discardableResult
-    public func runOnce(now: Date = Date()) async throws -> Counts {
+    public static func runOnce(_ configuration: Configuration, pool: PostgresPool, logger: Logger, now: Date) async throws -> Counts {
         var total = Counts()
         var after: UUID? = nil
         while true {
             let cursor = after
-            let (last, counts, invalid) = try await pool.withConnection { [configuration] c in
+            let (last, counts, invalid) = try await pool.withConnection { c in
                 try retryingConflicts { try c.withTransaction { try Self.pass(after: cursor, now: now, configuration: configuration, on: $0) } }
             }
             for (record, error) in invalid {

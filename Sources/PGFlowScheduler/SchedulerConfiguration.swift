@@ -34,29 +34,14 @@ public struct SchedulerConfiguration: Sendable, Equatable {
 
     /// The duties, each with its service and a one-pass runner (`pgflow-scheduler --once`).
     public func duties(pool: PostgresPool, logger: Logger) -> [SchedulerDuty] {
-        let materializer = ScheduleMaterializer(configuration: materializer, pool: pool, logger: logger)
-        let lateRuns = LateRunService(configuration: lateRuns, pool: pool, logger: logger)
-        let reaper = Reaper(configuration: reaper, pool: pool, logger: logger)
-        let pauseExpiry = PauseExpiryService(configuration: pauseExpiry, pool: pool, logger: logger)
-        var duties = [
-            SchedulerDuty(name: "schedules", service: materializer) {
-                let c = try await materializer.runOnce()
-                return "\(c.schedules) schedule(s), \(c.changed) changed, \(c.inserted) run(s) created (\(c.missed) missed), \(c.deleted) replaced, \(c.invalid) invalid"
-            },
-            SchedulerDuty(name: "late runs", service: lateRuns) {
-                let c = try await lateRuns.runOnce()
-                return "\(c.late) marked Late, \(c.cancelled) missed run(s) cancelled"
-            },
-            SchedulerDuty(name: "reaper", service: reaper) {
-                let c = try await reaper.runOnce()
-                return "\(c.crashed) run(s) of dead agents ended, \(c.expiredLeases) expired lease(s) released"
-            },
-            SchedulerDuty(name: "pause expiry", service: pauseExpiry) { "\(try await pauseExpiry.runOnce()) paused run(s) failed" },
+        var periodic: [any PeriodicDutyService] = [
+            ScheduleMaterializer(configuration: materializer, pool: pool, logger: logger),
+            LateRunService(configuration: lateRuns, pool: pool, logger: logger),
+            Reaper(configuration: reaper, pool: pool, logger: logger),
+            PauseExpiryService(configuration: pauseExpiry, pool: pool, logger: logger),
         ]
-        if let retention {
-            let service = RetentionService(configuration: retention, pool: pool, logger: logger)
-            duties.append(SchedulerDuty(name: "retention", service: service) { "\(try await service.runOnce()) old run(s) deleted" })
-        }
+        if let retention { periodic.append(RetentionService(configuration: retention, pool: pool, logger: logger)) }
+        var duties = periodic.map { duty in SchedulerDuty(name: duty.name, service: duty) { try await duty.passNow() } }
         if let dueRunNotifier {
             let service = DueRunNotifier(configuration: dueRunNotifier, pool: pool, logger: logger)
             duties.append(SchedulerDuty(name: "wake-ups", service: service) {
