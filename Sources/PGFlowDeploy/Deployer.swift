@@ -1,5 +1,5 @@
 // Deployer: applies a parsed deployment file in one transaction: each deployment is created or updated
-// (pgflow.create_deployment) and its schedules synced. Nothing is written unless all of it is.
+// (pgflow.create_deployment), its secret environment set and its schedules synced. Nothing is written unless all of it is.
 import Foundation
 import PGFlowClient
 import PGFlowPostgres
@@ -32,6 +32,7 @@ public enum Deployer {
             try entries.map { entry in
                 do {
                     try PGFlowClient.createDeployment(entry.spec, on: c)
+                    _ = try PGFlowClient.setDeploymentSecretEnvironment(entry.name, envJSON: entry.secretEnvironmentJSON, on: c)
                     let plan = try ScheduleSync.apply(deployment: entry.name, wanted: entry.schedules, on: c)
                     return Outcome(name: entry.name, added: plan.added.count, removed: plan.removed.count)
                 } catch let error as PostgresError where error.kind == .server {

@@ -12,6 +12,8 @@
 //       retry_backoff: list          # fixed | list | exponential
 //       missed_runs: latest          # run_all | latest | skip
 //       timeout_seconds: 600         # the agent stops a run past it (TimedOut)
+//       env:                         # secrets the agent puts in the command's environment
+//         API_KEY: {secret: api-key} #   (`pgflow secret set api-key`; decrypted by the agent only)
 //       schedules:
 //         - cron: "0 6 * * *"
 //           timezone: Europe/Paris
@@ -31,6 +33,9 @@ public struct DeploymentEntry: Sendable, Equatable {
     public var schedules: [ScheduleSpec]
     /// The line its entry starts on.
     public var line: Int
+    /// The secrets mapped into a command's environment, as `{"VAR": {"secret": "name"}}` JSON
+    /// (`{}` when the file has no `env:`, so deploying clears a mapping the file no longer has).
+    public var secretEnvironmentJSON: String = "{}"
     /// `flow/deployment`.
     public var name: String { "\(spec.flow)/\(spec.name)" }
 }
@@ -83,7 +88,8 @@ public enum DeploymentFile {
             guard let map = item.mapping else { throw fail(item, "each deployment is a mapping with name and entrypoint") }
             let known: Set<String> = ["name", "entrypoint", "parameters", "work_queue", "queue", "tags", "description", "version",
                                       "concurrency_limit", "concurrency", "collision_strategy", "retries", "retry_delay", "retry_delays",
-                                      "retry_backoff", "retry_jitter", "paused", "missed_runs", "timeout_seconds", "timeout", "schedules", "schedule"]
+                                      "retry_backoff", "retry_jitter", "paused", "missed_runs", "timeout_seconds", "timeout", "schedules", "schedule",
+                                      "env"]
             for key in map.keys where !known.contains(key.string ?? "") {
                 throw fail(key, "unknown deployment key `\(key.string ?? "?")`; known: \(known.sorted().joined(separator: ", "))")
             }
@@ -138,7 +144,9 @@ public enum DeploymentFile {
             }
             if let s = item["schedule"] { scheduleNodes.append(s) }
             let schedules = try scheduleNodes.map { try schedule($0, fail) }
-            entries.append(DeploymentEntry(spec: spec, schedules: schedules, line: item.mark?.line ?? 1))
+            var entry = DeploymentEntry(spec: spec, schedules: schedules, line: item.mark?.line ?? 1)
+            if let env = item["env"] { entry.secretEnvironmentJSON = try secretEnvironment(env, fail) }
+            entries.append(entry)
         }
         return entries
     }
@@ -183,6 +191,22 @@ public enum DeploymentFile {
             spec.active = b
         }
         return spec
+    }
+
+    /// `env:` — a mapping of environment variable names to `{secret: NAME}`; plain values are refused
+    /// (only secrets reach a command's environment this way).
+    private static func secretEnvironment(_ node: Node, _ fail: (Node?, String) -> DeploymentFileError) throws -> String {
+        guard let map = node.mapping else { throw fail(node, "env must be a mapping of VARIABLE: {secret: NAME}") }
+        var env: [String: [String: String]] = [:]
+        for (key, value) in map {
+            let variable = try string(key, "an environment variable name", fail)
+            guard let secret = value["secret"]?.string, value.mapping?.count == 1 else {
+                throw fail(value, "env \(variable) must be {secret: NAME} (plain values are not supported: set a secret with `pgflow secret set NAME`)")
+            }
+            env[variable] = ["secret": secret]
+        }
+        let data = try JSONSerialization.data(withJSONObject: env, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
     }
 
     private static func string(_ node: Node, _ what: String, _ fail: (Node?, String) -> DeploymentFileError) throws -> String {

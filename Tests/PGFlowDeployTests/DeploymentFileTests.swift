@@ -43,6 +43,24 @@ import Testing
         #expect(throws: DeploymentFileError.self) { try DeploymentFile.parse(yaml.replacingOccurrences(of: "2026-01-01T00:30:00", with: "soon"), file: "p.yaml") }
     }
 
+    @Test func envMapsSecretsAndRefusesPlainValues() throws {
+        let yaml = """
+            deployments:
+              - name: etl/daily
+                entrypoint: ./etl.sh
+                env:
+                  API_KEY: {secret: api-key}
+                  DB_PASSWORD: {secret: db-password}
+            """
+        let entries = try DeploymentFile.parse(yaml, file: "p.yaml")
+        #expect(entries[0].secretEnvironmentJSON == #"{"API_KEY":{"secret":"api-key"},"DB_PASSWORD":{"secret":"db-password"}}"#)
+        let none = try DeploymentFile.parse(yaml.components(separatedBy: "    env:")[0], file: "p.yaml")
+        #expect(none[0].secretEnvironmentJSON == "{}", "no env: clears the mapping on deploy")
+        #expect(throws: DeploymentFileError.self) {
+            try DeploymentFile.parse(yaml.replacingOccurrences(of: "{secret: api-key}", with: "plain-text"), file: "p.yaml")
+        }
+    }
+
     @Test func syncKeepsEqualSchedulesAndReplacesChangedOnes() {
         let anchor = date("2025-12-31T23:30:00Z")
         var interval = ScheduleSpec(kind: "interval", expression: "3600.0 seconds")
