@@ -365,3 +365,36 @@ SELECT q.name AS work_queue, q.paused,
   FROM pgflow.work_queues q
   LEFT JOIN pgflow.run_queue rq ON rq.work_queue_id = q.id AND rq.scheduled_at <= now()
  GROUP BY q.id;
+
+-- Deletes a variable; returns whether it existed.
+CREATE FUNCTION pgflow.delete_variable(p_key text) RETURNS boolean
+LANGUAGE sql AS $$
+    WITH d AS (DELETE FROM pgflow.variables WHERE key = p_key RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM d)
+$$;
+
+-- State changes for the live stream: the rows of pgflow.flow_run_states with id > p_after (for one run
+-- or one deployment, or all), oldest first, at most p_limit; with the run's name and deployment.
+CREATE FUNCTION pgflow.flow_run_state_events(p_after bigint, p_flow_run_id uuid DEFAULT NULL,
+                                             p_deployment text DEFAULT NULL, p_limit integer DEFAULT 1000)
+RETURNS TABLE (id bigint, flow_run_id uuid, flow_run text, deployment text, state_type text, state_name text,
+               "timestamp" timestamptz, message text)
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    v_dep_id uuid;
+BEGIN
+    PERFORM pgflow._check_page(p_limit, NULL);
+    IF p_deployment IS NOT NULL THEN v_dep_id := pgflow._deployment_id(p_deployment); END IF;
+    RETURN QUERY
+    SELECT s.id, s.flow_run_id, r.name, coalesce(f.name || '/' || d.name, f.name), s.state_type::text, s.state_name,
+           s."timestamp", s.message
+      FROM pgflow.flow_run_states s
+      JOIN pgflow.flow_runs r ON r.id = s.flow_run_id
+      JOIN pgflow.flows f ON f.id = r.flow_id
+      LEFT JOIN pgflow.deployments d ON d.id = r.deployment_id
+     WHERE s.id > coalesce(p_after, 0)
+       AND (p_flow_run_id IS NULL OR s.flow_run_id = p_flow_run_id)
+       AND (v_dep_id IS NULL OR r.deployment_id = v_dep_id)
+     ORDER BY s.id
+     LIMIT p_limit;
+END $$;

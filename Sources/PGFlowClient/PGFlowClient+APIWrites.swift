@@ -1,0 +1,94 @@
+// Typed calls for the API's changes that the CLI's calls do not cover, and the live stream's reads.
+import Foundation
+import PGFlowPostgres
+
+/// What `POST /api/deployments/{flow}/{deployment}/runs` asks for (the arguments of `pgflow.run_deployment`).
+public struct RunRequest: Sendable {
+    /// Parameters merged over the deployment's, as JSON object text.
+    public var parametersJSON = "{}"
+    /// When it should start (nil: now).
+    public var scheduledTime: Date?
+    /// A key that makes retries of the request return the same run.
+    public var idempotencyKey: String?
+    /// Tags added to the deployment's.
+    public var tags: [String]?
+    /// The run's name (nil: a random one).
+    public var name: String?
+    /// Another work queue than the deployment's.
+    public var workQueue: String?
+
+    /// A run with the deployment's defaults.
+    public init() {}
+}
+
+/// One state change or log line for the live stream.
+public struct StreamEvent: Sendable, Equatable {
+    /// `state` or `log`.
+    public let kind: String
+    /// The flow_run_states or logs row id.
+    public let id: Int64
+    /// The run it belongs to.
+    public let flowRunID: UUID
+    /// The run's deployment (`flow/deployment`), or its flow for a run without one (states only).
+    public let deployment: String?
+    /// The event as a JSON object.
+    public let json: String
+}
+
+extension PGFlowClient {
+    /// `pgflow.run_deployment` with every option; returns the new (or, for a used idempotency key, the earlier) run id.
+    public static func runDeployment(_ deployment: String, _ r: RunRequest, on c: PostgresConnection) throws -> UUID {
+        try c.query("SELECT pgflow.run_deployment($1, $2::jsonb, $3, $4, $5, $6, $7)",
+                    [deployment, PostgresRawJSON(r.parametersJSON), r.scheduledTime, r.idempotencyKey, r.tags, r.name, r.workQueue]
+        ).scalar(UUID.self)
+    }
+
+    /// `pgflow.cancel_flow_run` with a message.
+    public static func cancelFlowRun(_ id: UUID, message: String, on c: PostgresConnection) throws -> TransitionResult {
+        guard let row = try c.query("SELECT * FROM pgflow.cancel_flow_run($1, $2)", [id, message]).first else {
+            throw PostgresError(kind: .decoding, message: "no transition result")
+        }
+        return try TransitionResult(row: row)
+    }
+
+    /// `pgflow.set_variable`.
+    public static func setVariable(_ key: String, valueJSON: String, on c: PostgresConnection) throws {
+        try c.query("SELECT pgflow.set_variable($1, $2::jsonb)", [key, PostgresRawJSON(valueJSON)])
+    }
+
+    /// `pgflow.delete_variable`: whether it existed.
+    public static func deleteVariable(_ key: String, on c: PostgresConnection) throws -> Bool {
+        try c.query("SELECT pgflow.delete_variable($1)", [key]).scalar(Bool.self)
+    }
+
+    /// The state rows a `pgflow_states` notification names (`run:id` pairs), oldest first.
+    public static func stateEvents(_ keys: [(run: UUID, id: Int64)], on c: PostgresConnection) throws -> [StreamEvent] {
+        try stateRows("""
+            SELECT s.* FROM unnest($1::uuid[], $2::bigint[]) k(run, id)
+              CROSS JOIN LATERAL pgflow.flow_run_state_events(k.id - 1, k.run, NULL, 1) s
+            """, [PostgresTextArray(keys.map { $0.run.uuidString }), PostgresTextArray(keys.map { String($0.id) })], on: c)
+    }
+
+    /// `pgflow.flow_run_state_events`: states after `after` (for a run, a deployment, or all), oldest first.
+    public static func stateEvents(after: Int64, flowRun: UUID?, deployment: String?, limit: Int, on c: PostgresConnection) throws -> [StreamEvent] {
+        try stateRows("SELECT * FROM pgflow.flow_run_state_events($1, $2, $3, $4)", [after, flowRun, deployment, limit], on: c)
+    }
+
+    private static func stateRows(_ select: String, _ parameters: [(any PostgresEncodable)?], on c: PostgresConnection) throws -> [StreamEvent] {
+        try c.query("SELECT e.id, e.flow_run_id, e.deployment, row_to_json(e)::text FROM (\(select)) e ORDER BY e.id", parameters).rows.map {
+            StreamEvent(kind: "state", id: try $0.decode(Int64.self, at: 0), flowRunID: try $0.decode(UUID.self, at: 1),
+                        deployment: try $0.decode(String?.self, at: 2), json: try $0.decode(String.self, at: 3))
+        }
+    }
+
+    /// `pgflow.flow_run_logs`: a run's log lines after `after`, as stream events.
+    public static func logEvents(flowRun: UUID, after: Int64, limit: Int, on c: PostgresConnection) throws -> [StreamEvent] {
+        try c.query("""
+            SELECT l.id, row_to_json(x)::text FROM pgflow.flow_run_logs($1, $2, $3) l
+              CROSS JOIN LATERAL (SELECT $1::uuid AS flow_run_id, l.*) x ORDER BY l.id
+            """, [flowRun, after, limit]).rows.map {
+            StreamEvent(kind: "log", id: try $0.decode(Int64.self, at: 0), flowRunID: flowRun, deployment: nil,
+                        json: try $0.decode(String.self, at: 1))
+        }
+    }
+}
