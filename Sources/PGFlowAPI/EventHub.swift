@@ -42,12 +42,20 @@ actor EventHub: Service {
     private let logger: Logger
     private var subscribers: [UUID: Subscriber] = [:]
     private var stopped = false
+    private var listening = false
+    private var listeningWaiters: [CheckedContinuation<Void, Never>] = []
 
     init(pool: PostgresPool, configuration: PostgresConfiguration, keepAlive: Duration, logger: Logger) {
         self.pool = pool
         self.configuration = configuration
         self.keepAlive = keepAlive
         self.logger = logger
+    }
+
+    /// Returns once the LISTEN is in place (so a client subscribed after this misses no notification).
+    func waitUntilListening() async {
+        if listening || stopped { return }
+        await withCheckedContinuation { listeningWaiters.append($0) }
     }
 
     /// Registers a client; its stream ends when the hub stops. Call `unsubscribe` when the client leaves.
@@ -78,6 +86,8 @@ actor EventHub: Service {
 
     private func stopAll() {
         stopped = true
+        for w in listeningWaiters { w.resume() }
+        listeningWaiters.removeAll()
         for s in subscribers.values { s.continuation.finish() }
         subscribers.removeAll()
     }
@@ -86,6 +96,18 @@ actor EventHub: Service {
         let events = PostgresListener.listen(configuration: configuration, channels: ["pgflow_states", "pgflow_logs"])
         for await event in events {
             if Task.isCancelled { break }
+            if case .listening = event {
+                // After a reconnect, notifications sent meanwhile are lost: end the streams, so clients
+                // reconnect with Last-Event-ID and read what they missed from the tables.
+                if listening {
+                    for s in subscribers.values { s.continuation.finish() }
+                    subscribers.removeAll()
+                }
+                listening = true
+                for w in listeningWaiters { w.resume() }
+                listeningWaiters.removeAll()
+                continue
+            }
             guard case .notification(let channel, let payload, _) = event, !subscribers.isEmpty else { continue }
             let keys = Self.parse(payload)
             do {

@@ -21,29 +21,36 @@ extension APIRoutes {
             if filter.logs && filter.flowRun == nil { throw APIProblem(.badRequest, "logs=true needs flow_run=<id>") }
             let resume = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap(Self.parseEventID)
             let f = filter
-            // the backlog: after Last-Event-ID, or a run's whole history; also checks the filters (404 for unknown ones)
-            let backlog = try await self.read { c -> [StreamEvent] in
-                let after = resume?.state ?? (f.flowRun != nil ? 0 : nil)
-                var events: [StreamEvent] = []
-                if let run = f.flowRun { _ = try PGFlowJSON.flowRun(run, on: c) }
-                if let after {
-                    events += try PGFlowClient.stateEvents(after: after, flowRun: f.flowRun, deployment: f.deployment, limit: 1000, on: c)
-                } else if let d = f.deployment {
-                    _ = try PGFlowJSON.deployment(d, on: c)
+            await hub.waitUntilListening()
+            // subscribe first, then read the backlog: nothing committed in between is lost (duplicates are skipped)
+            let (subscription, stream) = await hub.subscribe(filter, lastLogID: resume?.log ?? 0)
+            let backlog: [StreamEvent]
+            do {
+                // after Last-Event-ID, or a run's whole history; also checks the filters (404 for unknown ones)
+                backlog = try await self.read { c -> [StreamEvent] in
+                    let after = resume?.state ?? (f.flowRun != nil ? 0 : nil)
+                    var events: [StreamEvent] = []
+                    if let run = f.flowRun { _ = try PGFlowJSON.flowRun(run, on: c) }
+                    if let after {
+                        events += try PGFlowClient.stateEvents(after: after, flowRun: f.flowRun, deployment: f.deployment, limit: 1000, on: c)
+                    } else if let d = f.deployment {
+                        _ = try PGFlowJSON.deployment(d, on: c)
+                    }
+                    if f.logs, let run = f.flowRun {
+                        events += try PGFlowClient.logEvents(flowRun: run, after: resume?.log ?? 0, limit: 1000, on: c)
+                    }
+                    return events
                 }
-                if f.logs, let run = f.flowRun {
-                    events += try PGFlowClient.logEvents(flowRun: run, after: resume?.log ?? 0, limit: 1000, on: c)
-                }
-                return events
+            } catch {
+                await hub.unsubscribe(subscription)
+                throw error
             }
-            let lastLog = backlog.filter { $0.kind == "log" }.map(\.id).max() ?? resume?.log ?? 0
-            let (subscription, stream) = await hub.subscribe(filter, lastLogID: lastLog)
             let body = ResponseBody { writer in
-                var cursor = (state: resume?.state ?? 0, log: lastLog)
+                var cursor = (state: resume?.state ?? 0, log: resume?.log ?? 0)
                 var sentStates = Set(backlog.filter { $0.kind == "state" }.map(\.id))
                 do {
                     try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-                    for e in backlog { try await writer.write(Self.frame(e, &cursor)) }
+                    for e in backlog where e.kind == "state" || e.id > cursor.log { try await writer.write(Self.frame(e, &cursor)) }
                     for await message in stream {
                         switch message {
                         case .keepAlive: try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
@@ -52,6 +59,8 @@ extension APIRoutes {
                                 if sentStates.contains(e.id) { continue }
                                 sentStates.insert(e.id)
                                 if sentStates.count > 10_000 { sentStates.removeAll() }
+                            } else if e.id <= cursor.log {
+                                continue
                             }
                             try await writer.write(Self.frame(e, &cursor))
                         }

@@ -88,6 +88,11 @@ import Testing
             #expect(logs.contains { ($0["message"] as? String)?.contains("hello from the agent") == true }, "\(logs)")
             let lastLog = try #require(logs.last?["id"] as? Int)
             #expect(try await client.get("/api/flow-runs/\(id)/logs?after=\(lastLog)").items.isEmpty)
+            // the run's stream with logs: its states and log lines so far
+            let stream = try await client.stream("/api/stream?flow_run=\(id)&logs=true", timeout: 30) {
+                $0.contains("hello from the agent") && $0.contains("\"state_name\":\"Completed\"")
+            }
+            #expect(stream.contains("event: log") && stream.contains("hello from the agent") && stream.contains("Completed"), "\(stream)")
 
             // listings and filters
             let page = try await client.get("/api/flow-runs?deployment=hello/api&state_type=COMPLETED&tag=extra&limit=10")
@@ -130,20 +135,20 @@ import Testing
             let token = try createToken(c, "ops", "admin")
             let (a, b) = (try await APIProcess.start(db), try await APIProcess.start(db))
             #expect(try await a.client(token).put("/api/deployments/live/d", "{\"entrypoint\": \"true\"}").status == 200)
-            // B's stream of the deployment's runs, open before the run exists
+            // B's stream of the deployment's runs, open (subscribed: it has sent its first line) before the run exists
+            let open = OpenFlag()
             async let seen = b.client(token).stream("/api/stream?deployment=live/d", timeout: 60) { text in
-                text.contains("\"state_name\":\"Scheduled\"") && text.contains("\"state_name\":\"Cancelled\"")
+                if text.contains("retry: ") { open.set() }
+                return text.contains("\"state_name\":\"Scheduled\"") && text.contains("\"state_name\":\"Cancelled\"")
             }
-            let opened = await eventually(timeout: 30) { (try? c.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'").scalar(Int.self)) ?? 0 >= 2 }
-            #expect(opened)
-            try await Task.sleep(for: .milliseconds(300))  // the stream's subscription is registered after its request arrives
+            #expect(await eventually(timeout: 30) { open.isSet })
             let id = try #require(try await a.client(token).post("/api/deployments/live/d/runs").object["id"] as? String)
             #expect(try await a.client(token).post("/api/flow-runs/\(id)/cancel").status == 200)
             let text = try await seen
             #expect(text.contains(id) && text.contains("\"state_name\":\"Cancelled\""), "\(text)")
 
             // resuming from Last-Event-ID returns only what came after it
-            let firstID = try #require(text.components(separatedBy: "\n").first { $0.hasPrefix("id: ") }.map { String($0.dropFirst(4)) })
+            let firstID = try #require(text.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n").first { $0.hasPrefix("id: ") }.map { String($0.dropFirst(4)) })
             let resumed = try await b.client(token).stream("/api/stream?flow_run=\(id)", timeout: 30, headers: ["Last-Event-ID": firstID]) {
                 $0.contains("\"state_name\":\"Cancelled\"")
             }
@@ -172,4 +177,12 @@ import Testing
             #expect(await again.waitForExit(timeout: 30) == 5)
         }
     }
+}
+
+/// Set once, read from any thread.
+final class OpenFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
