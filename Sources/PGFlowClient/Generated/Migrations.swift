@@ -2870,11 +2870,13 @@ SELECT f.id, f.name, f.created_at,
 -- Live updates: every statement that appends states or log lines NOTIFYs (one notification per
 -- 100 rows). pgflow_states: 'runid:stateid,…' (the rows of pgflow.flow_run_states); pgflow_logs:
 -- 'runid:logid,…' (per run, its newest line of the statement). Listeners read the rows after them.
+-- These call pg_notify directly, not pgflow.notify: they are for API listeners only, and the engine's
+-- NOTIFY tests swap pgflow.notify for a recorder of the engine's own channels.
 -- ============================================================================================
 CREATE FUNCTION pgflow._notify_states() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pgflow.notify('pgflow_states', string_agg(c.flow_run_id::text || ':' || c.id, ',' ORDER BY c.id))
+    PERFORM pg_notify('pgflow_states', string_agg(c.flow_run_id::text || ':' || c.id, ',' ORDER BY c.id))
        FROM (SELECT n.flow_run_id, n.id, (row_number() OVER (ORDER BY n.id) - 1) / 100 AS chunk FROM new_rows n) c
       GROUP BY c.chunk;
     RETURN NULL;
@@ -2886,7 +2888,7 @@ CREATE TRIGGER flow_run_states_notify AFTER INSERT ON pgflow.flow_run_states
 CREATE FUNCTION pgflow._notify_logs() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pgflow.notify('pgflow_logs', string_agg(c.flow_run_id::text || ':' || c.id, ','))
+    PERFORM pg_notify('pgflow_logs', string_agg(c.flow_run_id::text || ':' || c.id, ','))
        FROM (SELECT m.flow_run_id, m.id, (row_number() OVER () - 1) / 100 AS chunk
                FROM (SELECT n.flow_run_id, max(n.id) AS id FROM new_rows n WHERE n.flow_run_id IS NOT NULL
                       GROUP BY n.flow_run_id) m) c
