@@ -1,7 +1,7 @@
 -- What the HTTP API uses (0005_api.sql): hashed tokens with scopes, the audit log, keyset listings,
 -- state events for the live stream, the metrics views.
 BEGIN;
-SELECT plan(26);
+SELECT plan(28);
 
 CREATE FUNCTION pg_temp.err(p_sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE v_state text;
@@ -58,6 +58,12 @@ SELECT is(pg_temp.err($$SELECT * FROM pgflow.list_flow_runs(p_deployment => 'lf/
 SELECT is((SELECT count(*)::int FROM pgflow.flow_run_state_events(0, p_deployment => 'lf/d2')), 5, 'state events of a deployment');
 SELECT is((SELECT sum(runs)::int FROM pgflow.metrics_flow_runs WHERE deployment = 'lf/d1' AND state_name = 'Scheduled'), 7, 'metrics: runs by state');
 SELECT is((SELECT due_runs::int FROM pgflow.metrics_work_queues WHERE work_queue = 'lq'), 5, 'metrics: due runs per queue');
+
+-- dropping a queue's or a deployment's limit works (it failed with 27000 before 0005)
+SELECT pgflow.create_work_queue('limited', p_concurrency_limit => 2);
+SELECT is(pg_temp.err($$SELECT pgflow.create_work_queue('limited')$$), 'no error', 'a work queue limit can be dropped');
+SELECT pgflow.create_deployment('lf', 'd3', './c.sh', p_concurrency_limit => 1);
+SELECT is(pg_temp.err($$SELECT pgflow.create_deployment('lf', 'd3', './c.sh')$$), 'no error', 'a deployment limit can be dropped');
 
 SELECT * FROM finish();
 ROLLBACK;

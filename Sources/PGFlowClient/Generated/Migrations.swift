@@ -2971,6 +2971,112 @@ BEGIN
      ORDER BY s.id
      LIMIT p_limit;
 END $$;
+
+-- ============================================================================================
+-- Fix (found by the API's schemathesis run): dropping a queue's or deployment's concurrency limit
+-- (p_concurrency_limit NULL after it had one) failed with SQLSTATE 27000, because the limit row was
+-- deleted (its ON DELETE SET NULL touching the very row) inside the UPDATE of that row. The limit is
+-- now set or deleted first, then the row updated. Bodies as in 0002 otherwise.
+-- ============================================================================================
+CREATE OR REPLACE FUNCTION pgflow.create_work_queue(
+    p_name              text,
+    p_priority          integer     DEFAULT 1,
+    p_concurrency_limit integer     DEFAULT NULL,
+    p_paused            boolean     DEFAULT false,
+    p_description       text        DEFAULT NULL,
+    p_now               timestamptz DEFAULT now()
+) RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_queue pgflow.work_queues;
+    v_limit uuid;
+BEGIN
+    IF p_name IS NULL OR p_name !~ '^[A-Za-z0-9_.:-]{1,100}$' THEN
+        RAISE EXCEPTION 'pgflow: invalid work queue name %', coalesce(quote_literal(p_name), 'NULL')
+            USING ERRCODE = '22023', HINT = 'use 1 to 100 letters, digits, ''_'', ''.'', '':'' or ''-''';
+    END IF;
+    IF p_priority IS NULL OR p_priority < 1 THEN
+        RAISE EXCEPTION 'pgflow: work queue priority must be 1 or more, got %', coalesce(p_priority::text, 'NULL')
+            USING ERRCODE = '22023', HINT = '1 is served first, then 2, ...';
+    END IF;
+    PERFORM pgflow._check_limit(p_concurrency_limit, 'work queue concurrency limit');
+    INSERT INTO pgflow.work_queues AS q (name, priority, paused, description, created_at, updated_at)
+    VALUES (p_name, p_priority, coalesce(p_paused, false), p_description, p_now, p_now)
+    ON CONFLICT (name) DO UPDATE SET priority = excluded.priority, paused = excluded.paused,
+                                     description = excluded.description, updated_at = excluded.updated_at
+    RETURNING * INTO v_queue;
+    v_limit := pgflow._set_managed_limit(v_queue.concurrency_limit_id, 'work_queue:' || p_name,
+                                         'work_queue', p_concurrency_limit, p_now);
+    UPDATE pgflow.work_queues SET concurrency_limit_id = v_limit WHERE id = v_queue.id;
+    RETURN v_queue.id;
+END $$;
+
+CREATE OR REPLACE FUNCTION pgflow.create_deployment(
+    p_flow_name          text,
+    p_name               text,
+    p_entrypoint         text,
+    p_parameters         jsonb       DEFAULT '{}',
+    p_work_queue         text        DEFAULT 'default',
+    p_tags               text[]      DEFAULT '{}',
+    p_description        text        DEFAULT NULL,
+    p_version            text        DEFAULT NULL,
+    p_concurrency_limit  integer     DEFAULT NULL,
+    p_collision_strategy text        DEFAULT 'ENQUEUE',
+    p_retries            integer     DEFAULT 0,
+    p_retry_delays       float8[]    DEFAULT '{0}',
+    p_retry_backoff      text        DEFAULT 'fixed',
+    p_retry_jitter       float8      DEFAULT 0,
+    p_paused             boolean     DEFAULT false,
+    p_timeout_seconds    float8      DEFAULT NULL,
+    p_missed_run_policy  text        DEFAULT NULL,
+    p_now                timestamptz DEFAULT now()
+) RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_queue_id uuid := pgflow._work_queue_id(p_work_queue);
+    v_dep      pgflow.deployments;
+    v_limit    uuid;
+BEGIN
+    IF p_name IS NULL OR p_name = '' OR strpos(p_name, '/') > 0 THEN
+        RAISE EXCEPTION 'pgflow: invalid deployment name %', coalesce(quote_literal(p_name), 'NULL')
+            USING ERRCODE = '22023', HINT = 'a deployment name is not empty and has no ''/''';
+    END IF;
+    IF p_entrypoint IS NULL OR p_entrypoint = '' THEN
+        RAISE EXCEPTION 'pgflow: deployment % has no entrypoint', quote_literal(p_name)
+            USING ERRCODE = '22023', HINT = 'pass a command (''./etl.sh'') or a Swift flow name the agent knows';
+    END IF;
+    PERFORM pgflow._check_parameters(p_parameters, 'deployment parameters');
+    PERFORM pgflow._check_limit(p_concurrency_limit, 'deployment concurrency limit');
+    IF p_collision_strategy IS NULL OR p_collision_strategy NOT IN ('ENQUEUE', 'CANCEL_NEW') THEN
+        RAISE EXCEPTION 'pgflow: invalid collision strategy %', coalesce(quote_literal(p_collision_strategy), 'NULL')
+            USING ERRCODE = '22023', HINT = 'use ''ENQUEUE'' (wait for a slot) or ''CANCEL_NEW'' (cancel the new run)';
+    END IF;
+    PERFORM pgflow._check_retry_policy(p_retries, p_retry_backoff, p_retry_delays, p_retry_jitter);
+    IF p_timeout_seconds <= 0 THEN
+        RAISE EXCEPTION 'pgflow: a deployment timeout must be positive, got % seconds', p_timeout_seconds
+            USING ERRCODE = '22023', HINT = 'pass NULL for no timeout';
+    END IF;
+    PERFORM pgflow._check_missed_run_policy(p_missed_run_policy);
+    INSERT INTO pgflow.deployments AS d (flow_id, name, entrypoint, parameters, tags, work_queue_id, version,
+                                         description, paused, collision_strategy, retries, retry_delays,
+                                         retry_backoff, retry_jitter, timeout_seconds, missed_run_policy,
+                                         created_at, updated_at)
+    VALUES (pgflow._flow_id(p_flow_name), p_name, p_entrypoint, p_parameters, pgflow._check_tags(p_tags), v_queue_id,
+            p_version, p_description, coalesce(p_paused, false), p_collision_strategy, p_retries, p_retry_delays,
+            p_retry_backoff, p_retry_jitter, p_timeout_seconds, p_missed_run_policy, p_now, p_now)
+    ON CONFLICT (flow_id, name) DO UPDATE SET
+        entrypoint = excluded.entrypoint, parameters = excluded.parameters, tags = excluded.tags,
+        work_queue_id = excluded.work_queue_id, version = excluded.version, description = excluded.description,
+        paused = excluded.paused, collision_strategy = excluded.collision_strategy, retries = excluded.retries,
+        retry_delays = excluded.retry_delays, retry_backoff = excluded.retry_backoff,
+        retry_jitter = excluded.retry_jitter, timeout_seconds = excluded.timeout_seconds,
+        missed_run_policy = excluded.missed_run_policy, updated_at = excluded.updated_at
+    RETURNING * INTO v_dep;
+    v_limit := pgflow._set_managed_limit(v_dep.concurrency_limit_id, 'deployment:' || p_flow_name || '/' || p_name,
+                                         'deployment', p_concurrency_limit, p_now);
+    UPDATE pgflow.deployments SET concurrency_limit_id = v_limit WHERE id = v_dep.id;
+    RETURN v_dep.id;
+END $$;
 """##),
     ]
 }
