@@ -54,6 +54,13 @@ import Testing
             #expect(try audit.decode(Int.self, at: 1) == 1)
             #expect(try audit.decode(Int.self, at: 2) == 1)
 
+            // metrics: values from the metrics views, and the API's own request durations
+            #expect(try await api.client().get("/metrics").status == 401)
+            let metrics = try await api.client(read).get("/metrics")
+            #expect(metrics.status == 200 && metrics.body.contains("pgflow_flow_runs{deployment=\"etl/daily\",work_queue=\"default\",state_type=\"SCHEDULED\"")
+                    && metrics.body.contains("pgflow_work_queue_oldest_due_age_seconds{work_queue=\"default\"}")
+                    && metrics.body.contains("http_server_request_duration"), "\(metrics.body.prefix(3000))")
+
             // a revoked token stops working at once
             try c.query("SELECT pgflow.revoke_api_token('reader')")
             #expect(try await api.client(read).get("/api/flow-runs").status == 401)
@@ -153,6 +160,22 @@ import Testing
                 $0.contains("\"state_name\":\"Cancelled\"")
             }
             #expect(resumed.contains("Cancelled") && !resumed.contains("\"state_name\":\"Scheduled\""), "\(resumed)")
+        }
+    }
+
+    @Test func sigtermEndsOpenStreamsAndExitsCleanly() async throws {
+        try await TestDatabase.with { db in
+            let api = try await APIProcess.start(db)
+            let client = api.client(try createToken(try db.connect(), "r", "read"))
+            let open = OpenFlag()
+            async let ended = client.stream("/api/stream", timeout: 60) { text in
+                if text.contains("retry: ") { open.set() }
+                return false
+            }
+            #expect(await eventually(timeout: 30) { open.isSet })
+            api.process.signal(SIGTERM)
+            #expect(await api.process.waitForExit(timeout: 30) == 0, "\(api.process.output)")
+            #expect(try await ended.contains("retry: "))
         }
     }
 
