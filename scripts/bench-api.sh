@@ -58,6 +58,11 @@ sampler & sampler_pid=$!
 log "GET /api/flow-runs?limit=50: ${seconds}s at $connections connections"
 wrk -t2 -c"$connections" -d"${seconds}s" --latency -H "Authorization: Bearer $token" \
   "http://127.0.0.1:$port/api/flow-runs?limit=50" >"$work/get.txt"
+log "GET /api/flow-runs?limit=50: ${seconds}s at 1 connection (the cost of one request)"
+wrk -t1 -c1 -d"${seconds}s" --latency -H "Authorization: Bearer $token" \
+  "http://127.0.0.1:$port/api/flow-runs?limit=50" >"$work/get1.txt"
+echo "SELECT count(*) FROM pgflow.list_flow_runs(p_limit => 50);" >"$work/list.sql"
+sql_ms=$(pgbench -n -M prepared -c 1 -T "$seconds" -f "$work/list.sql" "$url" 2>/dev/null | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
 cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"parameters": {"n": 1}}'
@@ -73,10 +78,12 @@ created=$(psql "$url" -XAtqc "SELECT count(*) FROM pgflow.flow_runs WHERE name N
 
 pct() { awk -v p="$2" '$1 == p {print $2}' "$1"; }
 rate() { awk '/^Requests\/sec/ {print $2}' "$1"; }
-errors() { awk '/Non-2xx/ {print $5} END {}' "$1" | head -1; }
+errors() { awk '/Non-2xx/ {n = $5} END {print n + 0}' "$1"; }
 echo
-echo "pgflow-api, $(date -u +%F), $(nproc) cores (shared; other builds may be running), wrk -t2 -c$connections -d${seconds}s"
+echo "pgflow-api, $(date -u +%F), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (shared machine), wrk -t2 -c$connections -d${seconds}s"
 printf '%-58s %s\n' "GET /api/flow-runs?limit=50, 1,000,000 runs: p50 / p99" "$(pct "$work/get.txt" 50%) / $(pct "$work/get.txt" 99%) (goal p99 <= 20 ms)"
+printf '%-58s %s\n' "GET /api/flow-runs?limit=50 at 1 connection: p50 / p99" "$(pct "$work/get1.txt" 50%) / $(pct "$work/get1.txt" 99%)"
+printf '%-58s %s\n' "pgflow.list_flow_runs(p_limit => 50) alone (pgbench -c1)" "$sql_ms ms average"
 printf '%-58s %s\n' "GET /api/flow-runs?limit=50: requests/s" "$(rate "$work/get.txt") (non-2xx: $(errors "$work/get.txt"))"
 printf '%-58s %s\n' "POST .../runs: runs created/s" "$(rate "$work/post.txt") (non-2xx: $(errors "$work/post.txt"); $created runs in the table; goal >= 2,000/s)"
 printf '%-58s %s\n' "POST .../runs: p50 / p99" "$(pct "$work/post.txt" 50%) / $(pct "$work/post.txt" 99%)"
