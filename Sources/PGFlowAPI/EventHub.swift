@@ -1,7 +1,9 @@
 // The live stream's one LISTEN connection per process, fanned out to the SSE clients of this process.
 // Notifications name rows (`run:id` pairs, see 0005_api.sql); the hub reads the named state rows once
 // per notification and a run's new log lines once per notification, and hands each client what its
-// filter selects. Any replica sees every change: the NOTIFYs come from the database.
+// filter selects. Any replica sees every change: the NOTIFYs come from the database. While it has
+// clients, the hub holds a lease row (pgflow.stream_listeners) without which the database sends no
+// stream NOTIFYs at all; it takes the lease before a client's backlog is read and renews it each tick.
 import Foundation
 import Logging
 import PGFlowClient
@@ -43,6 +45,7 @@ actor EventHub: Service {
     private var subscribers: [UUID: Subscriber] = [:]
     private var stopped = false
     private var listening = false
+    private let leaseID = UUID()
     private var listeningWaiters: [CheckedContinuation<Void, Never>] = []
 
     init(pool: PostgresPool, configuration: PostgresConfiguration, keepAlive: Duration, logger: Logger) {
@@ -58,8 +61,10 @@ actor EventHub: Service {
         await withCheckedContinuation { listeningWaiters.append($0) }
     }
 
-    /// Registers a client; its stream ends when the hub stops. Call `unsubscribe` when the client leaves.
-    func subscribe(_ filter: StreamFilter, lastLogID: Int64) -> (UUID, AsyncStream<StreamMessage>) {
+    /// Registers a client (taking the listener lease first); its stream ends when the hub stops. Call
+    /// `unsubscribe` when the client leaves.
+    func subscribe(_ filter: StreamFilter, lastLogID: Int64) async throws -> (UUID, AsyncStream<StreamMessage>) {
+        try await renewLease()
         let (stream, continuation) = AsyncStream<StreamMessage>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
         let id = UUID()
         if stopped { continuation.finish() } else { subscribers[id] = Subscriber(filter: filter, continuation: continuation, lastLogID: lastLogID) }
@@ -82,6 +87,15 @@ actor EventHub: Service {
             group.cancelAll()
         }
         stopAll()
+        let id = leaseID
+        _ = try? await pool.withConnection { c in try PGFlowClient.dropStreamListener(id, on: c) }
+    }
+
+    private var leaseSeconds: Double { max(60, 4 * Double(keepAlive.components.seconds)) }
+
+    private func renewLease() async throws {
+        let (id, seconds) = (leaseID, leaseSeconds)
+        try await pool.withConnection { c in try PGFlowClient.renewStreamListener(id, leaseSeconds: seconds, on: c) }
     }
 
     private func stopAll() {
@@ -121,7 +135,9 @@ actor EventHub: Service {
     private func tick() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: keepAlive)
+            if subscribers.isEmpty { continue }
             for s in subscribers.values { s.continuation.yield(.keepAlive) }
+            do { try await renewLease() } catch { logger.warning("live stream: renewing the listener lease failed: \(error)") }
         }
     }
 

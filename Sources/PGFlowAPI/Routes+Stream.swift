@@ -23,7 +23,7 @@ extension APIRoutes {
             let f = filter
             await hub.waitUntilListening()
             // subscribe first, then read the backlog: nothing committed in between is lost (duplicates are skipped)
-            let (subscription, stream) = await hub.subscribe(filter, lastLogID: resume?.log ?? 0)
+            let (subscription, stream) = try await hub.subscribe(filter, lastLogID: resume?.log ?? 0)
             let backlog: [StreamEvent]
             do {
                 // after Last-Event-ID, or a run's whole history; also checks the filters (404 for unknown ones)

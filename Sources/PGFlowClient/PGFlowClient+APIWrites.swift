@@ -61,6 +61,16 @@ extension PGFlowClient {
         try c.query("SELECT pgflow.delete_variable($1)", [key]).scalar(Bool.self)
     }
 
+    /// `pgflow.renew_stream_listener`: while a live lease exists, appended states and logs are NOTIFYd.
+    public static func renewStreamListener(_ id: UUID, leaseSeconds: Double, on c: PostgresConnection) throws {
+        try c.query("SELECT pgflow.renew_stream_listener($1, make_interval(secs => $2))", [id, leaseSeconds])
+    }
+
+    /// `pgflow.drop_stream_listener`.
+    public static func dropStreamListener(_ id: UUID, on c: PostgresConnection) throws {
+        try c.query("SELECT pgflow.drop_stream_listener($1)", [id])
+    }
+
     /// The state rows a `pgflow_states` notification names (`run:id` pairs), oldest first.
     public static func stateEvents(_ keys: [(run: UUID, id: Int64)], on c: PostgresConnection) throws -> [StreamEvent] {
         try stateRows("""

@@ -2868,14 +2868,38 @@ SELECT f.id, f.name, f.created_at,
 
 -- ============================================================================================
 -- Live updates: every statement that appends states or log lines NOTIFYs (one notification per
--- 100 rows). pgflow_states: 'runid:stateid,…' (the rows of pgflow.flow_run_states); pgflow_logs:
--- 'runid:logid,…' (per run, its newest line of the statement). Listeners read the rows after them.
--- These call pg_notify directly, not pgflow.notify: they are for API listeners only, and the engine's
--- NOTIFY tests swap pgflow.notify for a recorder of the engine's own channels.
+-- 100 rows) while some API process has stream clients. pgflow_states: 'runid:stateid,…' (the rows of
+-- pgflow.flow_run_states); pgflow_logs: 'runid:logid,…' (per run, its newest line of the statement).
+-- Listeners read the rows after them. An API process with stream clients holds a lease row in
+-- pgflow.stream_listeners (renewed while it has clients); with no live lease the triggers send
+-- nothing, so the engine's hot path pays no NOTIFY (whose commit takes a global lock) when nobody
+-- watches. These call pg_notify directly, not pgflow.notify: they are for API listeners only, and the
+-- engine's NOTIFY tests swap pgflow.notify for a recorder of the engine's own channels.
 -- ============================================================================================
+CREATE TABLE pgflow.stream_listeners (
+    id         uuid PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+);
+
+-- Takes or renews a listener lease (and forgets expired ones).
+CREATE FUNCTION pgflow.renew_stream_listener(p_id uuid, p_lease interval DEFAULT interval '60 seconds',
+                                             p_now timestamptz DEFAULT now()) RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM pgflow.stream_listeners WHERE expires_at < p_now AND id <> p_id;
+    INSERT INTO pgflow.stream_listeners (id, expires_at) VALUES (p_id, p_now + p_lease)
+    ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
+$$;
+
+-- Gives a listener lease back.
+CREATE FUNCTION pgflow.drop_stream_listener(p_id uuid) RETURNS void
+LANGUAGE sql AS $$ DELETE FROM pgflow.stream_listeners WHERE id = p_id $$;
+
 CREATE FUNCTION pgflow._notify_states() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgflow.stream_listeners WHERE expires_at > now()) THEN
+        RETURN NULL;
+    END IF;
     PERFORM pg_notify('pgflow_states', string_agg(c.flow_run_id::text || ':' || c.id, ',' ORDER BY c.id))
        FROM (SELECT n.flow_run_id, n.id, (row_number() OVER (ORDER BY n.id) - 1) / 100 AS chunk FROM new_rows n) c
       GROUP BY c.chunk;
@@ -2888,6 +2912,9 @@ CREATE TRIGGER flow_run_states_notify AFTER INSERT ON pgflow.flow_run_states
 CREATE FUNCTION pgflow._notify_logs() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgflow.stream_listeners WHERE expires_at > now()) THEN
+        RETURN NULL;
+    END IF;
     PERFORM pg_notify('pgflow_logs', string_agg(c.flow_run_id::text || ':' || c.id, ','))
        FROM (SELECT m.flow_run_id, m.id, (row_number() OVER () - 1) / 100 AS chunk
                FROM (SELECT n.flow_run_id, max(n.id) AS id FROM new_rows n WHERE n.flow_run_id IS NOT NULL
