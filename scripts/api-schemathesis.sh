@@ -4,8 +4,9 @@
 # Needs a built pgflow-api ($PGFLOW_BIN, else `swift build --show-bin-path`) and the test server
 # (`scripts/db.sh up`; $PGFLOW_TEST_ADMIN_URL overrides). Creates schemathesis in .pgflow/venv (PyPI) once,
 # a throwaway database with a deployment and an admin token, starts pgflow-api on a free port, and runs
-# `schemathesis run` with a bounded number of examples per operation (PGFLOW_SCHEMATHESIS_EXAMPLES,
-# default 20). Checks: no 5xx, status codes, content types and bodies as documented. Exit 0 when clean.
+# `schemathesis run` twice (generated path parameters, then ones naming existing objects) with a
+# bounded number of examples per operation (PGFLOW_SCHEMATHESIS_EXAMPLES, default 20; seed
+# PGFLOW_SCHEMATHESIS_SEED, default 1). Checks: no 5xx, status codes, content types and bodies as documented. Exit 0 when clean.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PGFLOW_ROOT" || exit 1
@@ -32,6 +33,19 @@ trap cleanup EXIT
 psql "$url" -Xq -v ON_ERROR_STOP=1 -f sql/schema.sql >/dev/null || die "schema did not apply"
 psql "$url" -Xq -c "SELECT pgflow.create_deployment('etl', 'daily', 'true')" >/dev/null
 token=$(psql "$url" -XAtc "SELECT pgflow.create_api_token('schemathesis', 'admin')")
+# objects that exist, for the second pass (so operations get past 404 to their real work)
+run_id=$(psql "$url" -XAtqc "SELECT pgflow.run_deployment('etl/daily')")
+schedule_id=$(psql "$url" -XAtqc "SELECT pgflow.create_deployment_schedule('etl/daily', 'cron', '0 6 * * *')")
+psql "$url" -Xqc "SELECT pgflow.create_concurrency_limit('db', 2)" -c "SELECT pgflow.set_variable('k', '1')" >/dev/null
+cat >"$work/known.toml" <<TOML
+[parameters]
+"path.flow" = "etl"
+"path.deployment" = "daily"
+"path.id" = "$run_id"
+"path.schedule" = "$schedule_id"
+"path.name" = "db"
+"path.key" = "k"
+TOML
 
 "$bin/pgflow-api" --host 127.0.0.1 --port 0 --database-url "$url" >"$work/api.log" 2>&1 &
 api_pid=$!
@@ -45,10 +59,16 @@ done
 [ -n "$port" ] || { cat "$work/api.log" >&2; die "pgflow-api did not start"; }
 
 status=0
-"$venv/bin/schemathesis" run "http://127.0.0.1:$port/api/openapi.json" \
-  --header "Authorization: Bearer $token" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --max-examples "${PGFLOW_SCHEMATHESIS_EXAMPLES:-20}" --exclude-path /api/stream --workers 2 \
-  --no-color --seed 1 --generation-database none --request-timeout 10 "$@" || status=$?
+fuzz() {
+  "$venv/bin/schemathesis" "$@" run "http://127.0.0.1:$port/api/openapi.json" \
+    --header "Authorization: Bearer $token" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --max-examples "${PGFLOW_SCHEMATHESIS_EXAMPLES:-20}" --exclude-path /api/stream --workers 2 \
+    --no-color --seed "${PGFLOW_SCHEMATHESIS_SEED:-1}" --generation-database none --request-timeout 10
+}
+log "schemathesis, pass 1: generated path parameters (mostly unknown objects)"
+fuzz || status=$?
+log "schemathesis, pass 2: path parameters naming objects that exist"
+fuzz --config-file "$work/known.toml" || status=$?
 if grep -E '\] (error|critical)' "$work/api.log" >&2; then :; fi
 exit $status
