@@ -76,50 +76,64 @@ final class APIRoutes: @unchecked Sendable {
         router.on(RouterPath(path), method: method) { request, context in
             var context = context
             context.maxBodyBytes = maxBody
-            if scope != .none && !noAuth {
-                context.tokenName = try await Self.authorize(request, scope: scope, pool: pool)
+            guard scope != .none && !noAuth else { return try await handler(request, context) }
+            let auth = PendingAuth(token: try Self.bearerToken(request), scope: scope)
+            context.auth = auth
+            let response: Response
+            do {
+                response = try await handler(request, context)
+            } catch {
+                // the token's verdict comes first: a caller without a valid token learns nothing else
+                if auth.tokenName == nil { try await pool.withConnection { c in try auth.check(on: c) } }
+                throw error
             }
-            return try await handler(request, context)
+            if auth.tokenName == nil { try await pool.withConnection { c in try auth.check(on: c) } }
+            return response
         }
     }
 
-    /// The token's name, or 401 (no or unknown token) / 403 (scope too small).
-    static func authorize(_ request: Request, scope: APIScope, pool: PostgresPool) async throws -> String {
+    /// The bearer token of a request, or 401.
+    static func bearerToken(_ request: Request) throws -> String {
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw APIProblem(.unauthorized, "this needs an API token: send `Authorization: Bearer <token>` (create one with `pgflow api token create`)")
         }
-        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        let grant = try await pool.withConnection { c in try PGFlowClient.authorizeAPIToken(token, needs: scope.rawValue, on: c) }
-        guard let grant else { throw APIProblem(.unauthorized, "unknown or revoked API token") }
-        guard grant.allowed else {
-            throw APIProblem(.forbidden, "token \(grant.name) has scope \(grant.scope); this needs \(scope.rawValue)")
-        }
-        return grant.name
+        return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Checks the caller's token now (for routes whose work is not a `read` or `change`).
+    func authorize(_ context: APIRequestContext) async throws {
+        guard let auth = context.auth, auth.tokenName == nil else { return }
+        try await pool.withConnection { c in try auth.check(on: c) }
     }
 
     /// Runs a change and its audit row in one transaction; a failed change is audited after the rollback.
     func change<T: Sendable>(_ context: APIRequestContext, _ action: String, object: String?,
                              detail: @escaping @Sendable (T) -> String? = { _ in nil },
                              _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        let token = context.tokenName
+        let auth = context.auth
         do {
             return try await pool.withTransaction { c in
+                try auth?.check(on: c)
                 let value = try body(c)
-                try PGFlowClient.recordAPIAudit(token: token, action: action, object: object, result: "ok", detailJSON: detail(value), on: c)
+                try PGFlowClient.recordAPIAudit(token: auth?.tokenName, action: action, object: object, result: "ok", detailJSON: detail(value), on: c)
                 return value
             }
         } catch let error as PostgresError {
             let result = "error \(error.sqlState ?? error.kind.rawValue): \(error.message)"
             _ = try? await pool.withConnection { c in
-                try PGFlowClient.recordAPIAudit(token: token, action: action, object: object, result: result, on: c)
+                try PGFlowClient.recordAPIAudit(token: auth?.tokenName, action: action, object: object, result: result, on: c)
             }
             throw error
         }
     }
 
-    /// Runs a read on a pooled connection.
-    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        try await pool.withConnection(body)
+    /// Runs a read on a pooled connection, after checking the caller's token on it.
+    func read<T: Sendable>(_ context: APIRequestContext, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        let auth = context.auth
+        return try await pool.withConnection { c in
+            try auth?.check(on: c)
+            return try body(c)
+        }
     }
 }
 

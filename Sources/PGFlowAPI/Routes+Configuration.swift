@@ -7,12 +7,12 @@ extension APIRoutes {
     func addConfigurationRoutes() {
         // work queues
         add(.get, "/api/work-queues", scope: .read, tag: "work-queues", summary: "List work queues with waiting and active runs",
-            response: Schema.items()) { _, _ in
-            itemsJSON(try await self.read { c in try PGFlowJSON.workQueues(on: c) })
+            response: Schema.items()) { _, context in
+            itemsJSON(try await self.read(context) { c in try PGFlowJSON.workQueues(on: c) })
         }
         add(.get, "/api/work-queues/{name}", scope: .read, tag: "work-queues", summary: "Read a work queue", response: Schema.object) { _, context in
             let name = context.path("name")
-            guard let queue = try await self.read({ c in try PGFlowJSON.workQueue(name, on: c) }) else {
+            guard let queue = try await self.read(context, { c in try PGFlowJSON.workQueue(name, on: c) }) else {
                 throw APIProblem(.notFound, "unknown work queue \(name)")
             }
             return json(queue)
@@ -44,7 +44,7 @@ extension APIRoutes {
             response: Schema.items()) { request, context in
             let (name, limit) = (context.path("name"), try request.intQuery("limit", default: 20))
             guard (1...1000).contains(limit) else { throw APIProblem(.unprocessableContent, "limit must be 1 to 1000") }
-            return itemsJSON(try await self.read { c in try PGFlowJSON.workQueuePreview(name, limit: limit, on: c) })
+            return itemsJSON(try await self.read(context) { c in try PGFlowJSON.workQueuePreview(name, limit: limit, on: c) })
         }
         add(.delete, "/api/work-queues/{name}", scope: .admin, tag: "work-queues", summary: "Delete a work queue nothing uses", status: 204, response: nil) { _, context in
             let name = context.path("name")
@@ -54,12 +54,12 @@ extension APIRoutes {
 
         // concurrency limits
         add(.get, "/api/concurrency-limits", scope: .read, tag: "concurrency-limits", summary: "List concurrency limits with slots in use",
-            response: Schema.items()) { _, _ in
-            itemsJSON(try await self.read { c in try PGFlowJSON.concurrencyLimits(on: c) })
+            response: Schema.items()) { _, context in
+            itemsJSON(try await self.read(context) { c in try PGFlowJSON.concurrencyLimits(on: c) })
         }
         add(.get, "/api/concurrency-limits/{name}", scope: .read, tag: "concurrency-limits", summary: "Read a concurrency limit", response: Schema.object) { _, context in
             let name = context.path("name")
-            guard let limit = try await self.read({ c in try PGFlowJSON.concurrencyLimit(name, on: c) }) else {
+            guard let limit = try await self.read(context, { c in try PGFlowJSON.concurrencyLimit(name, on: c) }) else {
                 throw APIProblem(.notFound, "unknown concurrency limit \(name)")
             }
             return json(limit)
@@ -89,12 +89,12 @@ extension APIRoutes {
         }
 
         // variables
-        add(.get, "/api/variables", scope: .read, tag: "variables", summary: "List variables", response: Schema.items()) { _, _ in
-            itemsJSON(try await self.read { c in try PGFlowJSON.variables(on: c) })
+        add(.get, "/api/variables", scope: .read, tag: "variables", summary: "List variables", response: Schema.items()) { _, context in
+            itemsJSON(try await self.read(context) { c in try PGFlowJSON.variables(on: c) })
         }
         add(.get, "/api/variables/{key}", scope: .read, tag: "variables", summary: "Read a variable", response: Schema.object) { _, context in
             let key = context.path("key")
-            guard let v = try await self.read({ c in try PGFlowJSON.variable(key, on: c) }) else { throw APIProblem(.notFound, "unknown variable \(key)") }
+            guard let v = try await self.read(context, { c in try PGFlowJSON.variable(key, on: c) }) else { throw APIProblem(.notFound, "unknown variable \(key)") }
             return json(v)
         }
         add(.put, "/api/variables/{key}", scope: .admin, tag: "variables", summary: "Set a variable to a JSON value",
@@ -115,11 +115,11 @@ extension APIRoutes {
         }
 
         // agents and flows
-        add(.get, "/api/agents", scope: .read, tag: "agents", summary: "List agents with their heartbeats and active runs", response: Schema.items()) { _, _ in
-            itemsJSON(try await self.read { c in try PGFlowJSON.agents(on: c) })
+        add(.get, "/api/agents", scope: .read, tag: "agents", summary: "List agents with their heartbeats and active runs", response: Schema.items()) { _, context in
+            itemsJSON(try await self.read(context) { c in try PGFlowJSON.agents(on: c) })
         }
-        add(.get, "/api/flows", scope: .read, tag: "flows", summary: "List flows", response: Schema.items()) { _, _ in
-            itemsJSON(try await self.read { c in try PGFlowJSON.flows(on: c) })
+        add(.get, "/api/flows", scope: .read, tag: "flows", summary: "List flows", response: Schema.items()) { _, context in
+            itemsJSON(try await self.read(context) { c in try PGFlowJSON.flows(on: c) })
         }
     }
 }

@@ -25,13 +25,13 @@ extension APIRoutes {
         add(.get, "/api/deployments", scope: .read, tag: "deployments", summary: "List deployments",
             query: [.query("flow", Schema.string, "only this flow's"), .query("work_queue", Schema.string, "only this queue's"),
                     .query("tag", Schema.string, "only those with this tag"), .query("paused", Schema.boolean, "only paused (true) or active (false)")],
-            response: Schema.items()) { request, _ in
+            response: Schema.items()) { request, context in
             let (flow, queue, tag, paused) = (request.query("flow"), request.query("work_queue"), request.query("tag"), try request.boolQuery("paused"))
-            return itemsJSON(try await self.read { c in try PGFlowJSON.deployments(flow: flow, workQueue: queue, tag: tag, paused: paused, on: c) })
+            return itemsJSON(try await self.read(context) { c in try PGFlowJSON.deployments(flow: flow, workQueue: queue, tag: tag, paused: paused, on: c) })
         }
         add(.get, one, scope: .read, tag: "deployments", summary: "Read a deployment", response: Schema.object) { _, context in
             let n = context.deploymentName
-            return json(try await self.read { c in try PGFlowJSON.deployment(n, on: c) })
+            return json(try await self.read(context) { c in try PGFlowJSON.deployment(n, on: c) })
         }
         add(.put, one, scope: .admin, tag: "deployments", summary: "Create or update a deployment (every setting; absent ones get their defaults)",
             body: Self.deploymentBody, response: Schema.object) { request, context in
@@ -95,7 +95,7 @@ extension APIRoutes {
         }
         add(.get, one + "/schedules", scope: .read, tag: "deployments", summary: "List a deployment's schedules", response: Schema.items()) { _, context in
             let n = context.deploymentName
-            return itemsJSON(try await self.read { c in try PGFlowJSON.schedules(deployment: n, on: c) })
+            return itemsJSON(try await self.read(context) { c in try PGFlowJSON.schedules(deployment: n, on: c) })
         }
         add(.post, one + "/schedules", scope: .admin, tag: "deployments", summary: "Add a schedule (cron, interval or rrule)",
             body: Self.scheduleBody, status: 201, response: Schema.object(["id": Schema.uuid], required: ["id"])) { request, context in

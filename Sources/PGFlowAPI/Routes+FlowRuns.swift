@@ -16,7 +16,7 @@ extension APIRoutes {
                     .query("flow", Schema.string, "flow name"), .query("deployment", Schema.string, "flow/deployment"),
                     .query("tag", Schema.string, "a tag"), .query("work_queue", Schema.string, "a work queue"),
                     .query("since", Schema.dateTime, "created at or after"), .query("until", Schema.dateTime, "created before")] + Self.pageQuery,
-            response: Schema.page(Schema.flowRun)) { request, _ in
+            response: Schema.page(Schema.flowRun)) { request, context in
             var f = FlowRunFilter()
             f.stateType = request.query("state_type")
             f.stateName = request.query("state_name")
@@ -29,21 +29,21 @@ extension APIRoutes {
             f.limit = try request.intQuery("limit", default: 50)
             f.cursor = request.query("cursor")
             let filter = f
-            return pageJSON(try await self.read { c in try PGFlowJSON.flowRuns(filter, on: c) })
+            return pageJSON(try await self.read(context) { c in try PGFlowJSON.flowRuns(filter, on: c) })
         }
         add(.get, "/api/flow-runs/{id}", scope: .read, tag: "flow-runs", summary: "Read a flow run (with its result)", response: Schema.flowRun) { _, context in
             let id = try context.pathUUID("id")
-            return json(try await self.read { c in try PGFlowJSON.flowRun(id, on: c) })
+            return json(try await self.read(context) { c in try PGFlowJSON.flowRun(id, on: c) })
         }
         add(.get, "/api/flow-runs/{id}/states", scope: .read, tag: "flow-runs", summary: "A flow run's states, oldest first", response: Schema.items()) { _, context in
             let id = try context.pathUUID("id")
-            return itemsJSON(try await self.read { c in try PGFlowJSON.flowRunStates(id, on: c) })
+            return itemsJSON(try await self.read(context) { c in try PGFlowJSON.flowRunStates(id, on: c) })
         }
         add(.get, "/api/flow-runs/{id}/task-runs", scope: .read, tag: "flow-runs", summary: "A flow run's task runs, newest first",
             query: Self.pageQuery, response: Schema.page(Schema.object)) { request, context in
             let id = try context.pathUUID("id")
             let (limit, cursor) = (try request.intQuery("limit", default: 50), request.query("cursor"))
-            return pageJSON(try await self.read { c in
+            return pageJSON(try await self.read(context) { c in
                 _ = try PGFlowJSON.flowRun(id, on: c)  // P0002 for an unknown run
                 return try PGFlowJSON.taskRuns(flowRun: id, stateType: nil, limit: limit, cursor: cursor, on: c)
             })
@@ -54,7 +54,7 @@ extension APIRoutes {
             response: Schema.items()) { request, context in
             let id = try context.pathUUID("id")
             let (after, limit) = (try request.intQuery("after", default: 0), try request.intQuery("limit", default: 1000))
-            return itemsJSON(try await self.read { c in try PGFlowJSON.flowRunLogs(id, after: Int64(after), limit: limit, on: c) })
+            return itemsJSON(try await self.read(context) { c in try PGFlowJSON.flowRunLogs(id, after: Int64(after), limit: limit, on: c) })
         }
         for (verb, summary) in [("cancel", "Cancel a flow run"), ("retry", "Retry a finished flow run"), ("resume", "Resume a paused flow run")] {
             add(.post, "/api/flow-runs/{id}/\(verb)", scope: .run, tag: "flow-runs", summary: summary + " (409 when the state machine refuses)",
@@ -78,14 +78,14 @@ extension APIRoutes {
         }
         add(.get, "/api/task-runs", scope: .read, tag: "task-runs", summary: "List task runs, newest first",
             query: [.query("flow_run", Schema.uuid, "only this flow run's"), .query("state_type", Schema.string, "e.g. FAILED")] + Self.pageQuery,
-            response: Schema.page(Schema.object)) { request, _ in
+            response: Schema.page(Schema.object)) { request, context in
             let (run, type) = (try request.uuidQuery("flow_run"), request.query("state_type"))
             let (limit, cursor) = (try request.intQuery("limit", default: 50), request.query("cursor"))
-            return pageJSON(try await self.read { c in try PGFlowJSON.taskRuns(flowRun: run, stateType: type, limit: limit, cursor: cursor, on: c) })
+            return pageJSON(try await self.read(context) { c in try PGFlowJSON.taskRuns(flowRun: run, stateType: type, limit: limit, cursor: cursor, on: c) })
         }
         add(.get, "/api/task-runs/{id}", scope: .read, tag: "task-runs", summary: "Read a task run", response: Schema.object) { _, context in
             let id = try context.pathUUID("id")
-            guard let run = try await self.read({ c in try PGFlowJSON.taskRun(id, on: c) }) else {
+            guard let run = try await self.read(context, { c in try PGFlowJSON.taskRun(id, on: c) }) else {
                 throw APIProblem(.notFound, "unknown task run \(id.uuidString.lowercased())")
             }
             return json(run)

@@ -13,7 +13,7 @@ extension APIRoutes {
             summary: "Live run state changes (and a run's logs) as Server-Sent Events; resumes from Last-Event-ID",
             query: [.query("flow_run", Schema.uuid, "only this run's events"), .query("deployment", Schema.string, "only this deployment's runs (flow/deployment)"),
                     .query("logs", Schema.boolean, "also the run's log lines (with flow_run)")],
-            response: Schema.string, contentType: "text/event-stream") { request, _ in
+            response: Schema.string, contentType: "text/event-stream") { request, context in
             var filter = StreamFilter()
             filter.flowRun = try request.uuidQuery("flow_run")
             filter.deployment = request.query("deployment")
@@ -21,13 +21,14 @@ extension APIRoutes {
             if filter.logs && filter.flowRun == nil { throw APIProblem(.badRequest, "logs=true needs flow_run=<id>") }
             let resume = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap(Self.parseEventID)
             let f = filter
+            try await self.authorize(context)
             await hub.waitUntilListening()
             // subscribe first, then read the backlog: nothing committed in between is lost (duplicates are skipped)
             let (subscription, stream) = try await hub.subscribe(filter, lastLogID: resume?.log ?? 0)
             let backlog: [StreamEvent]
             do {
                 // after Last-Event-ID, or a run's whole history; also checks the filters (404 for unknown ones)
-                backlog = try await self.read { c -> [StreamEvent] in
+                backlog = try await self.read(context) { c -> [StreamEvent] in
                     let after = resume?.state ?? (f.flowRun != nil ? 0 : nil)
                     var events: [StreamEvent] = []
                     if let run = f.flowRun { _ = try PGFlowJSON.flowRun(run, on: c) }

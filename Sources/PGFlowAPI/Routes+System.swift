@@ -9,11 +9,11 @@ extension APIRoutes {
         add(.get, "/api/health", scope: .none, tag: "system", summary: "Database reachable and schema current (503 otherwise)",
             response: Schema.object(["status": Schema.string, "database": Schema.boolean, "schema_current": Schema.boolean,
                                      "applied_migrations": Schema.array(Schema.integer), "expected_migrations": Schema.array(Schema.integer)],
-                                    required: ["status"])) { _, _ in
+                                    required: ["status"])) { _, context in
             let expected = SchemaMigrator().migrations.map(\.version)
             let applied: [Int]
             do {
-                applied = try await self.read { c in try PGFlowClient.appliedMigrations(on: c) }
+                applied = try await self.read(context) { c in try PGFlowClient.appliedMigrations(on: c) }
             } catch {
                 return json("{\"status\":\"database unreachable\",\"database\":false,\"schema_current\":false}", status: .serviceUnavailable)
             }
@@ -22,13 +22,14 @@ extension APIRoutes {
                 + "\"applied_migrations\":\(applied),\"expected_migrations\":\(expected)}"
             return json(body, status: current ? .ok : .serviceUnavailable)
         }
-        add(.get, "/api/openapi.json", scope: .none, tag: "system", summary: "This API's OpenAPI 3.1 document", response: Schema.object) { _, _ in
+        add(.get, "/api/openapi.json", scope: .none, tag: "system", summary: "This API's OpenAPI 3.1 document", response: Schema.object) { _, context in
             json(self.openAPIDocument)
         }
         if configuration.metricsPort == nil {
             add(.get, "/metrics", scope: .read, tag: "system", summary: "Prometheus metrics (runs, queues, agents, limits, request durations)",
-                response: Schema.string, contentType: "text/plain") { _, _ in
-                try await metrics.response()
+                response: Schema.string, contentType: "text/plain") { _, context in
+                try await self.authorize(context)
+                return try await metrics.response()
             }
         }
     }

@@ -22,6 +22,10 @@ import Testing
             #expect(try await api.client(run).put("/api/deployments/etl/daily", "{\"entrypoint\": \"true\"}").status == 403)
             #expect(try await api.client(admin).put("/api/deployments/etl/daily", "{\"entrypoint\": \"true\"}").status == 200)
             #expect(try await api.client(read).post("/api/deployments/etl/daily/runs").status == 403)
+            // the token's verdict comes before anything else about the request
+            #expect(try await api.client("pgf_unknown").post("/api/deployments/etl/daily/runs", "{oops").status == 401)
+            #expect(try await api.client(read).post("/api/deployments/etl/nope/runs", "{oops").status == 403)
+            #expect(try await api.client("pgf_unknown").get("/api/flow-runs/not-a-uuid").status == 401)
             #expect(try await api.client(run).post("/api/deployments/etl/daily/runs").status == 201)
 
             // errors: malformed JSON, wrong types, unknown things, bad values, oversized bodies, wrong states
