@@ -113,9 +113,9 @@ extension APIRoutes {
         }
         add(.delete, one + "/schedules/{schedule}", scope: .admin, tag: "deployments", summary: "Delete a schedule and its future scheduled runs",
             status: 204, response: nil) { _, context in
-            let id = try context.pathUUID("schedule")
-            _ = try await self.change(context, "DELETE /api/deployments/schedules", object: id.uuidString.lowercased()) { c in
-                try PGFlowClient.deleteDeploymentSchedule(id, on: c)
+            let (id, n) = (try context.pathUUID("schedule"), context.deploymentName)
+            _ = try await self.change(context, "DELETE /api/deployments/schedules", object: "\(n) \(id.uuidString.lowercased())") { c in
+                try PGFlowClient.deleteDeploymentSchedule(deployment: n, id: id, on: c)
             }
             return noContent()
         }

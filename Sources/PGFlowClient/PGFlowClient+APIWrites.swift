@@ -51,6 +51,11 @@ extension PGFlowClient {
         return try TransitionResult(row: row)
     }
 
+    /// `pgflow.delete_deployment_schedule(deployment, id)`: a schedule of that deployment (SQLSTATE P0002 otherwise).
+    public static func deleteDeploymentSchedule(deployment: String, id: UUID, on c: PostgresConnection) throws {
+        try c.query("SELECT pgflow.delete_deployment_schedule($1::text, $2::uuid)", [deployment, id])
+    }
+
     /// `pgflow.set_variable`.
     public static func setVariable(_ key: String, valueJSON: String, on c: PostgresConnection) throws {
         try c.query("SELECT pgflow.set_variable($1, $2::jsonb)", [key, PostgresRawJSON(valueJSON)])

@@ -47,6 +47,14 @@ import Testing
             let huge = "{\"parameters\": {\"x\": \"" + String(repeating: "a", count: 2 << 20) + "\"}}"
             #expect(try await client.post("/api/deployments/etl/daily/runs", huge).status == 413)
             #expect(try await client.send("DELETE", "/api/work-queues/default").status == 409)
+            // schedules: added, listed, deleted only through their own deployment
+            let schedule = try await client.post("/api/deployments/etl/daily/schedules", "{\"kind\": \"cron\", \"expression\": \"0 6 * * *\"}")
+            let scheduleID = try #require(schedule.object["id"] as? String, "\(schedule)")
+            #expect(try await client.get("/api/deployments/etl/daily/schedules").items.count == 1)
+            #expect(try await client.post("/api/deployments/etl/daily/schedules", "{\"kind\": \"cron\", \"expression\": \"nope\"}").status == 422)
+            #expect(try await client.put("/api/deployments/etl/other", "{\"entrypoint\": \"true\"}").status == 200)
+            #expect(try await client.send("DELETE", "/api/deployments/etl/other/schedules/\(scheduleID)").status == 404)
+            #expect(try await client.send("DELETE", "/api/deployments/etl/daily/schedules/\(scheduleID)").status == 204)
 
             // every change through the API is audited, with its outcome
             let audit = try c.query("""
@@ -55,7 +63,7 @@ import Testing
                   FROM pgflow.api_audit
                 """).rows[0]
             #expect(try audit.decode(Int.self, at: 0) >= 2)
-            #expect(try audit.decode(Int.self, at: 1) == 1)
+            #expect(try audit.decode(Int.self, at: 1) == 2)  // the unknown deployment, the schedule of another deployment
             #expect(try audit.decode(Int.self, at: 2) == 1)
 
             // metrics: values from the metrics views, and the API's own request durations

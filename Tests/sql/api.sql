@@ -1,7 +1,7 @@
 -- What the HTTP API uses (0005_api.sql): hashed tokens with scopes, the audit log, keyset listings,
 -- state events for the live stream, the metrics views.
 BEGIN;
-SELECT plan(30);
+SELECT plan(32);
 
 CREATE FUNCTION pg_temp.err(p_sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE v_state text;
@@ -64,6 +64,11 @@ SELECT pgflow.create_work_queue('limited', p_concurrency_limit => 2);
 SELECT is(pg_temp.err($$SELECT pgflow.create_work_queue('limited')$$), 'no error', 'a work queue limit can be dropped');
 SELECT pgflow.create_deployment('lf', 'd3', './c.sh', p_concurrency_limit => 1);
 SELECT is(pg_temp.err($$SELECT pgflow.create_deployment('lf', 'd3', './c.sh')$$), 'no error', 'a deployment limit can be dropped');
+
+-- a schedule is deleted only through its own deployment
+SELECT pgflow.create_deployment_schedule('lf/d1', 'cron', '0 6 * * *') AS sched \gset
+SELECT is(pg_temp.err(format('SELECT pgflow.delete_deployment_schedule(%L::text, %L::uuid)', 'lf/d2', :'sched')), 'P0002', 'not through another deployment');
+SELECT is(pg_temp.err(format('SELECT pgflow.delete_deployment_schedule(%L::text, %L::uuid)', 'lf/d1', :'sched')), 'no error', 'through its own');
 
 -- stream listener leases (the stream NOTIFYs are sent only while one is live)
 SELECT pgflow.renew_stream_listener('00000000-0000-0000-0000-000000000001', interval '1 minute', now() - interval '2 minutes');

@@ -533,3 +533,18 @@ BEGIN
     UPDATE pgflow.deployments SET concurrency_limit_id = v_limit WHERE id = v_dep.id;
     RETURN v_dep.id;
 END $$;
+
+-- Deletes a schedule of the named deployment ('flow/deployment'), with its future Scheduled runs;
+-- P0002 when that deployment has no such schedule (so a schedule id is never deleted through another
+-- deployment's name).
+CREATE FUNCTION pgflow.delete_deployment_schedule(p_deployment text, p_id uuid, p_now timestamptz DEFAULT now())
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgflow.deployment_schedules s
+                    WHERE s.id = p_id AND s.deployment_id = pgflow._deployment_id(p_deployment)) THEN
+        RAISE EXCEPTION 'pgflow: deployment % has no schedule %', quote_literal(p_deployment), coalesce(p_id::text, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'list them with SELECT id, kind FROM pgflow.deployment_schedules';
+    END IF;
+    RETURN pgflow.delete_deployment_schedule(p_id, p_now);
+END $$;
