@@ -3117,8 +3117,8 @@ END $$;
 
 -- Deletes a schedule of the named deployment ('flow/deployment'), with its future Scheduled runs;
 -- P0002 when that deployment has no such schedule (so a schedule id is never deleted through another
--- deployment's name).
-CREATE FUNCTION pgflow.delete_deployment_schedule(p_deployment text, p_id uuid, p_now timestamptz DEFAULT now())
+-- deployment's name). Its own name: an overload of delete_deployment_schedule would make untyped calls ambiguous.
+CREATE FUNCTION pgflow.delete_schedule_of_deployment(p_deployment text, p_id uuid, p_now timestamptz DEFAULT now())
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -51,9 +51,9 @@ extension PGFlowClient {
         return try TransitionResult(row: row)
     }
 
-    /// `pgflow.delete_deployment_schedule(deployment, id)`: a schedule of that deployment (SQLSTATE P0002 otherwise).
+    /// `pgflow.delete_schedule_of_deployment`: a schedule of that deployment (SQLSTATE P0002 otherwise).
     public static func deleteDeploymentSchedule(deployment: String, id: UUID, on c: PostgresConnection) throws {
-        try c.query("SELECT pgflow.delete_deployment_schedule($1::text, $2::uuid)", [deployment, id])
+        try c.query("SELECT pgflow.delete_schedule_of_deployment($1, $2)", [deployment, id])
     }
 
     /// `pgflow.set_variable`.

@@ -67,8 +67,8 @@ SELECT is(pg_temp.err($$SELECT pgflow.create_deployment('lf', 'd3', './c.sh')$$)
 
 -- a schedule is deleted only through its own deployment
 SELECT pgflow.create_deployment_schedule('lf/d1', 'cron', '0 6 * * *') AS sched \gset
-SELECT is(pg_temp.err(format('SELECT pgflow.delete_deployment_schedule(%L::text, %L::uuid)', 'lf/d2', :'sched')), 'P0002', 'not through another deployment');
-SELECT is(pg_temp.err(format('SELECT pgflow.delete_deployment_schedule(%L::text, %L::uuid)', 'lf/d1', :'sched')), 'no error', 'through its own');
+SELECT is(pg_temp.err(format('SELECT pgflow.delete_schedule_of_deployment(%L, %L)', 'lf/d2', :'sched')), 'P0002', 'not through another deployment');
+SELECT is(pg_temp.err(format('SELECT pgflow.delete_schedule_of_deployment(%L, %L)', 'lf/d1', :'sched')), 'no error', 'through its own');
 
 -- stream listener leases (the stream NOTIFYs are sent only while one is live)
 SELECT pgflow.renew_stream_listener('00000000-0000-0000-0000-000000000001', interval '1 minute', now() - interval '2 minutes');
