@@ -59,12 +59,12 @@ done
 [ -n "$port" ] || { cat "$work/api.log" >&2; die "pgflow-api did not start"; }
 
 status=0
-fuzz() {
-  "$venv/bin/schemathesis" "$@" run "http://127.0.0.1:$port/api/openapi.json" \
+fuzz() {  # in $work: schemathesis keeps a cache folder in its working directory
+  (cd "$work" && "$venv/bin/schemathesis" "$@" run "http://127.0.0.1:$port/api/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "${PGFLOW_SCHEMATHESIS_EXAMPLES:-20}" --exclude-path /api/stream --workers 2 \
-    --no-color --seed "${PGFLOW_SCHEMATHESIS_SEED:-1}" --generation-database none --request-timeout 10
+    --no-color --seed "${PGFLOW_SCHEMATHESIS_SEED:-1}" --generation-database none --request-timeout 10)
 }
 log "schemathesis, pass 1: generated path parameters (mostly unknown objects)"
 fuzz || status=$?
