@@ -32,6 +32,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // The HTTP API only (PGFlowAPI, pgflow-api): the agent and CLI targets never depend on these.
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -102,7 +106,26 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "pgflow-scheduler", dependencies: ["SchedulerCommand"]),
-        .executableTarget(name: "pgflow-api", dependencies: ["PGFlowClient"]),
+        .target(
+            name: "PGFlowAPI",
+            dependencies: [
+                "PGFlowClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "pgflow-api",
+            dependencies: [
+                "PGFlowAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(name: "pgflow-bench", dependencies: ["PGFlowPostgres"]),
         .executableTarget(
             name: "pgflow-bench-agent",
@@ -132,5 +155,6 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["PGFlowPostgres", "PGFlowTestSupport"]),
         .testTarget(name: "PGFlowDeployTests", dependencies: ["PGFlowDeploy", "PGFlowClient", "PGFlowTestSupport"]),
         .testTarget(name: "PGFlowCLIKitTests", dependencies: ["PGFlowCLIKit", "PGFlowClient", "PGFlowTestSupport"]),
+        .testTarget(name: "PGFlowAPITests", dependencies: ["PGFlowAPI", "PGFlowClient", "PGFlowTestSupport"]),
     ]
 )

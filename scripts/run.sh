@@ -5,7 +5,8 @@
 # 2. starts a private PostgreSQL in .pgflow/ unless PGFLOW_DATABASE_URL names one;
 # 3. builds the pgflow executables (release) and applies the schema (`pgflow db upgrade`);
 # 4. registers the demo deployments (scripts/demo/pgflow.yaml.in; demo/hello runs every minute);
-# 5. starts one pgflow-scheduler and two pgflow-agent processes in the background (logs in .pgflow/logs);
+# 5. starts one pgflow-scheduler, two pgflow-agent processes and one pgflow-api (port $PGFLOW_API_PORT,
+#    default 4200; an admin token is printed) in the background (logs in .pgflow/logs);
 # 6. enqueues a few runs and shows them flowing; then tells you where to look.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -34,11 +35,11 @@ ensure_system_packages
 url=$(PGFLOW_SKIP_SCHEMA=1 scripts/db.sh up)  # the schema comes with `pgflow db upgrade` below
 export PGFLOW_DATABASE_URL="$url"
 log "building pgflow (release; a first build takes several minutes)"
-for product in pgflow pgflow-agent pgflow-scheduler pgflow-examples; do
+for product in pgflow pgflow-agent pgflow-scheduler pgflow-api pgflow-examples; do
   swift build -c release --product "$product" 2>&1 | grep -E 'error|Compiling|Build' | grep -v '^\[' >&2 || true
 done
 bin=$(swift build -c release --show-bin-path)
-for product in pgflow pgflow-agent pgflow-scheduler pgflow-examples; do
+for product in pgflow pgflow-agent pgflow-scheduler pgflow-api pgflow-examples; do
   [ -x "$bin/$product" ] || die "$product did not build: run \`swift build -c release --product $product\` to see why"
 done
 export PATH="$bin:$PATH"
@@ -55,7 +56,13 @@ for n in 1 2; do
   nohup pgflow-agent --queue default --name "agent-$n" >"$logs/agent-$n.log" 2>&1 &
   echo "$! pgflow-agent-$n" >>"$pids"
 done
-log "started a scheduler and two agents (logs in $logs)"
+api_port="${PGFLOW_API_PORT:-4200}"
+nohup pgflow-api --host 127.0.0.1 --port "$api_port" >"$logs/api.log" 2>&1 &
+echo "$! pgflow-api" >>"$pids"
+api_token=$(pgflow api token create --name "run-sh-$(date +%Y%m%d%H%M%S)-$$" --scope admin)
+for _ in $(seq 1 100); do grep -q '^pgflow-api: listening' "$logs/api.log" && break; sleep 0.1; done
+grep -q '^pgflow-api: listening' "$logs/api.log" || log "pgflow-api did not start (see $logs/api.log; is port $api_port taken? set PGFLOW_API_PORT)"
+log "started a scheduler, two agents and the API (logs in $logs)"
 
 ids=()
 ids+=("$(pgflow deployment run demo/hello --param name=pgflow)")
@@ -74,11 +81,14 @@ psql "$url" -Xc "SELECT name, deployment, state_name, run_count, round(extract(e
 
 cat <<MSG
 
-pgflow is running: PostgreSQL, a scheduler, two agents; demo/hello runs every minute.
+pgflow is running: PostgreSQL, a scheduler, two agents, the API; demo/hello runs every minute.
+  API: http://127.0.0.1:$api_port  (OpenAPI: /api/openapi.json, live: /api/stream, metrics: /metrics)
+  admin token (shown once): $api_token
+  curl -H "Authorization: Bearer $api_token" http://127.0.0.1:$api_port/api/flow-runs?limit=5
   export PATH="$bin:\$PATH" PGFLOW_DATABASE_URL='$url'
   pgflow flow-run ls                       # runs, newest first (--state FAILED, --json, ...)
   pgflow flow-run logs <run id>            # a run's output
   pgflow deployment run demo/hello --param name=you --watch
   psql "\$PGFLOW_DATABASE_URL" -c "SELECT name, deployment, state_name, run_count, start_time FROM pgflow.flow_run_history ORDER BY created_at DESC LIMIT 10"
-  scripts/run.sh stop                      # stops the agents, the scheduler and PostgreSQL
+  scripts/run.sh stop                      # stops the agents, the scheduler, the API and PostgreSQL
 MSG

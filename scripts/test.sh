@@ -4,7 +4,8 @@
 # Installs what is missing (libpq-dev, pkg-config, postgresql, pgTAP), builds, starts the private cluster
 # unless PGFLOW_DATABASE_URL names a server (then that server's user must be allowed to CREATE DATABASE),
 # and runs every phase even when an earlier one fails: generated files up to date, SQL tests (pgTAP,
-# Tests/sql/*.sql), Swift tests, Swift tests with real processes. It ends with each phase's result and
+# Tests/sql/*.sql), Swift tests, Swift tests with real processes, the HTTP API fuzzed with schemathesis
+# (scripts/api-schemathesis.sh; PyPI, into .pgflow/venv once). It ends with each phase's result and
 # one line "tests: N passed, M failed"; the exit status is 1 when any phase failed. Extra arguments go to
 # both `swift test` runs.
 set -uo pipefail
@@ -84,6 +85,12 @@ swift_phase() {
 # in-process suites keep both cores to themselves.
 swift_phase "Swift tests" --skip 'ProcessTests' "$@"
 swift_phase "Swift tests with real processes" --filter 'ProcessTests' "$@"
+
+# The HTTP API fuzzed against its own OpenAPI document: no 5xx, every response as documented.
+log "API fuzzing (schemathesis against /api/openapi.json)"
+status=0
+scripts/api-schemathesis.sh 2>&1 | tee "$out/schemathesis.log" || status=$?
+record "API fuzzing (schemathesis)" $status $((status == 0 ? 1 : 0)) $((status == 0 ? 0 : 1))
 
 echo
 echo "pgflow test phases:"

@@ -40,12 +40,13 @@ struct SchedulerGroup: ParsableCommand {
 
 struct APIGroup: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "api", abstract: "Run the HTTP API (not built yet).", subcommands: [Start.self])
+        commandName: "api", abstract: "The HTTP API: its tokens (the server is the pgflow-api executable).",
+        subcommands: [Start.self, APITokenCommand.self])
 
     struct Start: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Not built yet: exits 2.")
+        static let configuration = CommandConfiguration(abstract: "Run `pgflow-api` instead: exits 2.")
         func run() throws {
-            FileHandle.standardError.write(Data("pgflow: the HTTP API is not built yet; use SQL (pgflow.* functions and views) or the pgflow CLI meanwhile\n".utf8))
+            FileHandle.standardError.write(Data("pgflow: the HTTP API is its own executable so the CLI does not carry the HTTP server: run `pgflow-api --host 127.0.0.1 --port 4200` (see pgflow-api --help)\n".utf8))
             throw ExitCode(2)
         }
     }

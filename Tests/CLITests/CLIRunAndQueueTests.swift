@@ -109,7 +109,7 @@ import Testing
     @Test func serviceCommands() async throws {
         try await CLI.with { cli in
             let api = try await cli.run("api", "start")
-            #expect(api.status == 2 && api.stderr.contains("not built yet"))
+            #expect(api.status == 2 && api.stderr.contains("run `pgflow-api"))
             let bad = try await cli.run("scheduler", "start", "--missed-runs", "sometimes")
             #expect(bad.status == 2 && bad.stderr == "pgflow-scheduler: unknown missed-run policy \"sometimes\": use run_all, latest or skip\n", "\(bad)")
             try cli.sql("SELECT pgflow.create_deployment('s', 'd', './x')")

@@ -252,14 +252,15 @@ CREATE FUNCTION pgflow.set_work_queue_concurrency_limit(p_name text, p_limit int
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_id uuid := pgflow._work_queue_id(p_name);
+    v_id    uuid := pgflow._work_queue_id(p_name);
+    v_limit uuid;
 BEGIN
     PERFORM pgflow._check_limit(p_limit, 'work queue concurrency limit');
-    UPDATE pgflow.work_queues q
-       SET concurrency_limit_id = pgflow._set_managed_limit(q.concurrency_limit_id, 'work_queue:' || p_name,
-                                                            'work_queue', p_limit, p_now),
-           updated_at = p_now
-     WHERE q.id = v_id;
+    -- the limit first, then the queue row: deleting a limit inside the UPDATE of the row that refers to
+    -- it (ON DELETE SET NULL) would modify that row twice in one command (SQLSTATE 27000)
+    v_limit := pgflow._set_managed_limit((SELECT q.concurrency_limit_id FROM pgflow.work_queues q WHERE q.id = v_id),
+                                         'work_queue:' || p_name, 'work_queue', p_limit, p_now);
+    UPDATE pgflow.work_queues q SET concurrency_limit_id = v_limit, updated_at = p_now WHERE q.id = v_id;
 END $$;
 
 -- Changes some settings of a deployment and keeps the others: p_settings holds the keys to change,
