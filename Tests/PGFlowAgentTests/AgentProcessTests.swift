@@ -101,7 +101,7 @@ import Testing
             let c = try db.connect()
             try c.query("SELECT pgflow.create_deployment('cancel', 'sleeper', 'sleep 60')")
             let runID = try c.query("SELECT pgflow.run_deployment('cancel/sleeper')").scalar(UUID.self)
-            let agent = try Self.agent(db, ["--heartbeat", "3600"])  // the NOTIFY must do it, not the heartbeat
+            let agent = try Self.agent(db, ["--heartbeat", "3600", "--heartbeat-timeout", "7300"])  // the NOTIFY must do it, not the heartbeat
             let pid = try #require(try await Self.childPID(c, runID))
             try c.query("SELECT pgflow.cancel_flow_run($1)", [runID])
             let cancelled = try await eventually(timeout: 120) {
