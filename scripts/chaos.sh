@@ -5,12 +5,12 @@
 # reaper, while agents are killed (-9, then restarted), frozen (SIGSTOP for 1 to 15 s, then SIGCONT) and
 # PostgreSQL is restarted. Each attempt of each run appends `start`/`end` records with its run id,
 # attempt and nanosecond timestamps to a trace file (its TERM trap writes `end` when it is stopped), and
-# prints three log lines. Prints:
+# prints three log lines (a SIGPIPE, when its agent died before reading them, also writes `end`). Prints:
 #   runs lost            runs not Completed when the drain ends (or after its deadline)
 #   attempts overlapped  pairs of attempts of one run whose [start, end] intersect (no end: still running)
 #   leaked slots         concurrency slots held once every run is finished
 #   log lines lost       lines of completed attempts missing from pgflow.logs (3 per completed run)
-# Settings: agents --heartbeat 0.5 --fence-timeout 3 --kill-grace 1, scheduler --heartbeat-timeout 12.
+# Settings: agents --heartbeat 0.5 --fence-timeout 3 --kill-grace 2, scheduler --heartbeat-timeout 12.
 # Uses the private cluster of scripts/db.sh (database pgflow_chaos, recreated) and debug binaries.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -29,13 +29,13 @@ work=$(mktemp -d /tmp/pgflow-chaos.XXXXXX)
 trace=$work/trace
 touch "$trace"
 
-command="sh -c 'a=\"\$PGFLOW_FLOW_RUN_ID \$PGFLOW_RUN_COUNT\"; trap \"echo end \$a \\\$(date +%s%N) >> $trace; exit 143\" TERM; echo start \$a \$(date +%s%N) >> $trace; echo line 1 \$a; sleep 0.\$((\$\$ % 5 + 1)) & wait; echo line 2 \$a; echo line 3 \$a; echo end \$a \$(date +%s%N) >> $trace'"
+command="sh -c 'a=\"\$PGFLOW_FLOW_RUN_ID \$PGFLOW_RUN_COUNT\"; trap \"echo end \$a \\\$(date +%s%N) >> $trace; exit 143\" TERM PIPE HUP INT; echo start \$a \$(date +%s%N) >> $trace; echo line 1 \$a; sleep 0.\$((\$\$ % 5 + 1)) & wait; echo line 2 \$a; echo line 3 \$a; echo end \$a \$(date +%s%N) >> $trace'"
 psql "$URL" -Xq -v cmd="$command" >/dev/null <<'SQL'
 SELECT pgflow.create_deployment('chaos', 'child', :'cmd', p_retries => 20, p_concurrency_limit => 20);
 SQL
 psql "$URL" -XAtqc "SELECT count(*) FROM pgflow.run_deployments('chaos/child', array_fill('{}'::jsonb, ARRAY[$N]))" >/dev/null
 
-agent_flags=(--queue default --limit 8 --heartbeat 0.5 --fence-timeout 3 --kill-grace 1 --heartbeat-timeout 12 --reconcile-after 3 --poll 0.5)
+agent_flags=(--queue default --limit 8 --heartbeat 0.5 --fence-timeout 3 --kill-grace 2 --heartbeat-timeout 12 --reconcile-after 3 --poll 0.5)
 declare -a agents
 start_agent() { PGFLOW_DATABASE_URL=$URL PGFLOW_LOG_LEVEL=warning "$BIN/pgflow-agent" "${agent_flags[@]}" --name "chaos-$1-$RANDOM" >>"$work/agent-$1.log" 2>&1 & agents[$1]=$!; }
 for i in 0 1 2; do start_agent $i; done
