@@ -1,5 +1,6 @@
 // The `pgflow-agent` command, shared by the pgflow-agent executable and `pgflow agent start`.
 import ArgumentParser
+import CommandLogging
 import Foundation
 import Logging
 import PGFlowAgent
@@ -67,13 +68,7 @@ public struct AgentCommand: AsyncParsableCommand {
     /// Runs the agent until SIGTERM/SIGINT.
     public func execute() async throws {
         let env = ProcessInfo.processInfo.environment
-        let level = env["PGFLOW_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "pgflow.agent")
+        let logger = bootstrapCommandLogging(label: "pgflow.agent")
         let configuration: AgentConfiguration
         do {
             configuration = try makeConfiguration(env)

@@ -159,7 +159,7 @@ final class LogSpillFile: @unchecked Sendable {
 
     init() {
         path = NSTemporaryDirectory() + "pgflow-agent-logs-\(getpid())-\(UUID().uuidString.prefix(8)).jsonl"
-        FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
         handle = FileHandle(forUpdatingAtPath: path)
     }
 
