@@ -54,7 +54,7 @@ public struct AgentCommand: AsyncParsableCommand {
     var heartbeatTimeout: Double?
     @Option(name: .customLong("pass-env"), help: "An environment variable of the agent that commands also get (repeatable).")
     var passEnv: [String] = []
-    @Option(name: .customLong("command-database-url"), help: "The PGFLOW_DATABASE_URL commands get (default: the agent's own URL). Give a less-privileged role's URL (e.g. of pgflow_agent's runs' role), since commands are user code.")
+    @Option(name: .customLong("command-database-url"), help: "The PGFLOW_DATABASE_URL commands get (default: the agent's own URL). Give the URL of a less-privileged role than the agent's: commands are user code.")
     var commandDatabaseURL: String?
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).")
     var databaseURL: String?

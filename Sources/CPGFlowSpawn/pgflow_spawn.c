@@ -60,7 +60,16 @@ static void supervise(const char *path, const char *const argv[], const char *co
     setpgid(0, 0);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     default_signals();
-    signal(SIGPIPE, SIG_IGN); /* a dead agent's report pipe must not kill the supervisor */
+    /* Not a target of `pkill pgflow-agent` (it matches the name), and deaf to the signals an operator or a
+     * terminal sends a group: it ends when its command's group is empty. A dead agent's report pipe must not
+     * kill it either. (SIGKILL still does: then the command dies of its parent-death signal, and its own
+     * children are orphaned, the one gap left.) */
+    prctl(PR_SET_NAME, "pgflow-fence");
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) < 0) {
         report(PGFLOW_REPORT_SPAWN_FAILED, errno, 0);

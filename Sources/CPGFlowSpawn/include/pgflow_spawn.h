@@ -30,7 +30,8 @@ enum {
 ///   when that end closes (the agent died) or stays quiet for `fence_ms`, the supervisor kills the whole
 ///   group (SIGTERM, SIGKILL `grace_ms` later), so no process of a run outlives its agent's claim;
 /// - when the command ends, what it left behind in its group is stopped the same way;
-/// - it is a child subreaper (orphaned grandchildren become its children and are reaped) and lives in a
+/// - it is named `pgflow-fence`, ignores SIGTERM/SIGINT/SIGHUP/SIGQUIT (it ends when the group is empty),
+///   is a child subreaper (orphaned grandchildren become its children and are reaped) and lives in a
 ///   process group of its own (a terminal's signals to the agent's group do not reach it).
 ///
 /// It writes PGFLOW_REPORT_STARTED or PGFLOW_REPORT_SPAWN_FAILED, and at the end PGFLOW_REPORT_ENDED, to
