@@ -97,7 +97,7 @@ import Testing
                 let report = try await heartbeat.runOnce()
                 #expect(report.fenced == 1)
                 #expect(await eventually(timeout: 30) { !processIsAlive(pid) })
-                #expect(try await eventually(timeout: 30) { agent.runningCount == 0 })
+                #expect(await eventually(timeout: 30) { agent.runningCount == 0 })
                 #expect(try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Crashed")
             }
         }
