@@ -102,4 +102,39 @@ import Testing
             }
         }
     }
+
+    /// An in-process flow has no supervisor: the agent itself cancels it once its heartbeat has failed
+    /// for the fence timeout (here: the agent's connections go through a proxy the test cuts).
+    @Test func anInProcessFlowStopsWhenTheAgentIsCutOffPastTheFence() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            try c.query("SELECT pgflow.create_deployment('wait', 'forever', 'swift:forever')")
+            let runID = try c.query("SELECT pgflow.run_deployment('wait/forever')").scalar(UUID.self)
+            let port = try #require(Int(try c.query("SHOW port").scalar(String.self)))
+            let user = try c.query("SELECT current_user::text").scalar(String.self)
+            let proxy = try TCPProxy(upstreamPort: port)
+            defer { proxy.close() }
+            let pool = PostgresPool(
+                configuration: PostgresConfiguration("host=127.0.0.1 port=\(proxy.port) user=\(user) dbname=\(db.name)", connectTimeout: 2),
+                maxConnections: 4)
+            let forever = AgentFlow(name: "forever") { _ in
+                try await Task.sleep(for: .seconds(3600))
+                return nil
+            }
+            let agent = Agent(
+                configuration: AgentConfiguration(queues: ["default"], pollInterval: .milliseconds(100), heartbeatInterval: .milliseconds(200),
+                                                  killGracePeriod: .seconds(1), fenceTimeout: .seconds(1)),
+                pool: pool, flows: [forever], logger: Logger(label: "test.agent"))
+            let running = Task { try await agent.run() }
+            defer { running.cancel() }
+            #expect(try await eventually(timeout: 30) {
+                try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Running"
+            })
+            #expect(agent.runningCount == 1)
+            proxy.cut()
+            #expect(await eventually(timeout: 60) { agent.runningCount == 0 }, "the flow was not stopped")
+            running.cancel()
+            _ = await running.result
+        }
+    }
 }
