@@ -19,6 +19,7 @@ final class LogBatcher: Sendable {
         var dropped: [UUID: Int] = [:]
         var waiters: [(Int, CheckedContinuation<Void, Never>)] = []
         var finishing = false
+        var finished = false
     }
 
     private let pool: PostgresPool
@@ -54,7 +55,7 @@ final class LogBatcher: Sendable {
     func flushed() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { s -> Bool in
-                if s.written >= s.appended { return true }
+                if s.written >= s.appended || s.finished { return true }
                 s.waiters.append((s.appended, continuation))
                 return false
             }
@@ -66,12 +67,21 @@ final class LogBatcher: Sendable {
     /// after a minute, so that a stopping agent does not hang).
     func run() async {
         for await _ in signal.stream { await write() }
-        state.withLock { $0.finishing = true }
         await write()
+        let waiting = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.finished = true
+            defer { s.waiters = [] }
+            return s.waiters.map(\.1)
+        }
+        waiting.forEach { $0.resume() }
     }
 
-    /// Stops `run` after the lines queued so far are written.
-    func finish() { signal.continuation.finish() }
+    /// Stops `run` after the lines queued so far are written (for at most a minute more when the
+    /// database cannot be reached).
+    func finish() {
+        state.withLock { $0.finishing = true }
+        signal.continuation.finish()
+    }
 
     /// The next batch: memory first, then the spill file (read back in order).
     private func nextBatch() -> [LogLine] {

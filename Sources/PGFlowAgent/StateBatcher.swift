@@ -16,6 +16,8 @@ final class StateBatcher: Sendable {
     private let client: PGFlowClient
     private let agentID: UUID
     private let pending = Mutex<[Pending]>([])
+    /// Set once `run` has written its last batch: later proposals fail at once instead of waiting forever.
+    private let closed = Mutex(false)
     private let signal = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
     init(client: PGFlowClient, agentID: UUID) {
@@ -28,8 +30,15 @@ final class StateBatcher: Sendable {
         var p = proposal
         if p.transitionID == nil { p.transitionID = UUID() }
         return try await withCheckedThrowingContinuation { continuation in
-            pending.withLock { $0.append(Pending(proposal: p, continuation: continuation)) }
-            signal.continuation.yield()
+            let accepted = closed.withLock { isClosed -> Bool in
+                if !isClosed { pending.withLock { $0.append(Pending(proposal: p, continuation: continuation)) } }
+                return !isClosed
+            }
+            if accepted {
+                signal.continuation.yield()
+            } else {
+                continuation.resume(throwing: AgentError.configuration("the agent is stopping: state \(p.type.rawValue) of run \(p.runID) not written"))
+            }
         }
     }
 
@@ -40,6 +49,8 @@ final class StateBatcher: Sendable {
             if Task.isCancelled { break }
         }
         await flush()
+        closed.withLock { $0 = true }
+        await flush()  // what was proposed while closing
     }
 
     /// Stops `run` after it has written everything proposed so far.

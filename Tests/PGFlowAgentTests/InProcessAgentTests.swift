@@ -130,7 +130,7 @@ import Testing
             #expect(try await eventually(timeout: 30) {
                 try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Running"
             })
-            #expect(agent.runningCount == 1)
+            #expect(await eventually(timeout: 30) { agent.runningCount == 1 })
             proxy.cut()
             #expect(await eventually(timeout: 60) { agent.runningCount == 0 }, "the flow was not stopped")
             running.cancel()
