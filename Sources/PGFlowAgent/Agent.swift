@@ -49,7 +49,7 @@ public final class Agent: Service, Sendable {
         let agentID = try await client.registerAgent(name: configuration.name, queues: configuration.queues)
         logger.info("agent \(configuration.name) registered as \(agentID), serving \(configuration.queues.joined(separator: ", ")), limit \(configuration.limit)")
         let states = StateBatcher(client: client, agentID: agentID)
-        let logs = LogBatcher(pool: pool, memoryLines: configuration.logMemoryLines, spillBytes: configuration.logSpillBytes)
+        let logs = LogBatcher(pool: pool, memoryBytes: configuration.logMemoryBytes, spillBytes: configuration.logSpillBytes)
         let heartbeat = AgentHeartbeat(configuration: configuration, client: client, agentID: agentID, states: states, running: running, logger: logger)
         registered.withLock { $0 = heartbeat }
         let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))

@@ -37,8 +37,8 @@ public struct AgentConfiguration: Sendable {
     /// The scheduler reaper's heartbeat timeout (`pgflow-scheduler --heartbeat-timeout`, default 60 s):
     /// a run of an agent silent this long is handed to another agent. The fence must act well before.
     public var heartbeatTimeout: Duration
-    /// Log lines kept in memory while the database cannot take them; more spill to a file.
-    public var logMemoryLines: Int
+    /// Bytes of log lines kept in memory while the database cannot take them; more spill to a file.
+    public var logMemoryBytes: Int
     /// Most bytes of log lines spilled to disk during an outage; beyond it lines are dropped (and counted).
     public var logSpillBytes: Int
 
@@ -49,7 +49,7 @@ public struct AgentConfiguration: Sendable {
         killGracePeriod: Duration = .seconds(5), shutdownGracePeriod: Duration = .seconds(30),
         databaseURL: String = "", commandDatabaseURL: String? = nil, passEnvironment: [String] = [],
         reconcileAfter: Duration = .seconds(30), fenceTimeout: Duration = .seconds(20),
-        heartbeatTimeout: Duration = .seconds(60), logMemoryLines: Int = 100_000, logSpillBytes: Int = 1 << 30
+        heartbeatTimeout: Duration = .seconds(60), logMemoryBytes: Int = 64 << 20, logSpillBytes: Int = 1 << 30
     ) {
         self.queues = queues
         self.name = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
@@ -65,7 +65,7 @@ public struct AgentConfiguration: Sendable {
         self.reconcileAfter = reconcileAfter
         self.fenceTimeout = fenceTimeout
         self.heartbeatTimeout = heartbeatTimeout
-        self.logMemoryLines = logMemoryLines
+        self.logMemoryBytes = logMemoryBytes
         self.logSpillBytes = logSpillBytes
     }
 
@@ -92,7 +92,7 @@ public struct AgentConfiguration: Sendable {
         if fenceTimeout <= .zero || heartbeatTimeout <= .zero {
             throw AgentError.configuration("the fence timeout and the heartbeat timeout must be positive")
         }
-        if logMemoryLines < 1 || logSpillBytes < 0 {
+        if logMemoryBytes < 1 || logSpillBytes < 0 {
             throw AgentError.configuration("the log buffer sizes must be positive")
         }
         if fenceDeadline >= heartbeatTimeout {

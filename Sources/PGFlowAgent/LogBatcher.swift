@@ -5,7 +5,7 @@ import Synchronization
 
 /// Collects log lines from any thread and writes them with `pgflow.write_logs`, many per statement.
 ///
-/// A database outage loses no line: lines wait in memory (up to `memoryLines`), then in a spill file
+/// A database outage loses no line: lines wait in memory (up to `memoryBytes`), then in a spill file
 /// on disk (up to `spillBytes`), in order, and are written when the database is back. Only lines beyond
 /// the spill bound are dropped; each run that lost lines gets a line saying how many, and the agent's
 /// own log says so too. A batch the database refuses for another reason (not a lost connection) is
@@ -13,6 +13,7 @@ import Synchronization
 final class LogBatcher: Sendable {
     private struct State {
         var memory: [LogLine] = []
+        var memoryBytes = 0
         var spill: LogSpillFile?
         var written = 0
         var appended = 0
@@ -23,14 +24,14 @@ final class LogBatcher: Sendable {
     }
 
     private let pool: PostgresPool
-    private let memoryLines: Int
+    private let memoryBytes: Int
     private let spillBytes: Int
     private let state = Mutex(State())
     private let signal = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
-    init(pool: PostgresPool, memoryLines: Int = 100_000, spillBytes: Int = 1 << 30) {
+    init(pool: PostgresPool, memoryBytes: Int = 64 << 20, spillBytes: Int = 1 << 30) {
         self.pool = pool
-        self.memoryLines = max(memoryLines, 1)
+        self.memoryBytes = max(memoryBytes, 1)
         self.spillBytes = spillBytes
     }
 
@@ -38,8 +39,10 @@ final class LogBatcher: Sendable {
     func append(_ line: LogLine) {
         state.withLock { s in
             s.appended += 1
-            if s.spill == nil && s.memory.count < memoryLines {
+            let size = Self.size(line)
+            if s.spill == nil && s.memoryBytes + size <= memoryBytes {
                 s.memory.append(line)
+                s.memoryBytes += size
                 return
             }
             if s.spill == nil { s.spill = LogSpillFile() }
@@ -88,6 +91,7 @@ final class LogBatcher: Sendable {
         state.withLock { s in
             if s.memory.isEmpty, let spill = s.spill {
                 s.memory = spill.read(upTo: 5_000)
+                s.memoryBytes = s.memory.reduce(0) { $0 + Self.size($1) }
                 if spill.isExhausted {
                     spill.remove()
                     s.spill = nil
@@ -103,6 +107,7 @@ final class LogBatcher: Sendable {
             }
             let batch = Array(s.memory.prefix(5_000))
             s.memory.removeFirst(batch.count)
+            s.memoryBytes = max(0, s.memoryBytes - batch.reduce(0) { $0 + Self.size($1) })
             return batch
         }
     }
@@ -143,6 +148,9 @@ final class LogBatcher: Sendable {
             ready.forEach { $0.resume() }
         }
     }
+
+    /// What a line costs in memory, as counted against the bound (its text and a fixed overhead).
+    static func size(_ line: LogLine) -> Int { line.message.utf8.count + line.name.utf8.count + 64 }
 
     private func report(dropped count: Int, _ error: any Error) {
         FileHandle.standardError.write(Data("pgflow-agent: dropped \(count) log lines: \(error)\n".utf8))

@@ -30,7 +30,8 @@ import Testing
         try await TestDatabase.with { db in
             let (c, runID, proxy, pool) = try Self.setUp(db)
             defer { proxy.close() }
-            let batcher = LogBatcher(pool: pool, memoryLines: 10, spillBytes: 1 << 20)
+            // 750 bytes: ten of these lines in memory (74 bytes each as counted), the rest on disk.
+            let batcher = LogBatcher(pool: pool, memoryBytes: 750, spillBytes: 1 << 20)
             let writer = Task { await batcher.run() }
             proxy.cut()
             for i in 0..<500 { batcher.append(LogLine(flowRunID: runID, level: 20, name: "test", message: "line \(i)")) }
@@ -47,7 +48,8 @@ import Testing
         try await TestDatabase.with { db in
             let (c, runID, proxy, pool) = try Self.setUp(db)
             defer { proxy.close() }
-            let batcher = LogBatcher(pool: pool, memoryLines: 10, spillBytes: 4_000)
+            // 750 bytes: ten of these lines in memory (74 bytes each as counted), the rest on disk.
+            let batcher = LogBatcher(pool: pool, memoryBytes: 750, spillBytes: 4_000)
             let writer = Task { await batcher.run() }
             proxy.cut()
             for i in 0..<500 { batcher.append(LogLine(flowRunID: runID, level: 20, name: "test", message: "line \(i)")) }
