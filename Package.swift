@@ -78,10 +78,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(name: "CommandLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(
             name: "AgentCommand",
             dependencies: [
-                "PGFlowAgent",
+                "PGFlowAgent", "CommandLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -99,7 +100,7 @@ let package = Package(
         .target(
             name: "SchedulerCommand",
             dependencies: [
-                "PGFlowScheduler",
+                "PGFlowScheduler", "CommandLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

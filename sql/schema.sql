@@ -2583,7 +2583,7 @@ INSERT INTO pgflow.work_queues (name, description) VALUES ('default', 'the work 
 CREATE FUNCTION pgflow.bounds() RETURNS TABLE (name text, minimum float8, maximum float8, unit text)
 LANGUAGE sql IMMUTABLE AS $$
     VALUES ('name length', 1, 255, 'characters'),
-           ('parameters', 0, 98304, 'bytes of JSON text'),
+           ('parameters', 0, 1048576, 'bytes of JSON text'),
            ('retries', 0, 10000, 'retries'),
            ('retry delay', 0, 31536000, 'seconds'),
            ('retry delays in a list', 1, 1000, 'delays'),
@@ -2695,9 +2695,10 @@ BEGIN
     END IF;
 END $$;
 
--- Parameters: a JSON object of at most 96 KiB of JSON text (98,304 bytes), so that a run's parameters
--- always fit into the PGFLOW_PARAMETERS environment variable an agent gives a command (Linux caps
--- one variable at 128 KiB). Replaces 0002's check; every caller gets the size limit.
+-- Parameters: a JSON object of at most 1 MiB of JSON text (1,048,576 bytes). An agent hands a command
+-- its parameters on stdin and in a file (PGFLOW_PARAMETERS_FILE), and in the PGFLOW_PARAMETERS
+-- environment variable only up to 32 KiB (Linux caps one variable at 128 KiB). Replaces 0002's check;
+-- every caller gets the size limit.
 CREATE OR REPLACE FUNCTION pgflow._check_parameters(p_parameters jsonb, p_what text DEFAULT 'parameters') RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
@@ -2709,8 +2710,8 @@ BEGIN
     END IF;
     IF p_parameters <> '{}' THEN
         v_size := octet_length(p_parameters::text);
-        IF v_size > 98304 THEN
-            RAISE EXCEPTION 'pgflow: % are % bytes of JSON, more than the limit of 98304 (96 KiB)', p_what, v_size
+        IF v_size > 1048576 THEN
+            RAISE EXCEPTION 'pgflow: % are % bytes of JSON, more than the limit of 1048576 (1 MiB)', p_what, v_size
                 USING ERRCODE = '22023',
                       HINT = 'pass large inputs by reference (a path, a URL, a row id) instead of by value';
         END IF;
@@ -3337,7 +3338,7 @@ $$;
 
 ALTER FUNCTION pgflow.run_deployment(text, jsonb, timestamptz, text, text[], text, text, uuid, timestamptz) RENAME TO _run_deployment_unchecked;
 -- Enqueues a run of a deployment ('flow/deployment', or a deployment name only one flow uses) and
--- returns its id. Parameters (at most 96 KiB of JSON, merged too) are merged over the deployment's
+-- returns its id. Parameters (at most 1 MiB of JSON, merged too) are merged over the deployment's
 -- defaults, tags added to its tags. With an idempotency key used before for this flow, returns that run.
 CREATE FUNCTION pgflow.run_deployment(
     p_name               text,

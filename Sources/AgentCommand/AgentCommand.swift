@@ -1,5 +1,6 @@
 // The `pgflow-agent` command, shared by the pgflow-agent executable and `pgflow agent start`.
 import ArgumentParser
+import CommandLogging
 import Foundation
 import Logging
 import PGFlowAgent
@@ -14,8 +15,21 @@ public struct AgentCommand: AsyncParsableCommand {
         abstract: "Claim and run flow runs from pgflow work queues.",
         discussion: """
             Environment: PGFLOW_DATABASE_URL (else the libpq PG* variables), PGFLOW_QUEUES (comma-separated,
-            used when no --queue is given), PGFLOW_AGENT_LIMIT, PGFLOW_AGENT_NAME, PGFLOW_LOG_LEVEL.
+            used when no --queue is given), PGFLOW_AGENT_LIMIT, PGFLOW_AGENT_NAME, PGFLOW_LOG_LEVEL,
+            PGFLOW_HEARTBEAT_TIMEOUT (as --heartbeat-timeout).
             SIGTERM or SIGINT: stop claiming, let running work finish (--shutdown-grace), then stop it.
+
+            At most one live attempt: each command runs in its own process group under a supervisor
+            process that kills the whole group when the agent dies, or when the agent has not heartbeated
+            successfully for --fence-timeout (frozen, or cut off from the database). The agent refuses to
+            start unless --heartbeat + --fence-timeout + --kill-grace + 5 s is below --heartbeat-timeout,
+            which must be the scheduler's --heartbeat-timeout (default 60 s): then a run's processes are
+            gone before the reaper hands it to another agent.
+
+            Commands get a minimal environment: PATH, HOME, LANG, LC_*, TZ, TMPDIR, USER, LOGNAME, SHELL,
+            the variables named by --pass-env, and the run's PGFLOW_* variables (PGFLOW_FLOW_RUN_ID,
+            PGFLOW_FLOW_RUN_NAME, PGFLOW_RUN_COUNT, PGFLOW_PARAMETERS_FILE, PGFLOW_PARAMETERS when the
+            parameters are at most 32 KiB, PGFLOW_DATABASE_URL). The parameters also arrive on stdin.
             """)
 
     @Option(name: .customLong("queue"), help: "A work queue to serve (repeatable).")
@@ -24,9 +38,9 @@ public struct AgentCommand: AsyncParsableCommand {
     var limit: Int?
     @Option(help: "The agent's name (default: host-pid).")
     var name: String?
-    @Option(help: "Seconds between heartbeats.")
+    @Option(help: "Seconds between heartbeats (0.05 to 3600).")
     var heartbeat: Double = 5
-    @Option(help: "Seconds between fallback polls.")
+    @Option(help: "Seconds between fallback polls (0.01 to 3600).")
     var poll: Double = 1
     @Option(name: .customLong("shutdown-grace"), help: "Seconds running work may take to finish on shutdown.")
     var shutdownGrace: Double = 30
@@ -34,6 +48,14 @@ public struct AgentCommand: AsyncParsableCommand {
     var killGrace: Double = 5
     @Option(name: .customLong("reconcile-after"), help: "Seconds before a run this agent holds but does not execute (a lost reply) is given back or crashed.")
     var reconcileAfter: Double = 30
+    @Option(name: .customLong("fence-timeout"), help: "Seconds without a successful heartbeat after which a command's process group is killed.")
+    var fenceTimeout: Double = 20
+    @Option(name: .customLong("heartbeat-timeout"), help: "The scheduler reaper's --heartbeat-timeout in seconds (default: $PGFLOW_HEARTBEAT_TIMEOUT, else 60).")
+    var heartbeatTimeout: Double?
+    @Option(name: .customLong("pass-env"), help: "An environment variable of the agent that commands also get (repeatable).")
+    var passEnv: [String] = []
+    @Option(name: .customLong("command-database-url"), help: "The PGFLOW_DATABASE_URL commands get (default: the agent's own URL). Give the URL of a less-privileged role than the agent's: commands are user code.")
+    var commandDatabaseURL: String?
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).")
     var databaseURL: String?
 
@@ -46,28 +68,17 @@ public struct AgentCommand: AsyncParsableCommand {
     /// Runs the agent until SIGTERM/SIGINT.
     public func execute() async throws {
         let env = ProcessInfo.processInfo.environment
-        let level = env["PGFLOW_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "pgflow.agent")
-        let url = databaseURL ?? env["PGFLOW_DATABASE_URL"] ?? ""
-        let queues = !self.queues.isEmpty ? self.queues
-            : (env["PGFLOW_QUEUES"] ?? "default").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let configuration = AgentConfiguration(
-            queues: queues,
-            name: name ?? env["PGFLOW_AGENT_NAME"],
-            limit: limit ?? env["PGFLOW_AGENT_LIMIT"].flatMap(Int.init) ?? 10,
-            pollInterval: .milliseconds(Int(poll * 1000)),
-            heartbeatInterval: .milliseconds(Int(heartbeat * 1000)),
-            killGracePeriod: .milliseconds(Int(killGrace * 1000)),
-            shutdownGracePeriod: .milliseconds(Int(shutdownGrace * 1000)),
-            databaseURL: url,
-            reconcileAfter: .milliseconds(Int(reconcileAfter * 1000)))
+        let logger = bootstrapCommandLogging(label: "pgflow.agent")
+        let configuration: AgentConfiguration
         do {
+            configuration = try makeConfiguration(env)
             try configuration.validate()
+        } catch let error as AgentError {
+            FileHandle.standardError.write(Data("pgflow-agent: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let url = configuration.databaseURL
+        do {
             let pool = PostgresPool(configuration: PostgresConfiguration(url, applicationName: "pgflow-agent"), maxConnections: 4)
             // Fail fast with one clear line when the database is unreachable or lacks the schema.
             try await pool.withConnection { c in
@@ -87,4 +98,50 @@ public struct AgentCommand: AsyncParsableCommand {
             throw ExitCode(2)
         }
     }
+
+    /// The configuration from the flags and the environment; one line naming a bad value.
+    func makeConfiguration(_ env: [String: String]) throws(AgentError) -> AgentConfiguration {
+        let queues = !self.queues.isEmpty ? self.queues
+            : (env["PGFLOW_QUEUES"] ?? "default").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        var limit = 10
+        if let value = self.limit {
+            limit = value
+        } else if let text = env["PGFLOW_AGENT_LIMIT"] {
+            guard let n = Int(text) else { throw .configuration("PGFLOW_AGENT_LIMIT must be a whole number, got \(text.debugDescription)") }
+            limit = n
+        }
+        guard (1...100_000).contains(limit) else { throw .configuration("--limit must be between 1 and 100000, got \(limit)") }
+        var heartbeatTimeout = 60.0
+        if let value = self.heartbeatTimeout {
+            heartbeatTimeout = value
+        } else if let text = env["PGFLOW_HEARTBEAT_TIMEOUT"] {
+            guard let n = Double(text) else { throw .configuration("PGFLOW_HEARTBEAT_TIMEOUT must be seconds, got \(text.debugDescription)") }
+            heartbeatTimeout = n
+        }
+        for name in passEnv where name.isEmpty || name.contains("=") {
+            throw .configuration("--pass-env takes a variable name, got \(name.debugDescription)")
+        }
+        return AgentConfiguration(
+            queues: queues,
+            name: name ?? env["PGFLOW_AGENT_NAME"],
+            limit: limit,
+            pollInterval: try seconds(poll, "--poll", 0.01...3600),
+            heartbeatInterval: try seconds(heartbeat, "--heartbeat", 0.05...3600),
+            killGracePeriod: try seconds(killGrace, "--kill-grace", 0...3600),
+            shutdownGracePeriod: try seconds(shutdownGrace, "--shutdown-grace", 0...86_400),
+            databaseURL: databaseURL ?? env["PGFLOW_DATABASE_URL"] ?? "",
+            commandDatabaseURL: commandDatabaseURL,
+            passEnvironment: passEnv,
+            reconcileAfter: try seconds(reconcileAfter, "--reconcile-after", 0...86_400),
+            fenceTimeout: try seconds(fenceTimeout, "--fence-timeout", 0.5...3600),
+            heartbeatTimeout: try seconds(heartbeatTimeout, "--heartbeat-timeout", 1...86_400 * 7))
+    }
+}
+
+/// A flag's seconds as a Duration: finite and within `range`, else one line naming the flag.
+func seconds(_ value: Double, _ flag: String, _ range: ClosedRange<Double>) throws(AgentError) -> Duration {
+    guard value.isFinite, range.contains(value) else {
+        throw .configuration("\(flag) must be a number of seconds from \(range.lowerBound) to \(range.upperBound), got \(value)")
+    }
+    return .nanoseconds(Int64((value * 1e9).rounded()))
 }

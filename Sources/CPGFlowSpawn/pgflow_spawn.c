@@ -2,48 +2,166 @@
 #include "pgflow_spawn.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <linux/close_range.h>
 
-pid_t pgflow_spawn(const char *path, const char *const argv[], const char *const envp[], int stdin_fd, int stdout_fd,
-                   int stderr_fd) {
-    /* vfork: the child borrows the parent's memory until execve, so starting a command costs no page
-     * table copy of a large parent. The child only makes system calls with values prepared before. */
-    volatile int child_errno = 0;
-    pid_t parent = getpid();
-    pid_t pid = vfork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127); /* the parent died before prctl took effect */
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        if (dup2(stdin_fd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0) {
-            child_errno = errno;
-            _exit(127);
-        }
-        /* Every other inherited descriptor closes on exec. */
-        syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-        execve(path, (char *const *)argv, (char *const *)envp);
-        child_errno = errno;
-        _exit(127);
+/* Fixed descriptor numbers inside the supervisor. */
+enum { SUP_IN = 3, SUP_OUT = 4, SUP_ERR = 5, SUP_LIVE = 6, SUP_REPORT = 7 };
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void report(int kind, int value, int extra) {
+    int32_t record[3] = {kind, value, extra};
+    ssize_t n;
+    do { n = write(SUP_REPORT, record, sizeof record); } while (n < 0 && errno == EINTR);
+}
+
+static void default_signals(void) {
+    for (int s = 1; s < 32; s++) {
+        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
     }
-    if (child_errno != 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* True while any process is in group `pgid`. */
+static int group_alive(pid_t pgid) { return kill(-pgid, 0) == 0 || errno == EPERM; }
+
+/* Runs in the forked command: its own group, stdio, default signals, exec. */
+static void exec_command(const char *path, const char *const argv[], const char *const envp[], int error_fd) {
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* the direct child at least dies with a killed supervisor */
+    default_signals();
+    if (dup2(SUP_IN, 0) < 0 || dup2(SUP_OUT, 1) < 0 || dup2(SUP_ERR, 2) < 0) goto failed;
+    /* The supervisor's descriptors stay behind; error_fd closes on exec. */
+    syscall(SYS_close_range, 3U, (unsigned)SUP_REPORT, 0U);
+    execve(path, (char *const *)argv, (char *const *)envp);
+failed:;
+    int e = errno;
+    ssize_t n;
+    do { n = write(error_fd, &e, sizeof e); } while (n < 0 && errno == EINTR);
+    _exit(127);
+}
+
+static void supervise(const char *path, const char *const argv[], const char *const envp[], int fence_ms, int grace_ms) {
+    setpgid(0, 0);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    default_signals();
+    /* Not a target of `pkill pgflow-agent` (it matches the name), and deaf to the signals an operator or a
+     * terminal sends a group: it ends when its command's group is empty. A dead agent's report pipe must not
+     * kill it either. (SIGKILL still does: then the command dies of its parent-death signal, and its own
+     * children are orphaned, the one gap left.) */
+    prctl(PR_SET_NAME, "pgflow-fence");
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int errpipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) < 0) {
+        report(PGFLOW_REPORT_SPAWN_FAILED, errno, 0);
+        _exit(0);
+    }
+    pid_t cmd = fork();
+    if (cmd < 0) {
+        report(PGFLOW_REPORT_SPAWN_FAILED, errno, 0);
+        _exit(0);
+    }
+    if (cmd == 0) {
+        close(errpipe[0]);
+        exec_command(path, argv, envp, errpipe[1]);
+    }
+    setpgid(cmd, cmd); /* also here: no race with a kill(-cmd) right after the report */
+    close(errpipe[1]);
+    close(SUP_IN);
+    close(SUP_OUT);
+    close(SUP_ERR);
+    int exec_errno = 0;
+    ssize_t n;
+    do { n = read(errpipe[0], &exec_errno, sizeof exec_errno); } while (n < 0 && errno == EINTR);
+    close(errpipe[0]);
+    if (n == (ssize_t)sizeof exec_errno) {
         int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        errno = child_errno;
-        return -1;
+        while (waitpid(cmd, &status, 0) < 0 && errno == EINTR) {}
+        report(PGFLOW_REPORT_SPAWN_FAILED, exec_errno, 0);
+        _exit(0);
     }
-    return pid;
+    report(PGFLOW_REPORT_STARTED, cmd, 0);
+
+    int live_open = 1, cmd_done = 0, cmd_status = 0, fence = PGFLOW_FENCE_NONE, killed = 0;
+    long long last_beat = now_ms(), term_at = 0;
+    for (;;) {
+        int status;
+        pid_t p;
+        while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (p == cmd) {
+                cmd_done = 1;
+                cmd_status = status;
+            }
+        }
+        if (cmd_done && !group_alive(cmd)) break;
+        long long now = now_ms();
+        if (fence == PGFLOW_FENCE_NONE && !cmd_done && live_open && now - last_beat >= fence_ms) fence = PGFLOW_FENCE_SILENT;
+        if (term_at == 0 && (fence != PGFLOW_FENCE_NONE || cmd_done)) {
+            kill(-cmd, SIGTERM);
+            kill(-cmd, SIGCONT);
+            term_at = now;
+        }
+        if (term_at != 0 && !killed && now - term_at >= grace_ms) {
+            kill(-cmd, SIGKILL);
+            killed = 1;
+        }
+        struct pollfd pfd = {.fd = live_open ? SUP_LIVE : -1, .events = POLLIN, .revents = 0};
+        int ready = poll(&pfd, 1, 50);
+        if (ready > 0 && live_open) {
+            char buf[256];
+            ssize_t got = read(SUP_LIVE, buf, sizeof buf);
+            if (got > 0) {
+                last_beat = now_ms();
+            } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+                live_open = 0;
+                close(SUP_LIVE);
+                if (!cmd_done && fence == PGFLOW_FENCE_NONE) fence = PGFLOW_FENCE_AGENT_GONE;
+            }
+        }
+    }
+    report(PGFLOW_REPORT_ENDED, cmd_status, fence);
+    _exit(0);
+}
+
+/* Moves `fd` to `target` in the forked supervisor (the sources sit above every target first). */
+static int place(int fd, int target) { return fd == target ? fcntl(fd, F_SETFD, 0) : dup2(fd, target); }
+
+pid_t pgflow_spawn_supervised(const char *path, const char *const argv[], const char *const envp[], int stdin_fd,
+                              int stdout_fd, int stderr_fd, int liveness_fd, int report_fd, int fence_ms, int grace_ms) {
+    pid_t pid = fork();
+    if (pid != 0) return pid; /* -1 with errno, or the supervisor */
+    /* Copies above the fixed numbers first, so that placing one cannot overwrite another. */
+    int src[5] = {stdin_fd, stdout_fd, stderr_fd, liveness_fd, report_fd};
+    for (int i = 0; i < 5; i++) {
+        src[i] = fcntl(src[i], F_DUPFD, 64);
+        if (src[i] < 0) _exit(127);
+    }
+    for (int i = 0; i < 5; i++) {
+        if (place(src[i], SUP_IN + i) < 0) _exit(127);
+    }
+    /* Nothing else of the agent's stays open here (other runs' pipes above all). */
+    syscall(SYS_close_range, (unsigned)SUP_REPORT + 1, ~0U, 0U);
+    supervise(path, argv, envp, fence_ms, grace_ms);
+    _exit(0);
 }
 
 int pgflow_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

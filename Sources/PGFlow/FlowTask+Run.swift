@@ -3,10 +3,15 @@ import Logging
 import PGFlowClient
 
 /// A run that took longer than its timeout.
-struct RunTimeout: Error {}
+public struct RunTimeout: Error {
+    /// Creates the error.
+    public init() {}
+}
 
-/// Runs `body`, cancelling it after `timeout` (nil: no limit) and throwing `RunTimeout` then.
-func withTimeout<T: Sendable>(_ timeout: Duration?, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+/// Runs `body`, cancelling it after `timeout` (nil: no limit) and throwing `RunTimeout` then (once
+/// `body` has honoured the cancellation: a body that must stop something stops it in a cancellation
+/// handler). The one timeout helper of the SDK and the agent.
+public func withTimeout<T: Sendable>(_ timeout: Duration?, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     guard let timeout else { return try await body() }
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PGFlow
 import PGFlowClient
 import PGFlowPostgres
 import ServiceLifecycle
@@ -12,14 +13,16 @@ import Synchronization
 ///
 /// Wake-ups: a NOTIFY on `pgflow_runs` naming one of its queues, a run finishing (capacity freed), or
 /// the jittered poll. Cancels arrive on `pgflow_cancel` (and, as a fallback, from every heartbeat).
+/// This type claims and executes; `AgentHeartbeat` keeps it alive, fenced and reconciled.
 public final class Agent: Service, Sendable {
     /// The configuration.
     public let configuration: AgentConfiguration
     private let pool: PostgresPool
     private let flows: [String: AgentFlow]
     private let logger: Logger
-    private let running = Mutex<[UUID: RunHandle]>([:])
-    private let registered = Mutex<UUID?>(nil)
+    private let running = RunningRuns()
+    private let registered = Mutex<AgentHeartbeat?>(nil)
+    private let engine: PGFlowEngine
 
     /// Creates an agent over a pool (give it at least 3 connections) with optional in-process flows.
     public init(configuration: AgentConfiguration, pool: PostgresPool, flows: [AgentFlow] = [], logger: Logger) {
@@ -27,30 +30,36 @@ public final class Agent: Service, Sendable {
         self.pool = pool
         self.flows = Dictionary(flows.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
         self.logger = logger
+        self.engine = PGFlowEngine(pool: pool)
     }
 
     /// The agent's id once registered.
-    public var agentID: UUID? { registered.withLock { $0 } }
+    public var agentID: UUID? { registered.withLock { $0?.agentID } }
+
+    /// The heartbeat duty once registered (tests call its `runOnce()`).
+    public var heartbeat: AgentHeartbeat? { registered.withLock { $0 } }
 
     /// Runs executing now.
-    public var runningCount: Int { running.withLock { $0.count } }
+    public var runningCount: Int { running.count }
 
     /// Runs until cancelled or gracefully shut down.
     public func run() async throws {
         try configuration.validate()
         let client = PGFlowClient(pool: pool)
         let agentID = try await client.registerAgent(name: configuration.name, queues: configuration.queues)
-        registered.withLock { $0 = agentID }
         logger.info("agent \(configuration.name) registered as \(agentID), serving \(configuration.queues.joined(separator: ", ")), limit \(configuration.limit)")
         let states = StateBatcher(client: client, agentID: agentID)
-        let logs = LogBatcher(pool: pool)
+        let logs = LogBatcher(pool: pool, memoryBytes: configuration.logMemoryBytes, spillBytes: configuration.logSpillBytes)
+        let heartbeat = AgentHeartbeat(configuration: configuration, client: client, agentID: agentID, states: states, running: running, logger: logger)
+        registered.withLock { $0 = heartbeat }
         let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
         await withDiscardingTaskGroup { background in
             background.addTask { await states.run() }
             background.addTask { await logs.run() }
             background.addTask { await self.listen(wake: wake.continuation) }
-            background.addTask { await self.heartbeat(client: client, agentID: agentID, states: states) }
+            background.addTask { await heartbeat.run() }
+            background.addTask { await heartbeat.beatLoop() }
             background.addTask { await self.poll(wake: wake.continuation) }
 
             await withDiscardingTaskGroup { executions in
@@ -91,13 +100,13 @@ public final class Agent: Service, Sendable {
             if claimed.isEmpty { return }
             for run in claimed {
                 let handle = RunHandle(run: run)
-                running.withLock { $0[run.id] = handle }
+                running.insert(handle)
                 let execution = RunExecution(
                     handle: handle, agentName: configuration.name, configuration: configuration, flows: flows,
-                    states: states, logs: logs, logger: logger)
+                    engine: engine, states: states, logs: logs, logger: logger)
                 executions.addTask {
                     await execution.execute()
-                    _ = self.running.withLock { $0.removeValue(forKey: run.id) }
+                    self.running.remove(run.id)
                     wake.yield()
                 }
             }
@@ -123,21 +132,6 @@ public final class Agent: Service, Sendable {
         }
     }
 
-    private func heartbeat(client: PGFlowClient, agentID: UUID, states: StateBatcher) async {
-        while !Task.isCancelled {
-            do {
-                for id in try await client.heartbeat(agentID: agentID) where !(await stop(runID: id)) {
-                    // Ours, Cancelling, and nothing of ours runs it (it ended meanwhile): end it Cancelled.
-                    _ = try await states.propose(StateProposal(runID: id, type: .cancelled, message: "cancelled; it was not running"))
-                }
-                try await reconcile(client: client, agentID: agentID, states: states)
-            } catch {
-                logger.warning("heartbeat failed: \(error)")
-            }
-            try? await Task.sleep(for: configuration.heartbeatInterval)
-        }
-    }
-
     private func poll(wake: AsyncStream<Void>.Continuation) async {
         while !Task.isCancelled {
             let base = configuration.pollInterval
@@ -146,24 +140,10 @@ public final class Agent: Service, Sendable {
         }
     }
 
-    /// Runs the database says this agent holds, but that it does not execute: a claim or a start whose
-    /// reply was lost to a broken connection. Pending ones go back to the queue, Running ones crash (and
-    /// are retried per policy). Only runs unchanged for `reconcileAfter` are touched, so a claim in flight is safe.
-    private func reconcile(client: PGFlowClient, agentID: UUID, states: StateBatcher) async throws {
-        let seconds = Double(configuration.reconcileAfter.components.seconds) + Double(configuration.reconcileAfter.components.attoseconds) / 1e18
-        for (id, type) in try await client.agentRuns(agentID: agentID, unchangedFor: seconds) where running.withLock({ $0[id] == nil }) {
-            let proposal = type == .pending
-                ? StateProposal(runID: id, type: .scheduled, message: "given back: agent \(configuration.name) lost its claim (a broken connection)")
-                : StateProposal(runID: id, type: .crashed, message: "agent \(configuration.name) lost track of it (a broken connection)")
-            let result = try await states.propose(proposal)
-            logger.warning("reconciled run \(id): \(result.status) \(result.stateName)")
-        }
-    }
-
     /// Stops a run this agent executes; false when it executes no such run.
     @discardableResult
     private func stop(runID: UUID) async -> Bool {
-        guard let handle = running.withLock({ $0[runID] }) else { return false }
+        guard let handle = running[runID] else { return false }
         logger.info("cancelling run \(runID)")
         await handle.stop(.cancelled, grace: configuration.killGracePeriod)
         return true
@@ -178,7 +158,7 @@ public final class Agent: Service, Sendable {
         while runningCount > 0, clock.now < deadline, !Task.isCancelled {
             await pause(milliseconds: 50)
         }
-        let leftovers = running.withLock { Array($0.values) }
+        let leftovers = running.all
         if !leftovers.isEmpty {
             logger.warning("shutting down: stopping \(leftovers.count) run(s) that did not finish in time")
             await withDiscardingTaskGroup { group in

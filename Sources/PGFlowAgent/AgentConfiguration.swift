@@ -17,22 +17,39 @@ public struct AgentConfiguration: Sendable {
     public var pollInterval: Duration
     /// Heartbeat period (the reaper's timeout should be several of these).
     public var heartbeatInterval: Duration
-    /// Time between SIGTERM and SIGKILL when a command run is cancelled or times out.
+    /// Time between SIGTERM and SIGKILL when a command run is cancelled, times out or is fenced.
     public var killGracePeriod: Duration
     /// On shutdown, how long running work may take to finish before it is stopped.
     public var shutdownGracePeriod: Duration
-    /// The database URL handed to command runs as `PGFLOW_DATABASE_URL`.
+    /// The agent's database URL (empty: libpq's `PG*` environment).
     public var databaseURL: String
+    /// The URL handed to command runs as `PGFLOW_DATABASE_URL` (nil: `databaseURL`). Operators should
+    /// give a less-privileged role's URL here: commands are user code.
+    public var commandDatabaseURL: String?
+    /// Names of the agent's environment variables commands also get, beyond `CommandEnvironment.allowed`.
+    public var passEnvironment: [String]
     /// How long a run this agent holds (Pending/Running) but does not execute may stay unchanged before
     /// it is given back (Pending) or crashed (Running): what a lost reply leaves behind.
     public var reconcileAfter: Duration
+    /// How long a command's supervisor waits without a liveness beat (the agent beats while its
+    /// heartbeat to the database succeeds) before it kills the command's process group.
+    public var fenceTimeout: Duration
+    /// The scheduler reaper's heartbeat timeout (`pgflow-scheduler --heartbeat-timeout`, default 60 s):
+    /// a run of an agent silent this long is handed to another agent. The fence must act well before.
+    public var heartbeatTimeout: Duration
+    /// Bytes of log lines kept in memory while the database cannot take them; more spill to a file.
+    public var logMemoryBytes: Int
+    /// Most bytes of log lines spilled to disk during an outage; beyond it lines are dropped (and counted).
+    public var logSpillBytes: Int
 
     /// Creates a configuration.
     public init(
         queues: [String], name: String? = nil, limit: Int = 10, claimBatch: Int = 100,
         pollInterval: Duration = .seconds(1), heartbeatInterval: Duration = .seconds(5),
         killGracePeriod: Duration = .seconds(5), shutdownGracePeriod: Duration = .seconds(30),
-        databaseURL: String = "", reconcileAfter: Duration = .seconds(30)
+        databaseURL: String = "", commandDatabaseURL: String? = nil, passEnvironment: [String] = [],
+        reconcileAfter: Duration = .seconds(30), fenceTimeout: Duration = .seconds(20),
+        heartbeatTimeout: Duration = .seconds(60), logMemoryBytes: Int = 64 << 20, logSpillBytes: Int = 1 << 30
     ) {
         self.queues = queues
         self.name = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
@@ -43,8 +60,23 @@ public struct AgentConfiguration: Sendable {
         self.killGracePeriod = killGracePeriod
         self.shutdownGracePeriod = shutdownGracePeriod
         self.databaseURL = databaseURL
+        self.commandDatabaseURL = commandDatabaseURL
+        self.passEnvironment = passEnvironment
         self.reconcileAfter = reconcileAfter
+        self.fenceTimeout = fenceTimeout
+        self.heartbeatTimeout = heartbeatTimeout
+        self.logMemoryBytes = logMemoryBytes
+        self.logSpillBytes = logSpillBytes
     }
+
+    /// Slack in the fence relation: the liveness beat's period and lateness (2 s) plus clock skew and
+    /// latency between the agent and the database (3 s).
+    public static let fenceMargin: Duration = .seconds(5)
+
+    /// The latest a fenced command's processes are all gone after the agent's last successful
+    /// heartbeat: heartbeat interval + fence timeout + kill grace + margin. Must stay below the reaper's
+    /// heartbeat timeout, so no retry starts while an attempt still runs.
+    public var fenceDeadline: Duration { heartbeatInterval + fenceTimeout + killGracePeriod + Self.fenceMargin }
 
     /// Checks the values; the message says which one is wrong.
     public func validate() throws {
@@ -53,6 +85,22 @@ public struct AgentConfiguration: Sendable {
         if claimBatch < 1 { throw AgentError.configuration("the claim batch must be at least 1, got \(claimBatch)") }
         if pollInterval <= .zero || heartbeatInterval <= .zero {
             throw AgentError.configuration("poll and heartbeat intervals must be positive")
+        }
+        if killGracePeriod < .zero || shutdownGracePeriod < .zero || reconcileAfter < .zero {
+            throw AgentError.configuration("the kill grace, shutdown grace and reconcile delay must not be negative")
+        }
+        if fenceTimeout <= .zero || heartbeatTimeout <= .zero {
+            throw AgentError.configuration("the fence timeout and the heartbeat timeout must be positive")
+        }
+        if logMemoryBytes < 1 || logSpillBytes < 0 {
+            throw AgentError.configuration("the log buffer sizes must be positive")
+        }
+        if fenceDeadline >= heartbeatTimeout {
+            throw AgentError.configuration("""
+                --heartbeat (\(heartbeatInterval)) + --fence-timeout (\(fenceTimeout)) + --kill-grace (\(killGracePeriod)) + \
+                \(Self.fenceMargin) margin must be below the reaper's --heartbeat-timeout (\(heartbeatTimeout)), \
+                else a retry could start while the first attempt still runs
+                """)
         }
     }
 }
@@ -68,4 +116,13 @@ public enum AgentError: Error, CustomStringConvertible, Sendable {
         case .configuration(let s): return s
         }
     }
+}
+
+/// Converts seconds from the database or a flag to a Duration without trapping: nil for NaN, infinity
+/// and values ≤ 0 (no limit); values beyond `maximum` are clamped to it.
+public func safeDuration(seconds: Double?, maximum: Duration = .seconds(100 * 365 * 86_400)) -> Duration? {
+    guard let seconds, seconds.isFinite, seconds > 0 else { return nil }
+    let maxSeconds = Double(maximum.components.seconds)
+    if seconds >= maxSeconds { return maximum }
+    return .nanoseconds(Int64((seconds * 1e9).rounded()))
 }

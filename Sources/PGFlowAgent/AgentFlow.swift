@@ -28,8 +28,10 @@ public struct FlowRunContext: Sendable {
     public let parametersJSON: String
     /// How many times this run has started (1 on the first attempt).
     public let runCount: Int
-    /// The agent's database URL (empty: libpq's `PG*` environment), for SDK flows recording task runs.
+    /// The agent's database URL (empty: libpq's `PG*` environment).
     public let databaseURL: String
+    /// The SDK engine over the agent's own pool, for SDK flows recording task runs.
+    public let engine: PGFlowEngine
     let logs: LogBatcher
 
     /// Writes a log line for this run (batched; 10 debug, 20 info, 30 warning, 40 error).
@@ -54,7 +56,7 @@ extension Flow {
         AgentFlow(name: entrypointName) { context in
             try await runAttached(
                 flowRunID: context.flowRunID, flowRunName: context.flowRunName, parametersJSON: context.parametersJSON,
-                runCount: context.runCount, engine: PGFlowEngine.shared(databaseURL: context.databaseURL))
+                runCount: context.runCount, engine: context.engine)
         }
     }
 }

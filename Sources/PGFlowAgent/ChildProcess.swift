@@ -1,14 +1,24 @@
 import CPGFlowSpawn
 import Foundation
+import Synchronization
 
-/// A command run by the agent: spawned from a thread of its own (the child's parent-death signal is
-/// tied to the thread that forked it, so that thread lives until the child exits), in its own process
-/// group, with its output delivered line by line and its exit awaited without blocking Swift's pool.
+/// A command run by the agent under a supervisor process (see `pgflow_spawn_supervised`): the command
+/// runs in a process group of its own, which the supervisor kills when the agent dies, or when the
+/// agent's liveness beats (`beat()`, sent while its heartbeat to the database succeeds) stop for the
+/// fence timeout, so that no process of a run outlives the agent's claim on it. Spawned from a thread of
+/// its own, with its output delivered line by line and its end awaited without blocking Swift's pool.
 final class ChildProcess: @unchecked Sendable {
-    /// How the process ended.
+    /// How the command ended.
     enum Termination: Sendable, Equatable {
         case exited(Int32)
         case signaled(Int32)
+    }
+
+    /// How the command ended, and whether its supervisor fenced it.
+    struct Ending: Sendable, Equatable {
+        let termination: Termination
+        /// Why the supervisor killed the group, if it did (`PGFLOW_FENCE_*`).
+        let fence: Int32
     }
 
     /// One line of output.
@@ -17,42 +27,62 @@ final class ChildProcess: @unchecked Sendable {
         let text: String
     }
 
-    /// The process id (also its process group id).
+    /// The command's process id (also its process group id).
     let pid: Int32
-    private let exit: Task<Termination, Never>
+    private let liveness: Mutex<Int32>
+    private let exit: Task<Ending, Never>
 
-    private init(pid: Int32, exit: Task<Termination, Never>) {
+    private init(pid: Int32, livenessFD: Int32, exit: Task<Ending, Never>) {
         self.pid = pid
+        self.liveness = Mutex(livenessFD)
         self.exit = exit
     }
 
-    /// Starts `arguments[0]` (searched in PATH) with `environment`, writes `input` to its stdin.
+    deinit { liveness.withLock { if $0 >= 0 { close($0) } } }
+
+    /// Starts `arguments[0]` (searched in PATH) with `environment` under a supervisor that kills its
+    /// process group after `fence` without a beat (or at once when the agent dies); writes `input` to
+    /// its stdin.
     static func start(
-        arguments: [String], environment: [String: String], input: Data,
+        arguments: [String], environment: [String: String], input: Data, fence: Duration, killGrace: Duration,
         onOutput: @escaping @Sendable (OutputLine) -> Void
     ) async throws -> ChildProcess {
         ignoreSIGPIPE  // a command that exits without reading its stdin must not kill the agent
-        let (started, startedContinuation) = AsyncStream<Result<Int32, any Error>>.makeStream()
-        let (ended, endedContinuation) = AsyncStream<Termination>.makeStream()
+        let (started, startedContinuation) = AsyncStream<Result<(Int32, Int32), any Error>>.makeStream()
+        let (ended, endedContinuation) = AsyncStream<Ending>.makeStream()
+        let spawner = Spawner(arguments: arguments, environment: environment, input: input, onOutput: onOutput,
+                              fenceMilliseconds: milliseconds(fence), graceMilliseconds: milliseconds(killGrace))
         let thread = Thread {
-            Supervisor(arguments: arguments, environment: environment, input: input, onOutput: onOutput)
-                .run(started: { startedContinuation.yield($0); startedContinuation.finish() },
-                     ended: { endedContinuation.yield($0); endedContinuation.finish() })
+            spawner.run(started: { startedContinuation.yield($0); startedContinuation.finish() },
+                        ended: { endedContinuation.yield($0); endedContinuation.finish() })
         }
         thread.name = "pgflow.child"
         thread.start()
         var iterator = started.makeAsyncIterator()
         guard let result = await iterator.next() else { throw SpawnError(message: "the process did not start") }
-        let pid = try result.get()
-        let exit = Task { () -> Termination in
+        let (pid, livenessFD) = try result.get()
+        let exit = Task { () -> Ending in
             var it = ended.makeAsyncIterator()
-            return await it.next() ?? .signaled(SIGKILL)
+            return await it.next() ?? Ending(termination: .signaled(SIGKILL), fence: 0)
         }
-        return ChildProcess(pid: pid, exit: exit)
+        return ChildProcess(pid: pid, livenessFD: livenessFD, exit: exit)
     }
 
-    /// Waits for the process to end.
-    func wait() async -> Termination { await exit.value }
+    /// Tells the supervisor the agent is alive and holds its claim (call about every second while the
+    /// heartbeat succeeds).
+    func beat() {
+        liveness.withLock { fd in
+            guard fd >= 0 else { return }
+            var byte: UInt8 = 1
+            _ = write(fd, &byte, 1)
+        }
+    }
+
+    /// Waits for the command (and everything left in its group) to end.
+    func wait() async -> Termination { await exit.value.termination }
+
+    /// Waits for the end, with the supervisor's fence verdict.
+    func ending() async -> Ending { await exit.value }
 
     /// Sends `signal` to the whole process group.
     func signal(_ signal: Int32) { _ = kill(-pid, signal) }
@@ -60,6 +90,7 @@ final class ChildProcess: @unchecked Sendable {
     /// SIGTERM to the group, then SIGKILL after `grace` if it is still running; returns how it ended.
     func terminate(grace: Duration) async -> Termination {
         signal(SIGTERM)
+        signal(SIGCONT)
         let killer = Task {
             try await Task.sleep(for: grace)
             self.signal(SIGKILL)
@@ -68,6 +99,12 @@ final class ChildProcess: @unchecked Sendable {
         killer.cancel()
         return termination
     }
+}
+
+/// A duration in whole milliseconds for C (clamped to 1 ms … 24 days).
+private func milliseconds(_ d: Duration) -> Int32 {
+    let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+    return Int32(min(max(ms, 1), Double(Int32.max)))
 }
 
 /// Set once: writes to a closed pipe fail with EPIPE instead of killing the process.
@@ -79,41 +116,82 @@ struct SpawnError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// Runs on the child's own thread: spawns, feeds stdin, reads output, reaps.
-private struct Supervisor {
+/// Runs on the child's own thread: spawns the supervisor, feeds stdin, reads output, reaps.
+private struct Spawner {
     let arguments: [String]
     let environment: [String: String]
     let input: Data
     let onOutput: @Sendable (ChildProcess.OutputLine) -> Void
+    let fenceMilliseconds: Int32
+    let graceMilliseconds: Int32
 
-    func run(started: (Result<Int32, any Error>) -> Void, ended: (ChildProcess.Termination) -> Void) {
-        var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
-        guard pgflow_pipe_cloexec(&inPipe) == 0, pgflow_pipe_cloexec(&outPipe) == 0, pgflow_pipe_cloexec(&errPipe) == 0 else {
-            started(.failure(SpawnError(message: "cannot create pipes: \(String(cString: strerror(errno)))")))
+    func run(started: (Result<(Int32, Int32), any Error>) -> Void, ended: (ChildProcess.Ending) -> Void) {
+        var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
+        var livePipe: [Int32] = [-1, -1], reportPipe: [Int32] = [-1, -1]
+        func closeAll() { for fd in inPipe + outPipe + errPipe + livePipe + reportPipe where fd >= 0 { close(fd) } }
+        guard pgflow_pipe_cloexec(&inPipe) == 0, pgflow_pipe_cloexec(&outPipe) == 0, pgflow_pipe_cloexec(&errPipe) == 0,
+              pgflow_pipe_cloexec(&livePipe) == 0, pgflow_pipe_cloexec(&reportPipe) == 0 else {
+            let message = String(cString: strerror(errno))
+            closeAll()
+            started(.failure(SpawnError(message: "cannot create pipes: \(message)")))
             return
         }
         let env = environment.map { "\($0.key)=\($0.value)" }
         guard let path = Self.resolve(arguments[0], path: environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin") else {
-            close(inPipe[0]); close(outPipe[1]); close(errPipe[1]); close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
+            closeAll()
             started(.failure(SpawnError(message: "cannot start \(arguments[0]): no such executable in PATH")))
             return
         }
-        let pid = withCStringArray(arguments) { argv in
-            withCStringArray(env) { envp in pgflow_spawn(path, argv, envp, inPipe[0], outPipe[1], errPipe[1]) }
+        let supervisor = withCStringArray(arguments) { argv in
+            withCStringArray(env) { envp in
+                pgflow_spawn_supervised(path, argv, envp, inPipe[0], outPipe[1], errPipe[1], livePipe[0], reportPipe[1],
+                                        fenceMilliseconds, graceMilliseconds)
+            }
         }
         let spawnErrno = errno
-        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
-        guard pid > 0 else {
-            close(inPipe[1]); close(outPipe[0]); close(errPipe[0])
-            started(.failure(SpawnError(message: "cannot start \(arguments.first ?? "?"): \(String(cString: strerror(spawnErrno)))")))
+        for fd in [inPipe[0], outPipe[1], errPipe[1], livePipe[0], reportPipe[1]] { close(fd) }
+        guard supervisor > 0 else {
+            for fd in [inPipe[1], outPipe[0], errPipe[0], livePipe[1], reportPipe[0]] { close(fd) }
+            started(.failure(SpawnError(message: "cannot start \(arguments[0]): \(String(cString: strerror(spawnErrno)))")))
             return
         }
-        started(.success(pid))
-        pump(pid: pid, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])
+        _ = fcntl(livePipe[1], F_SETFL, fcntl(livePipe[1], F_GETFL) | O_NONBLOCK)
+        let first = Self.readReport(reportPipe[0])
+        guard let first, first.kind == Int32(PGFLOW_REPORT_STARTED) else {
+            for fd in [inPipe[1], outPipe[0], errPipe[0], livePipe[1], reportPipe[0]] { close(fd) }
+            Self.reap(supervisor)
+            let why = first.map { String(cString: strerror($0.value)) } ?? "its supervisor ended early"
+            started(.failure(SpawnError(message: "cannot start \(arguments[0]): \(why)")))
+            return
+        }
+        started(.success((first.value, livePipe[1])))  // the ChildProcess owns the liveness pipe now
+        pump(pid: supervisor, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])
+        let last = Self.readReport(reportPipe[0])
+        close(reportPipe[0])
+        Self.reap(supervisor)
+        guard let last, last.kind == Int32(PGFLOW_REPORT_ENDED) else {
+            ended(.init(termination: .signaled(SIGKILL), fence: 0))
+            return
+        }
+        let status = last.value
+        // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (they are macros).
+        let termination: ChildProcess.Termination = status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
+        ended(.init(termination: termination, fence: last.extra))
+    }
+
+    private static func readReport(_ fd: Int32) -> (kind: Int32, value: Int32, extra: Int32)? {
+        var record: [Int32] = [0, 0, 0]
+        var got = 0
+        while got < 12 {
+            let n = record.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, 12 - got) }
+            if n > 0 { got += n } else if n < 0 && errno == EINTR { continue } else { return nil }
+        }
+        return (record[0], record[1], record[2])
+    }
+
+    private static func reap(_ pid: Int32) {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (they are macros).
-        if status & 0x7f == 0 { ended(.exited((status >> 8) & 0xff)) } else { ended(.signaled(status & 0x7f)) }
     }
 
     /// The executable a command word names: itself when it has a `/`, else the first match in `path`.

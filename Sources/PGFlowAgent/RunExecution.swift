@@ -1,7 +1,7 @@
 import Foundation
 import Logging
+import PGFlow
 import PGFlowClient
-import Synchronization
 
 /// How one execution ended, before it becomes a state.
 enum ExecutionOutcome: Sendable {
@@ -23,52 +23,13 @@ enum ExecutionOutcome: Sendable {
     }
 }
 
-/// Why a running execution is being stopped.
-enum StopReason: Sendable { case cancelled, shutdown }
-
-/// A run in progress: lets the agent stop it (cancel or shutdown) from outside.
-final class RunHandle: Sendable {
-    let run: ClaimedFlowRun
-    private let state = Mutex<(child: ChildProcess?, stop: StopReason?, task: Task<ExecutionOutcome, Never>?)>((nil, nil, nil))
-
-    init(run: ClaimedFlowRun) { self.run = run }
-
-    var stopReason: StopReason? { state.withLock { $0.stop } }
-
-    func attach(_ child: ChildProcess) -> StopReason? {
-        state.withLock { s in
-            s.child = child
-            return s.stop
-        }
-    }
-
-    func attach(_ task: Task<ExecutionOutcome, Never>) {
-        let stop = state.withLock { s -> StopReason? in
-            s.task = task
-            return s.stop
-        }
-        if stop != nil { task.cancel() }
-    }
-
-    /// Stops the run: SIGTERM then SIGKILL for a command, task cancellation for a Swift flow.
-    func stop(_ reason: StopReason, grace: Duration) async {
-        let (child, task, first) = state.withLock { s -> (ChildProcess?, Task<ExecutionOutcome, Never>?, Bool) in
-            let first = s.stop == nil
-            if first { s.stop = reason }
-            return (s.child, s.task, first)
-        }
-        guard first else { return }
-        task?.cancel()
-        if let child { _ = await child.terminate(grace: grace) }
-    }
-}
-
 /// Runs one claimed run to its final state.
 struct RunExecution {
     let handle: RunHandle
     let agentName: String
     let configuration: AgentConfiguration
     let flows: [String: AgentFlow]
+    let engine: PGFlowEngine
     let states: StateBatcher
     let logs: LogBatcher
     let logger: Logger
@@ -93,6 +54,7 @@ struct RunExecution {
                 runCount = started.runCount
             }
             let outcome = await outcome(runCount: runCount)
+            handle.settle()
             await logs.flushed()
             guard let (type, name, message) = outcome.proposal else { return }
             let resultJSON: String? = if case .completed(let json) = outcome { json } else { nil }
@@ -125,16 +87,18 @@ struct RunExecution {
     private func runCommand(_ line: String, runCount: Int) async -> ExecutionOutcome {
         let words: [String]
         do { words = try CommandWords.split(line) } catch { return .failed("bad entrypoint: \(error)") }
-        var environment = ProcessInfo.processInfo.environment
-        environment["PGFLOW_FLOW_RUN_ID"] = run.id.uuidString.lowercased()
-        environment["PGFLOW_FLOW_RUN_NAME"] = run.name
-        environment["PGFLOW_RUN_COUNT"] = String(runCount)
-        environment["PGFLOW_PARAMETERS"] = run.parametersJSON
-        if !configuration.databaseURL.isEmpty { environment["PGFLOW_DATABASE_URL"] = configuration.databaseURL }
+        let parameters: CommandParameters
+        do { parameters = try CommandParameters(json: run.parametersJSON) } catch { return .failed("\(error)") }
+        defer { parameters.remove() }
+        let environment = CommandEnvironment.build(
+            for: run, runCount: runCount, parameters: parameters, configuration: configuration)
         let runID = run.id, logs = self.logs
         let child: ChildProcess
         do {
-            child = try await ChildProcess.start(arguments: words, environment: environment, input: Data((run.parametersJSON + "\n").utf8)) { line in
+            child = try await ChildProcess.start(
+                arguments: words, environment: environment, input: Data((run.parametersJSON + "\n").utf8),
+                fence: configuration.fenceTimeout, killGrace: configuration.killGracePeriod
+            ) { line in
                 logs.append(LogLine(flowRunID: runID, level: line.isError ? 40 : 20, name: line.isError ? "stderr" : "stdout", message: line.text))
             }
         } catch {
@@ -143,32 +107,28 @@ struct RunExecution {
         log("started \(words[0]) as pid \(child.pid) on agent \(agentName)")
         if let reason = handle.attach(child) {  // stopped while starting
             _ = await child.terminate(grace: configuration.killGracePeriod)
-            return reason == .shutdown ? .abandoned : .cancelled("cancelled before it started")
+            return reason == .cancelled ? .cancelled("cancelled before it started") : .abandoned
         }
-        let termination: ChildProcess.Termination
+        let limit = safeDuration(seconds: run.timeoutSeconds)
+        let grace = configuration.killGracePeriod
         var timedOut = false
-        if let limit = run.timeoutSeconds {
-            termination = await withTaskGroup(of: ChildProcess.Termination?.self) { group in
-                group.addTask { await child.wait() }
-                group.addTask {
-                    try? await Task.sleep(for: .milliseconds(Int(limit * 1000)))
-                    return nil
-                }
-                let first = await group.next()!
-                if let first {
-                    group.cancelAll()
-                    return first
-                }
-                timedOut = true
-                return await child.terminate(grace: configuration.killGracePeriod)
+        do {
+            _ = try await withTimeout(limit) {
+                await withTaskCancellationHandler { await child.wait() } onCancel: { Task { _ = await child.terminate(grace: grace) } }
             }
-        } else {
-            termination = await child.wait()
+        } catch is RunTimeout {
+            timedOut = true
+        } catch {}
+        let ending = await child.ending()
+        let termination = ending.termination
+        if ending.fence != 0 {
+            log("the agent lost its claim (\(ending.fence == 2 ? "no heartbeat for the fence timeout" : "the agent died")); the run's processes were stopped", level: 30)
+            return .abandoned
         }
         switch (handle.stopReason, timedOut, termination) {
-        case (.shutdown, _, _): return .abandoned
+        case (.shutdown, _, _), (.fenced, _, _): return .abandoned
         case (.cancelled, _, _): return .cancelled("cancelled; the process was stopped (\(termination))")
-        case (nil, true, _): return .timedOut("exceeded its timeout of \(run.timeoutSeconds!) s; the process was stopped")
+        case (nil, true, _): return .timedOut("exceeded its timeout of \(run.timeoutSeconds ?? 0) s; the process was stopped")
         case (nil, false, .exited(0)): return .completed(resultJSON: nil)
         case (nil, false, .exited(let code)): return .failed("the command exited with code \(code)")
         case (nil, false, .signaled(let sig)): return .failed("the command was killed by signal \(sig)")
@@ -183,30 +143,19 @@ struct RunExecution {
             return .failed("no flow named \(name.debugDescription) is registered in agent \(agentName) (registered: \(known.isEmpty ? "none" : known)); run it on an agent built with that flow")
         }
         let context = FlowRunContext(
-            flowRunID: run.id, flowRunName: run.name, parametersJSON: run.parametersJSON, runCount: run.runCount,
-            databaseURL: configuration.databaseURL, logs: logs)
-        let limit = run.timeoutSeconds
+            flowRunID: run.id, flowRunName: run.name, parametersJSON: run.parametersJSON, runCount: runCount,
+            databaseURL: configuration.databaseURL, engine: engine, logs: logs)
+        let limit = safeDuration(seconds: run.timeoutSeconds)
+        let seconds = run.timeoutSeconds ?? 0
         let handle = self.handle
         let task = Task<ExecutionOutcome, Never> {
             do {
-                let result = try await withThrowingTaskGroup(of: String?.self) { group in
-                    group.addTask { try await flow.body(context) }
-                    if let limit {
-                        group.addTask {
-                            try await Task.sleep(for: .milliseconds(Int(limit * 1000)))
-                            throw FlowTimeout()
-                        }
-                    }
-                    let first = try await group.next()!
-                    group.cancelAll()
-                    return first
-                }
-                return .completed(resultJSON: result)
-            } catch is FlowTimeout {
-                return .timedOut("exceeded its timeout of \(limit ?? 0) s; the flow was cancelled")
+                return .completed(resultJSON: try await withTimeout(limit) { try await flow.body(context) })
+            } catch is RunTimeout {
+                return .timedOut("exceeded its timeout of \(seconds) s; the flow was cancelled")
             } catch {
                 switch handle.stopReason {
-                case .shutdown: return .abandoned
+                case .shutdown, .fenced: return .abandoned
                 case .cancelled: return .cancelled("cancelled; the flow was cancelled")
                 case nil: return .failed("\(error)")
                 }
@@ -215,10 +164,8 @@ struct RunExecution {
         handle.attach(task)
         let outcome = await task.value
         if case .completed = outcome, let reason = handle.stopReason {
-            return reason == .shutdown ? .abandoned : .cancelled("cancelled; the flow finished anyway")
+            return reason == .cancelled ? .cancelled("cancelled; the flow finished anyway") : .abandoned
         }
         return outcome
     }
 }
-
-private struct FlowTimeout: Error {}

@@ -1,5 +1,6 @@
 // The `pgflow-scheduler` command, shared by the pgflow-scheduler executable and `pgflow scheduler start`.
 import ArgumentParser
+import CommandLogging
 import Foundation
 import Logging
 import PGFlowClient
@@ -82,14 +83,7 @@ public struct SchedulerCommand: AsyncParsableCommand {
 
     /// Runs the scheduler until SIGTERM/SIGINT.
     public func execute() async throws {
-        let env = ProcessInfo.processInfo.environment
-        let level = env["PGFLOW_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "pgflow.scheduler")
+        let logger = bootstrapCommandLogging(label: "pgflow.scheduler")
         do {
             let configuration = try schedulerConfiguration()
             let postgres = databaseURL.map { PostgresConfiguration($0, applicationName: "pgflow-scheduler") }

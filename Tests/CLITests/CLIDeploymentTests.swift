@@ -136,7 +136,7 @@ import Testing
         try await CLI.with { cli in
             try cli.sql("SELECT pgflow.create_deployment('w', 'd', './x')")
             let (process, out, _) = try cli.start(["deployment", "run", "w/d", "--watch"])
-            #expect(try await eventually(timeout: 10) { try cli.scalar("SELECT count(*)::int FROM pgflow.flow_runs", as: Int.self) == 1 })
+            #expect(try await eventually(timeout: 60) { try cli.scalar("SELECT count(*)::int FROM pgflow.flow_runs", as: Int.self) == 1 })
             let agent = try cli.scalar("SELECT pgflow.register_agent('a', ARRAY['default'])", as: String.self)
             try cli.sql("SELECT count(*) FROM pgflow.claim_flow_runs($1::uuid, NULL, 1, true)", [agent])
             try cli.sql("SELECT pgflow.set_flow_run_state(id, 'COMPLETED') FROM pgflow.flow_runs")

@@ -115,13 +115,13 @@ import Testing
             try cli.sql("SELECT pgflow.create_deployment('s', 'd', './x')")
             try cli.sql("SELECT pgflow.create_deployment_schedule('s/d', 'cron', '* * * * *')")
             let (scheduler, _, _) = try cli.start(["scheduler", "start", "--horizon", "300"])
-            let made = try await eventually(timeout: 20) { try cli.scalar("SELECT count(*)::int FROM pgflow.flow_runs", as: Int.self) >= 5 }
+            let made = try await eventually(timeout: 60) { try cli.scalar("SELECT count(*)::int FROM pgflow.flow_runs", as: Int.self) >= 5 }
             scheduler.terminate()
             #expect(await exited(scheduler))
             #expect(made, "the scheduler materialised the next five minutes")
             #expect(scheduler.terminationStatus == 0, "SIGTERM is a graceful stop")
             let (agent, _, _) = try cli.start(["agent", "start", "--queue", "default", "--name", "cli-agent"])
-            let registered = try await eventually(timeout: 20) { try cli.scalar("SELECT count(*)::int FROM pgflow.agents WHERE name = 'cli-agent' AND status = 'ONLINE'", as: Int.self) == 1 }
+            let registered = try await eventually(timeout: 60) { try cli.scalar("SELECT count(*)::int FROM pgflow.agents WHERE name = 'cli-agent' AND status = 'ONLINE'", as: Int.self) == 1 }
             agent.terminate()
             #expect(await exited(agent))
             #expect(registered && agent.terminationStatus == 0)

@@ -105,9 +105,15 @@ struct CLI {
     }
 }
 
-/// Waits for a started process to exit without blocking a cooperative thread.
+/// Waits for a started process to exit without blocking a cooperative thread. A process still running
+/// at the deadline is killed (so that reading its output afterwards cannot block forever) and the
+/// answer is false.
 func exited(_ process: Process, timeout: Double = 60) async -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-    return !process.isRunning
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        return false
+    }
+    return true
 }

@@ -123,7 +123,7 @@ import Testing
             // a finished run can be retried, and then cancelled; deleted only when not in progress
             #expect(try await client.post("/api/flow-runs/\(id)/resume").status == 409)
             agent.signal(SIGTERM)
-            #expect(await agent.waitForExit(timeout: 30) == 0)
+            #expect(await agent.waitForExit(timeout: 60) == 0)
             #expect(try await client.post("/api/flow-runs/\(id)/retry").object["state_name"] as? String == "Scheduled")
             #expect(try await client.post("/api/flow-runs/\(id)/cancel").object["state_type"] as? String == "CANCELLED")
             #expect(try await client.send("DELETE", "/api/flow-runs/\(id)").status == 204)
@@ -160,7 +160,7 @@ import Testing
                 if text.contains("retry: ") { open.set() }
                 return text.contains("\"state_name\":\"Scheduled\"") && text.contains("\"state_name\":\"Cancelled\"")
             }
-            #expect(await eventually(timeout: 30) { open.isSet })
+            #expect(await eventually(timeout: 60) { open.isSet })
             let id = try #require(try await a.client(token).post("/api/deployments/live/d/runs").object["id"] as? String)
             #expect(try await a.client(token).post("/api/flow-runs/\(id)/cancel").status == 200)
             let text = try await seen
@@ -184,9 +184,9 @@ import Testing
                 if text.contains("retry: ") { open.set() }
                 return false
             }
-            #expect(await eventually(timeout: 30) { open.isSet })
+            #expect(await eventually(timeout: 60) { open.isSet })
             api.process.signal(SIGTERM)
-            #expect(await api.process.waitForExit(timeout: 30) == 0, "\(api.process.output)")
+            #expect(await api.process.waitForExit(timeout: 60) == 0, "\(api.process.output)")
             #expect(try await ended.contains("retry: "))
         }
     }
@@ -196,20 +196,20 @@ import Testing
             let api = try await APIProcess.start(db)
             let created = try TestProcess("pgflow", ["api", "token", "create", "--name", "ci", "--scope", "read"],
                                           environment: ["PGFLOW_DATABASE_URL": db.conninfo])
-            #expect(await created.waitForExit(timeout: 30) == 0)
+            #expect(await created.waitForExit(timeout: 60) == 0)
             let token = created.output.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(token.hasPrefix("pgf_") && token.count == 68, "\(token)")
             #expect(try await api.client(token).get("/api/flows").status == 200)
             let c = try db.connect()
             #expect(try c.query("SELECT count(*) FROM pgflow.api_tokens WHERE token_hash = sha256(convert_to($1, 'UTF8'))", [token]).scalar(Int.self) == 1)
             let listed = try TestProcess("pgflow", ["api", "token", "ls"], environment: ["PGFLOW_DATABASE_URL": db.conninfo])
-            #expect(await listed.waitForExit(timeout: 30) == 0)
+            #expect(await listed.waitForExit(timeout: 60) == 0)
             #expect(listed.output.contains("ci") && !listed.output.contains(token))
             let revoked = try TestProcess("pgflow", ["api", "token", "revoke", "ci"], environment: ["PGFLOW_DATABASE_URL": db.conninfo])
-            #expect(await revoked.waitForExit(timeout: 30) == 0)
+            #expect(await revoked.waitForExit(timeout: 60) == 0)
             #expect(try await api.client(token).get("/api/flows").status == 401)
             let again = try TestProcess("pgflow", ["api", "token", "revoke", "ci"], environment: ["PGFLOW_DATABASE_URL": db.conninfo])
-            #expect(await again.waitForExit(timeout: 30) == 5)
+            #expect(await again.waitForExit(timeout: 60) == 5)
         }
     }
 }

@@ -48,7 +48,7 @@ import Testing
             #expect(try histories.decode(Int.self, at: 1) == 3, "all three agents took part")
             #expect(try histories.decode(Int.self, at: 2) == 3000)
             for agent in agents { agent.signal(SIGTERM) }
-            for agent in agents { #expect(await agent.waitForExit(timeout: 20) == 0) }
+            for agent in agents { #expect(await agent.waitForExit(timeout: 60) == 0) }
         }
     }
 
@@ -58,18 +58,18 @@ import Testing
             try c.query("SELECT pgflow.create_deployment('crash', 'sleeper', 'sleep 60', p_retries => 1)")
             let runID = try c.query("SELECT pgflow.run_deployment('crash/sleeper')").scalar(UUID.self)
             let agent = try Self.agent(db)
-            #expect(try await eventually(timeout: 20) {
+            #expect(try await eventually(timeout: 60) {
                 try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Running"
             })
             let pid = try #require(try await Self.childPID(c, runID))
             #expect(processIsAlive(pid))
             agent.signal(SIGKILL)
-            _ = await agent.waitForExit(timeout: 10)
+            _ = await agent.waitForExit(timeout: 60)
             // The child dies with its agent (parent-death signal): the run cannot go on twice.
-            #expect(await eventually(timeout: 5) { !processIsAlive(pid) })
+            #expect(await eventually(timeout: 60) { !processIsAlive(pid) })
             // The reaper (any process may call it) crashes the run once the heartbeat is 2 s old.
             var reaped = 0
-            _ = try await eventually(timeout: 15) {
+            _ = try await eventually(timeout: 60) {
                 reaped += try c.query("SELECT pgflow.reap_crashed_runs(interval '2 seconds')").scalar(Int.self)
                 return reaped > 0
             }
@@ -82,15 +82,15 @@ import Testing
             #expect(why.contains("stopped heartbeating") && why.contains("Crashed: retry 1 of 1"), "message: \(why)")
             // A new agent picks up the retry.
             let second = try Self.agent(db)
-            #expect(try await eventually(timeout: 20) {
+            #expect(try await eventually(timeout: 60) {
                 try c.query("SELECT state_name || ':' || run_count FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Retrying:2"
             })
             try c.query("SELECT pgflow.cancel_flow_run($1)", [runID])
-            #expect(try await eventually(timeout: 10) {
+            #expect(try await eventually(timeout: 60) {
                 try c.query("SELECT state_type::text FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "CANCELLED"
             })
             second.signal(SIGTERM)
-            #expect(await second.waitForExit(timeout: 20) == 0)
+            #expect(await second.waitForExit(timeout: 60) == 0)
         }
     }
 
@@ -101,7 +101,7 @@ import Testing
             let c = try db.connect()
             try c.query("SELECT pgflow.create_deployment('cancel', 'sleeper', 'sleep 60')")
             let runID = try c.query("SELECT pgflow.run_deployment('cancel/sleeper')").scalar(UUID.self)
-            let agent = try Self.agent(db, ["--heartbeat", "3600"])  // the NOTIFY must do it, not the heartbeat
+            let agent = try Self.agent(db, ["--heartbeat", "3600", "--heartbeat-timeout", "7300"])  // the NOTIFY must do it, not the heartbeat
             let pid = try #require(try await Self.childPID(c, runID))
             try c.query("SELECT pgflow.cancel_flow_run($1)", [runID])
             let cancelled = try await eventually(timeout: 120) {
@@ -110,7 +110,7 @@ import Testing
             #expect(cancelled, "not Cancelled: \(agent.output.suffix(2000))")
             #expect(!processIsAlive(pid))
             agent.signal(SIGTERM)
-            #expect(await agent.waitForExit(timeout: 20) == 0)
+            #expect(await agent.waitForExit(timeout: 60) == 0)
         }
     }
 
@@ -120,7 +120,7 @@ import Testing
             try c.query("SELECT pgflow.create_deployment('flaky', 'always-fails', 'sh -c \"echo attempt $PGFLOW_RUN_COUNT >&2; exit 7\"', p_retries => 2, p_retry_delays => '{1,2}', p_retry_backoff => 'list')")
             let runID = try c.query("SELECT pgflow.run_deployment('flaky/always-fails')").scalar(UUID.self)
             let agent = try Self.agent(db, ["--poll", "0.1"])
-            #expect(try await eventually(timeout: 30) {
+            #expect(try await eventually(timeout: 60) {
                 try c.query("SELECT state_type::text FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "FAILED"
             })
             let run = try #require(try c.query("SELECT run_count, state_message FROM pgflow.flow_runs WHERE id = $1", [runID]).first)
@@ -139,7 +139,7 @@ import Testing
             let stderr = try c.query("SELECT string_agg(message, ',' ORDER BY id) FROM pgflow.logs WHERE flow_run_id = $1 AND name = 'stderr'", [runID]).scalar(String.self)
             #expect(stderr == "attempt 1,attempt 2,attempt 3")
             agent.signal(SIGTERM)
-            #expect(await agent.waitForExit(timeout: 20) == 0)
+            #expect(await agent.waitForExit(timeout: 60) == 0)
         }
     }
 
@@ -150,7 +150,7 @@ import Testing
             let runID = try c.query("SELECT pgflow.run_deployment('slow/sleeper')").scalar(UUID.self)
             let agent = try Self.agent(db)
             let pid = try #require(try await Self.childPID(c, runID))
-            #expect(try await eventually(timeout: 10) {
+            #expect(try await eventually(timeout: 60) {
                 try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "TimedOut"
             })
             let run = try #require(try c.query(
@@ -164,7 +164,7 @@ import Testing
             }
             #expect(bad.sqlState == "22023")
             agent.signal(SIGTERM)
-            #expect(await agent.waitForExit(timeout: 20) == 0)
+            #expect(await agent.waitForExit(timeout: 60) == 0)
         }
     }
 
@@ -185,7 +185,7 @@ import Testing
             #expect(try c.query("SELECT result IS NOT NULL FROM pgflow.flow_run_history WHERE id = $1", [runID]).scalar(Bool.self))
             #expect(try c.query("SELECT count(*) FROM pgflow.flow_run_states WHERE flow_run_id = $1 AND state_type = 'COMPLETED'", [runID]).scalar(Int.self) == 1)
             agent.signal(SIGTERM)
-            #expect(await agent.waitForExit(timeout: 20) == 0)
+            #expect(await agent.waitForExit(timeout: 60) == 0)
         }
     }
 }

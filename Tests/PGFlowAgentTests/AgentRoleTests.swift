@@ -30,7 +30,7 @@ import Testing
                 pool: pool, flows: [double], logger: Logger(label: "test.agent.role"))
             let running = Task { try await agent.run() }
             defer { running.cancel() }
-            #expect(try await eventually(timeout: 20) {
+            #expect(try await eventually(timeout: 60) {
                 try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Completed"
             })
             running.cancel()

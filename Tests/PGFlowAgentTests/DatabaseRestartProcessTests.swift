@@ -52,6 +52,35 @@ import Testing
             .rows.map { try $0.decode(String.self, at: 0) }
         #expect(try completed(fresh) == 300, "outcomes: \(outcomes)")
         agent.signal(SIGTERM)
-        #expect(await agent.waitForExit(timeout: 30) == 0)
+        #expect(await agent.waitForExit(timeout: 60) == 0)
+    }
+
+    @Test func noLogLineIsLostWhileTheDatabaseIsDown() async throws {
+        let cluster = try await TestDatabase.offPool { try TemporaryCluster() }
+        let config = try await TestDatabase.offPool { try cluster.createDatabase("logs") }
+        let c = try PostgresConnection(configuration: config)
+        try c.query("SELECT pgflow.create_deployment('logs', 'chatty', $1)",
+                    ["sh -c 'i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); sleep 0.02; done'"])
+        let runID = try c.query("SELECT pgflow.run_deployment('logs/chatty')").scalar(UUID.self)
+        let agent = try TestProcess("pgflow-agent", ["--queue", "default", "--heartbeat", "0.5"],
+                                    environment: ["PGFLOW_DATABASE_URL": config.conninfo])
+        #expect(try await eventually(timeout: 60) {
+            try c.query("SELECT count(*) FROM pgflow.logs WHERE flow_run_id = $1 AND name = 'stdout'", [runID]).scalar(Int.self) >= 10
+        })
+        // An outage of a few seconds while the command keeps printing.
+        try await TestDatabase.offPool { try cluster.stop() }
+        try await Task.sleep(for: .seconds(3))
+        try await TestDatabase.offPool { try cluster.start() }
+        let fresh = try PostgresConnection(configuration: config)
+        let completed = try await eventually(timeout: 120) {
+            try fresh.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Completed"
+        }
+        #expect(completed, "agent output:\n\(agent.output.suffix(3000))")
+        let lines = try fresh.query("SELECT message FROM pgflow.logs WHERE flow_run_id = $1 AND name = 'stdout' ORDER BY id", [runID])
+            .rows.map { try $0.decode(String.self, at: 0) }
+        #expect(lines == (0..<300).map { "line \($0)" }, "\(lines.count) lines")
+        #expect(!agent.output.contains("dropped"))
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: 60) == 0)
     }
 }

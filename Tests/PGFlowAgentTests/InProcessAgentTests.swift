@@ -8,15 +8,17 @@ import Testing
 
 @Suite struct InProcessAgentTests {
     /// Runs an agent with `flows` on queue default while `body` runs, then cancels it.
-    static func withAgent(_ db: TestDatabase, flows: [AgentFlow], _ body: () async throws -> Void) async throws {
+    static func withAgent(
+        _ db: TestDatabase, flows: [AgentFlow], heartbeat: Duration = .milliseconds(200), _ body: (Agent) async throws -> Void
+    ) async throws {
         let pool = PostgresPool(configuration: db.configuration, maxConnections: 4)
         let agent = Agent(
-            configuration: AgentConfiguration(queues: ["default"], pollInterval: .milliseconds(100), heartbeatInterval: .milliseconds(200),
-                                              databaseURL: db.conninfo),
+            configuration: AgentConfiguration(queues: ["default"], pollInterval: .milliseconds(100), heartbeatInterval: heartbeat,
+                                              killGracePeriod: .seconds(1), databaseURL: db.conninfo, heartbeatTimeout: heartbeat * 3 + .seconds(60)),
             pool: pool, flows: flows, logger: Logger(label: "test.agent"))
         let running = Task { try await agent.run() }
         defer { running.cancel() }
-        try await body()
+        try await body(agent)
         running.cancel()
         _ = await running.result
         #expect(agent.runningCount == 0)
@@ -33,8 +35,8 @@ import Testing
                 context.log("doubling \(p.n)")
                 return "{\"answer\": \(p.n * 2)}"
             }
-            try await Self.withAgent(db, flows: [double]) { () async throws in
-                #expect(try await eventually(timeout: 10) {
+            try await Self.withAgent(db, flows: [double]) { _ async throws in
+                #expect(try await eventually(timeout: 60) {
                     try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Completed"
                 })
             }
@@ -48,8 +50,8 @@ import Testing
             let c = try db.connect()
             try c.query("SELECT pgflow.create_deployment('math', 'triple', 'swift:triple')")
             let runID = try c.query("SELECT pgflow.run_deployment('math/triple')").scalar(UUID.self)
-            try await Self.withAgent(db, flows: [AgentFlow(name: "double") { _ in nil }]) { () async throws in
-                #expect(try await eventually(timeout: 10) {
+            try await Self.withAgent(db, flows: [AgentFlow(name: "double") { _ in nil }]) { _ async throws in
+                #expect(try await eventually(timeout: 60) {
                     try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Failed"
                 })
             }
@@ -67,15 +69,72 @@ import Testing
                 try await Task.sleep(for: .seconds(3600))  // throws CancellationError when cancelled
                 return nil
             }
-            try await Self.withAgent(db, flows: [forever]) { () async throws in
-                #expect(try await eventually(timeout: 10) {
+            try await Self.withAgent(db, flows: [forever]) { _ async throws in
+                #expect(try await eventually(timeout: 60) {
                     try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Running"
                 })
                 try c.query("SELECT pgflow.cancel_flow_run($1)", [runID])
-                #expect(try await eventually(timeout: 5) {
+                #expect(try await eventually(timeout: 60) {
                     try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Cancelled"
                 })
             }
+        }
+    }
+
+    /// A run the reaper took away (the agent looked dead) is stopped by the agent's next heartbeat pass,
+    /// with no state written: it may be another agent's now.
+    @Test func aHeartbeatPassStopsARunThatIsNoLongerTheAgents() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            try c.query("SELECT pgflow.create_deployment('reaped', 'sleeper', 'sleep 600')")
+            let runID = try c.query("SELECT pgflow.run_deployment('reaped/sleeper')").scalar(UUID.self)
+            try await Self.withAgent(db, flows: [], heartbeat: .seconds(3600)) { agent in
+                let pid = try #require(try await AgentProcessTests.childPID(c, runID))
+                #expect(processIsAlive(pid))
+                // The reaper an hour from now: the agent's heartbeat (hourly here) has lapsed.
+                #expect(try c.query("SELECT pgflow.reap_crashed_runs(interval '60 seconds', now() + interval '1 hour')").scalar(Int.self) == 1)
+                let heartbeat = try #require(agent.heartbeat)
+                let report = try await heartbeat.runOnce()
+                #expect(report.fenced == 1)
+                #expect(await eventually(timeout: 60) { !processIsAlive(pid) })
+                #expect(await eventually(timeout: 60) { agent.runningCount == 0 })
+                #expect(try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Crashed")
+            }
+        }
+    }
+
+    /// An in-process flow has no supervisor: the agent itself cancels it once its heartbeat has failed
+    /// for the fence timeout (here: the agent's connections go through a proxy the test cuts).
+    @Test func anInProcessFlowStopsWhenTheAgentIsCutOffPastTheFence() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            try c.query("SELECT pgflow.create_deployment('wait', 'forever', 'swift:forever')")
+            let runID = try c.query("SELECT pgflow.run_deployment('wait/forever')").scalar(UUID.self)
+            let port = try #require(Int(try c.query("SHOW port").scalar(String.self)))
+            let user = try c.query("SELECT current_user::text").scalar(String.self)
+            let proxy = try TCPProxy(upstreamPort: port)
+            defer { proxy.close() }
+            let pool = PostgresPool(
+                configuration: PostgresConfiguration("host=127.0.0.1 port=\(proxy.port) user=\(user) dbname=\(db.name)", connectTimeout: 2),
+                maxConnections: 4)
+            let forever = AgentFlow(name: "forever") { _ in
+                try await Task.sleep(for: .seconds(3600))
+                return nil
+            }
+            let agent = Agent(
+                configuration: AgentConfiguration(queues: ["default"], pollInterval: .milliseconds(100), heartbeatInterval: .milliseconds(200),
+                                                  killGracePeriod: .seconds(1), fenceTimeout: .seconds(1)),
+                pool: pool, flows: [forever], logger: Logger(label: "test.agent"))
+            let running = Task { try await agent.run() }
+            defer { running.cancel() }
+            #expect(try await eventually(timeout: 60) {
+                try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Running"
+            })
+            #expect(await eventually(timeout: 60) { agent.runningCount == 1 })
+            proxy.cut()
+            #expect(await eventually(timeout: 60) { agent.runningCount == 0 }, "the flow was not stopped")
+            running.cancel()
+            _ = await running.result
         }
     }
 }

@@ -44,6 +44,16 @@ public final class TemporaryCluster: @unchecked Sendable {
         try asOwner("\(bin)/pg_ctl -D \(directory)/data -l \(directory)/server.log -m fast -w -o \"-p \(port) -k \(directory) -c listen_addresses=''\" restart >/dev/null")
     }
 
+    /// Stops the server (fast shutdown); `start()` brings it back.
+    public func stop() throws {
+        try asOwner("\(bin)/pg_ctl -D \(directory)/data -m fast -w stop >/dev/null")
+    }
+
+    /// Starts a stopped server.
+    public func start() throws {
+        try asOwner("\(bin)/pg_ctl -D \(directory)/data -l \(directory)/server.log -w -o \"-p \(port) -k \(directory) -c listen_addresses=''\" start >/dev/null")
+    }
+
     private func asOwner(_ command: String) throws {
         let escaped = command.replacingOccurrences(of: "'", with: "'\\''")
         try Self.shell("if [ $(id -u) -eq 0 ]; then runuser -u postgres -- sh -c '\(escaped)'; else sh -c '\(escaped)'; fi")

@@ -30,7 +30,7 @@ $$;
 
 \set t0 '''2030-01-01 00:00:00+00'''
 SELECT pgflow.create_deployment('hd', 'dep', './h.sh', p_now => :t0);
-SELECT pgflow.create_deployment('hd', 'big', './b.sh', p_parameters => jsonb_build_object('pad', repeat('x', 60000)), p_now => :t0);
+SELECT pgflow.create_deployment('hd', 'big', './b.sh', p_parameters => jsonb_build_object('pad', repeat('x', 600000)), p_now => :t0);
 SELECT pgflow.create_deployment_schedule('hd/dep', 'interval', '1 hour', p_now => :t0) AS sched \gset
 SELECT pgflow.create_concurrency_limit('db', 2, p_now => :t0);
 SELECT pgflow.register_agent('agent', ARRAY['default'], :t0) AS agent \gset
@@ -75,15 +75,15 @@ SELECT is(pgflow.retry_delay('fixed', '{NaN}', 'NaN', 1), interval '8760 hours',
 SELECT is(pgflow.retry_delay('exponential', '{1e300}', 1e300, 3), interval '8760 hours', 'a stored huge delay and jitter give the cap');
 SELECT is(pgflow.retry_delay('list', '{10,20}', 0, 5), interval '20 seconds', 'ordinary delays are unchanged');
 
--- parameters: at most 96 KiB of JSON text
-SELECT is(pg_temp.err($$SELECT pgflow.run_deployment('hd/dep', jsonb_build_object('pad', repeat('x', 200000)))$$),
-          '22023: pgflow: parameters are 200011 bytes of JSON, more than the limit of 98304 (96 KiB)', 'run parameters over 96 KiB');
-SELECT is(pg_temp.code($$SELECT pgflow.create_deployment('hd', 'x', './x.sh', jsonb_build_object('pad', repeat('x', 100000)))$$), '22023', 'deployment defaults over 96 KiB');
-SELECT is(pg_temp.code($$SELECT pgflow.run_deployments('hd/dep', ARRAY['{}', jsonb_build_object('pad', repeat('x', 100000))])$$), '22023', 'one of many runs over 96 KiB');
-SELECT is(pg_temp.code($$SELECT pgflow.create_flow_run('x', jsonb_build_object('pad', repeat('x', 100000)))$$), '22023', 'ad-hoc parameters over 96 KiB');
-SELECT is(pg_temp.code($$SELECT pgflow.run_deployment('hd/big', jsonb_build_object('more', repeat('y', 60000)))$$), '22023', 'parameters merged over the defaults over 96 KiB');
-SELECT is(pg_temp.code($$SELECT pgflow.create_deployment_schedule('hd/big', 'cron', '@daily', p_parameters => jsonb_build_object('more', repeat('y', 60000)))$$),
-          '22023', 'schedule parameters merged over the defaults over 96 KiB');
+-- parameters: at most 1 MiB of JSON text
+SELECT is(pg_temp.err($$SELECT pgflow.run_deployment('hd/dep', jsonb_build_object('pad', repeat('x', 1100000)))$$),
+          '22023: pgflow: parameters are 1100011 bytes of JSON, more than the limit of 1048576 (1 MiB)', 'run parameters over 1 MiB');
+SELECT is(pg_temp.code($$SELECT pgflow.create_deployment('hd', 'x', './x.sh', jsonb_build_object('pad', repeat('x', 1100000)))$$), '22023', 'deployment defaults over 1 MiB');
+SELECT is(pg_temp.code($$SELECT pgflow.run_deployments('hd/dep', ARRAY['{}', jsonb_build_object('pad', repeat('x', 1100000))])$$), '22023', 'one of many runs over 1 MiB');
+SELECT is(pg_temp.code($$SELECT pgflow.create_flow_run('x', jsonb_build_object('pad', repeat('x', 1100000)))$$), '22023', 'ad-hoc parameters over 1 MiB');
+SELECT is(pg_temp.code($$SELECT pgflow.run_deployment('hd/big', jsonb_build_object('more', repeat('y', 600000)))$$), '22023', 'parameters merged over the defaults over 1 MiB');
+SELECT is(pg_temp.code($$SELECT pgflow.create_deployment_schedule('hd/big', 'cron', '@daily', p_parameters => jsonb_build_object('more', repeat('y', 600000)))$$),
+          '22023', 'schedule parameters merged over the defaults over 1 MiB');
 
 -- schedules that would never fire, or that the scheduler cannot read
 SELECT is(pg_temp.err($$SELECT pgflow.create_deployment_schedule('hd/dep', 'cron', '61 * * * *')$$),

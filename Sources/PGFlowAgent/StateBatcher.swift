@@ -16,6 +16,8 @@ final class StateBatcher: Sendable {
     private let client: PGFlowClient
     private let agentID: UUID
     private let pending = Mutex<[Pending]>([])
+    /// Set once `run` has written its last batch: later proposals fail at once instead of waiting forever.
+    private let closed = Mutex(false)
     private let signal = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
     init(client: PGFlowClient, agentID: UUID) {
@@ -28,8 +30,15 @@ final class StateBatcher: Sendable {
         var p = proposal
         if p.transitionID == nil { p.transitionID = UUID() }
         return try await withCheckedThrowingContinuation { continuation in
-            pending.withLock { $0.append(Pending(proposal: p, continuation: continuation)) }
-            signal.continuation.yield()
+            let accepted = closed.withLock { isClosed -> Bool in
+                if !isClosed { pending.withLock { $0.append(Pending(proposal: p, continuation: continuation)) } }
+                return !isClosed
+            }
+            if accepted {
+                signal.continuation.yield()
+            } else {
+                continuation.resume(throwing: AgentError.configuration("the agent is stopping: state \(p.type.rawValue) of run \(p.runID) not written"))
+            }
         }
     }
 
@@ -40,6 +49,8 @@ final class StateBatcher: Sendable {
             if Task.isCancelled { break }
         }
         await flush()
+        closed.withLock { $0 = true }
+        await flush()  // what was proposed while closing
     }
 
     /// Stops `run` after it has written everything proposed so far.
@@ -74,79 +85,6 @@ final class StateBatcher: Sendable {
                     break
                 }
             }
-        }
-    }
-}
-
-/// Collects log lines from any thread and writes them with `pgflow.write_logs`, many per statement.
-final class LogBatcher: Sendable {
-    private struct State {
-        var lines: [LogLine] = []
-        var written = 0
-        var appended = 0
-        var waiters: [(Int, CheckedContinuation<Void, Never>)] = []
-    }
-
-    private let pool: PostgresPool
-    private let state = Mutex(State())
-    private let signal = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-
-    init(pool: PostgresPool) { self.pool = pool }
-
-    /// Queues a line (never blocks; callable from the output-reading threads).
-    func append(_ line: LogLine) {
-        state.withLock {
-            $0.lines.append(line)
-            $0.appended += 1
-        }
-        signal.continuation.yield()
-    }
-
-    /// Waits until every line appended before this call is written (or dropped after repeated failures).
-    func flushed() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { s -> Bool in
-                if s.written >= s.appended { return true }
-                s.waiters.append((s.appended, continuation))
-                return false
-            }
-            if done { continuation.resume() } else { signal.continuation.yield() }
-        }
-    }
-
-    /// Writes batches until `finish()`, then writes what is left.
-    func run() async {
-        for await _ in signal.stream { await write() }
-        await write()
-    }
-
-    /// Stops `run` after the lines queued so far are written.
-    func finish() { signal.continuation.finish() }
-
-    private func write() async {
-        while true {
-            let batch = state.withLock { s -> [LogLine] in
-                let b = Array(s.lines.prefix(5_000))
-                s.lines.removeFirst(b.count)
-                return b
-            }
-            if batch.isEmpty { return }
-            for attempt in 0..<3 {
-                do {
-                    try await pool.withConnection { try PGFlowClient.writeLogs(batch, on: $0) }
-                    break
-                } catch {
-                    if attempt == 2 { FileHandle.standardError.write(Data("pgflow-agent: dropped \(batch.count) log lines: \(error)\n".utf8)) }
-                    try? await Task.sleep(for: .milliseconds(200))
-                }
-            }
-            let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-                s.written += batch.count
-                let (done, waiting) = (s.waiters.filter { $0.0 <= s.written }, s.waiters.filter { $0.0 > s.written })
-                s.waiters = waiting
-                return done.map(\.1)
-            }
-            ready.forEach { $0.resume() }
         }
     }
 }

@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import PGFlowClient
+import PGFlowPostgres
+import Synchronization
+
+/// The agent's liveness duty: heartbeats to the database, stops what it must no longer run, gives back
+/// what it holds but does not run, and beats its commands' supervisors while all of that succeeds.
+///
+/// One pass (`runOnce`):
+/// 1. `pgflow.heartbeat`: the database sees the agent alive; runs being cancelled are stopped.
+/// 2. Ownership: a run the agent executes that the database no longer gives it (the reaper ended it:
+///    the agent was frozen or cut off past the heartbeat timeout, another agent may run it now) is
+///    stopped at once, with no state proposed.
+/// 3. Reconcile: runs the database gives it that it does not execute (a lost claim or start reply) are
+///    given back (Pending) or crashed (Running) once unchanged for `reconcileAfter`.
+///
+/// Only after a pass succeeds do the supervisors get beats (`beatLoop`): an agent that is frozen, dead
+/// or cut off from the database stops beating, and each supervisor kills its command's process group
+/// after the fence timeout, before the reaper may hand the run to another agent.
+public final class AgentHeartbeat: Sendable {
+    /// What one pass did.
+    public struct Report: Sendable, Equatable {
+        /// Runs being cancelled that were stopped (or ended Cancelled when they were not running).
+        public var cancelled = 0
+        /// Runs stopped because they are no longer this agent's.
+        public var fenced = 0
+        /// Runs given back or crashed because the agent held them without running them.
+        public var reconciled = 0
+    }
+
+    let configuration: AgentConfiguration
+    let client: PGFlowClient
+    /// The agent's id.
+    public let agentID: UUID
+    let states: StateBatcher
+    let running: RunningRuns
+    let logger: Logger
+    /// When the last successful pass was sent.
+    private let lastSuccess = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(configuration: AgentConfiguration, client: PGFlowClient, agentID: UUID, states: StateBatcher, running: RunningRuns, logger: Logger) {
+        self.configuration = configuration
+        self.client = client
+        self.agentID = agentID
+        self.states = states
+        self.running = running
+        self.logger = logger
+    }
+
+    /// Passes every heartbeat interval until cancelled.
+    func run() async {
+        while !Task.isCancelled {
+            do {
+                try await runOnce()
+            } catch {
+                logger.warning("heartbeat failed: \(error)")
+            }
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+        }
+    }
+
+    /// One pass (see the type's documentation); throws when the database cannot be reached.
+    @discardableResult
+    public func runOnce() async throws -> Report {
+        let sent = ContinuousClock.now
+        var report = Report()
+        for id in try await client.heartbeat(agentID: agentID) {
+            report.cancelled += 1
+            if let handle = running[id] {
+                logger.info("cancelling run \(id)")
+                await handle.stop(.cancelled, grace: configuration.killGracePeriod)
+            } else {
+                // Ours, Cancelling, and nothing of ours runs it (it ended meanwhile): end it Cancelled.
+                _ = try await states.propose(StateProposal(runID: id, type: .cancelled, message: "cancelled; it was not running"))
+            }
+        }
+        report.fenced = try await stopRunsNoLongerOurs(askedAt: sent)
+        lastSuccess.withLock { $0 = sent }
+        report.reconciled = try await reconcile()
+        return report
+    }
+
+    /// Beats every command's supervisor about every second while the last pass is recent (within a
+    /// heartbeat interval and a second); stops in-process flows once it is older than that plus the
+    /// fence timeout (they have no supervisor). Runs until cancelled.
+    func beatLoop() async {
+        let period = min(Duration.seconds(1), configuration.fenceTimeout / 4)
+        let fresh = configuration.heartbeatInterval + .seconds(1)
+        while !Task.isCancelled {
+            let last = lastSuccess.withLock { $0 }
+            let age = last.map { ContinuousClock.now - $0 }
+            if let age, age < fresh {
+                for handle in running.all { handle.beat() }
+            } else if let age, age > fresh + configuration.fenceTimeout {
+                for handle in running.all where handle.isInProcess && handle.stopReason == nil && !handle.isSettled {
+                    logger.warning("run \(handle.run.id): no successful heartbeat for \(age); stopping the in-process flow")
+                    await handle.stop(.fenced, grace: configuration.killGracePeriod)
+                }
+            }
+            try? await Task.sleep(for: period)
+        }
+    }
+
+    /// Stops the runs this agent executes that the database no longer gives it; returns how many.
+    private func stopRunsNoLongerOurs(askedAt: ContinuousClock.Instant) async throws -> Int {
+        let held = Set(try await client.pool.query(
+            """
+            SELECT id FROM pgflow.flow_runs
+             WHERE agent_id = $1 AND state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING')
+            """, [agentID]).rows.map { try $0.decode(UUID.self, at: 0) })
+        let lost = running.all.filter { h in
+            h.claimedAt < askedAt && !held.contains(h.run.id) && !h.isSettled && h.stopReason == nil
+        }
+        if lost.isEmpty { return 0 }
+        await withDiscardingTaskGroup { group in
+            for handle in lost {
+                logger.warning("run \(handle.run.id) is no longer this agent's (its heartbeat lapsed and it was reaped): stopping it")
+                group.addTask { await handle.stop(.fenced, grace: self.configuration.killGracePeriod) }
+            }
+        }
+        return lost.count
+    }
+
+    /// Runs the database says this agent holds, but that it does not execute: a claim or a start whose
+    /// reply was lost to a broken connection. Pending ones go back to the queue, Running ones crash (and
+    /// are retried per policy). Only runs unchanged for `reconcileAfter` are touched, so a claim in flight is safe.
+    private func reconcile() async throws -> Int {
+        let seconds = Double(configuration.reconcileAfter.components.seconds) + Double(configuration.reconcileAfter.components.attoseconds) / 1e18
+        var count = 0
+        for (id, type) in try await client.agentRuns(agentID: agentID, unchangedFor: seconds) where running[id] == nil {
+            let proposal = type == .pending
+                ? StateProposal(runID: id, type: .scheduled, message: "given back: agent \(configuration.name) lost its claim (a broken connection)")
+                : StateProposal(runID: id, type: .crashed, message: "agent \(configuration.name) lost track of it (a broken connection or a fenced command)")
+            let result = try await states.propose(proposal)
+            logger.warning("reconciled run \(id): \(result.status) \(result.stateName)")
+            count += 1
+        }
+        return count
+    }
+}

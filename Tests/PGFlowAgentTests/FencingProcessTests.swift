@@ -1,0 +1,134 @@
+// At most one live attempt: a run's processes (grandchildren included) are gone before its retry
+// starts, whether its agent is killed, frozen or cut off from the database.
+import Foundation
+import PGFlowPostgres
+import PGFlowTestSupport
+import Testing
+
+@Suite(.serialized) struct FencingProcessTests {
+    static let flags = ["--queue", "default", "--heartbeat", "0.5", "--kill-grace", "1", "--fence-timeout", "3", "--reconcile-after", "3"]
+
+    /// What the command wrote: `start ATTEMPT PID` and `child ATTEMPT PID` lines.
+    struct Trace {
+        let path: String
+
+        func pids(attempt: Int) -> [Int32] {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").compactMap { line in
+                let words = line.split(separator: " ")
+                return words.count == 3 && words[1] == "\(attempt)" ? Int32(words[2]) : nil
+            }
+        }
+
+        func starts() -> [Int] {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").compactMap { line in
+                let words = line.split(separator: " ")
+                return words.first == "start" ? Int(words[1]) : nil
+            }
+        }
+    }
+
+    /// A run whose command starts a grandchild and waits for it; it retries once.
+    static func deploy(_ c: PostgresConnection) throws -> (UUID, Trace) {
+        let path = NSTemporaryDirectory() + "pgflow-fence-\(UUID().uuidString.prefix(8)).trace"
+        let command = "sh -c 'echo start $PGFLOW_RUN_COUNT $$ >> \(path); sleep 60 & echo child $PGFLOW_RUN_COUNT $! >> \(path); wait'"
+        try c.query("SELECT pgflow.create_deployment('fence', 'grandchildren', $1, p_retries => 1)", [command])
+        return (try c.query("SELECT pgflow.run_deployment('fence/grandchildren')").scalar(UUID.self), Trace(path: path))
+    }
+
+    /// Starts the run on agent `first` (reaching the database at `firstURL`), disrupts that agent, then
+    /// checks that every process of attempt 1 is gone, reaps (with an injected clock), lets a second
+    /// agent start attempt 2 and checks attempt 1 is still all gone; `afterRetry` then looks at `first`.
+    static func scenario(
+        _ db: TestDatabase, firstURL: String, disrupt: (TestProcess) async throws -> Void,
+        afterRetry: (TestProcess, PostgresConnection, UUID) async throws -> Void = { _, _, _ in }
+    ) async throws {
+        let c = try db.connect()
+        let (runID, trace) = try deploy(c)
+        defer { unlink(trace.path) }
+        let first = try TestProcess("pgflow-agent", flags + ["--name", "first"], environment: ["PGFLOW_DATABASE_URL": firstURL])
+        #expect(await eventually(timeout: 60) { trace.pids(attempt: 1).count == 2 }, "\(first.output.suffix(2000))")
+        let attempt1 = trace.pids(attempt: 1)
+        #expect(attempt1.count == 2 && attempt1.allSatisfy(processIsAlive))
+        try await disrupt(first)
+        let gone = await eventually(timeout: 60) { !attempt1.contains(where: processIsAlive) }
+        #expect(gone, "attempt 1 still running: \(attempt1.filter(processIsAlive))")
+        // The reaper, as the scheduler runs it, with a heartbeat timeout short enough not to wait for
+        // (the first agent has been silent since it was disrupted; no other agent is registered yet).
+        var reaped = 0
+        _ = try await eventually(timeout: 60) {
+            reaped += try c.query("SELECT pgflow.reap_crashed_runs(interval '1 second')").scalar(Int.self)
+            return reaped > 0
+        }
+        #expect(reaped == 1)
+        let second = try TestProcess("pgflow-agent", flags + ["--name", "second"], environment: ["PGFLOW_DATABASE_URL": db.conninfo])
+        #expect(await eventually(timeout: 60) { trace.pids(attempt: 2).count == 2 }, "\(second.output.suffix(2000))")
+        #expect(!attempt1.contains(where: processIsAlive), "attempt 2 started while attempt 1 ran")
+        try await afterRetry(first, c, runID)
+        #expect(trace.starts() == [1, 2], "starts: \(trace.starts())")
+        try c.query("SELECT pgflow.cancel_flow_run($1)", [runID])
+        #expect(try await eventually(timeout: 60) {
+            try c.query("SELECT state_type::text FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "CANCELLED"
+        })
+        let attempt2 = trace.pids(attempt: 2)
+        #expect(await eventually(timeout: 60) { !attempt2.contains(where: processIsAlive) })
+        second.signal(SIGTERM)
+        #expect(await second.waitForExit(timeout: 60) == 0)
+        first.signal(SIGKILL)
+    }
+
+    /// After `first` heartbeats again it neither runs the run again nor touches the second attempt.
+    static func comesBackWithoutRerunning(_ c: PostgresConnection, _ runID: UUID) async throws {
+        #expect(try await eventually(timeout: 60) {
+            try c.query("SELECT status::text FROM pgflow.agents WHERE name = 'first'").scalar(String.self) == "ONLINE"
+        })
+        // A few more of its heartbeats and reconcile passes.
+        let seen = try c.query("SELECT last_heartbeat_at FROM pgflow.agents WHERE name = 'first'").scalar(Date.self)
+        #expect(try await eventually(timeout: 60) {
+            try c.query("SELECT last_heartbeat_at > $1::timestamptz + interval '2 seconds' FROM pgflow.agents WHERE name = 'first'", [seen]).scalar(Bool.self)
+        })
+        let run = try #require(try c.query("""
+            SELECT r.state_name, a.name FROM pgflow.flow_runs r JOIN pgflow.agents a ON a.id = r.agent_id WHERE r.id = $1
+            """, [runID]).first)
+        #expect(try run.decode(String.self, at: 0) == "Retrying")
+        #expect(try run.decode(String.self, at: 1) == "second")
+    }
+
+    @Test func killedAgentLeavesNoProcessOfTheRunBehind() async throws {
+        try await TestDatabase.with { db in
+            try await Self.scenario(db, firstURL: db.conninfo) { first in
+                first.signal(SIGKILL)
+                _ = await first.waitForExit(timeout: 60)
+            }
+        }
+    }
+
+    @Test func frozenAgentsRunIsStoppedAndNotRunAgainAfterItThaws() async throws {
+        try await TestDatabase.with { db in
+            try await Self.scenario(db, firstURL: db.conninfo) { first in
+                first.signal(SIGSTOP)
+            } afterRetry: { first, c, runID in
+                first.signal(SIGCONT)
+                try await Self.comesBackWithoutRerunning(c, runID)
+            }
+        }
+    }
+
+    @Test func agentCutOffFromTheDatabaseStopsItsRunAndDoesNotRunItAgain() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            let port = try #require(Int(try c.query("SHOW port").scalar(String.self)))
+            let user = try c.query("SELECT current_user::text").scalar(String.self)
+            let proxy = try TCPProxy(upstreamPort: port)
+            defer { proxy.close() }
+            let url = "host=127.0.0.1 port=\(proxy.port) user=\(user) dbname=\(db.name)"
+            try await Self.scenario(db, firstURL: url) { _ in
+                proxy.cut()
+            } afterRetry: { _, c, runID in
+                proxy.restore()
+                try await Self.comesBackWithoutRerunning(c, runID)
+            }
+        }
+    }
+}

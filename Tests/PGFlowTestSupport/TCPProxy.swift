@@ -1,0 +1,136 @@
+// Test support: a TCP proxy on 127.0.0.1 that a test can cut (every connection closed, new ones refused)
+// and restore, to take a process off the database without touching the database.
+import Foundation
+import Synchronization
+
+/// Forwards 127.0.0.1:`port` to 127.0.0.1:`upstreamPort`, one thread pair per connection.
+public final class TCPProxy: @unchecked Sendable {
+    /// The port it listens on.
+    public let port: Int
+    private let upstreamPort: Int
+    private let listener: Int32
+    private let state = Mutex<(cut: Bool, sockets: Set<Int32>, closed: Bool)>((false, [], false))
+
+    /// Starts listening on a free port.
+    public init(upstreamPort: Int) throws {
+        self.upstreamPort = upstreamPort
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = Self.loopback(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(listener, 64) == 0 else { throw ProxyError(message: "cannot listen: \(String(cString: strerror(errno)))") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        self.listener = listener
+        Thread { [self] in acceptLoop() }.start()
+    }
+
+    deinit { close() }
+
+    /// Closes every connection and refuses new ones until `restore()`.
+    public func cut() {
+        // Under the lock: a descriptor is closed only after it left `sockets`, under the lock too.
+        state.withLock { s in
+            s.cut = true
+            for fd in s.sockets { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+    }
+
+    /// Lets connections through again.
+    public func restore() { state.withLock { $0.cut = false } }
+
+    /// Stops listening and closes everything.
+    public func close() {
+        let first = state.withLock { s -> Bool in
+            defer { s.closed = true }
+            return !s.closed
+        }
+        guard first else { return }
+        cut()
+        shutdown(listener, Int32(SHUT_RDWR))
+        Glibc.close(listener)
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listener, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if state.withLock({ $0.cut || $0.closed }) {
+                Glibc.close(client)
+                continue
+            }
+            let upstream = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = Self.loopback(port: upstreamPort)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(upstream, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if connected != 0 {
+                Glibc.close(client)
+                Glibc.close(upstream)
+                continue
+            }
+            state.withLock { $0.sockets.formUnion([client, upstream]) }
+            let pair = Pair()
+            Thread { [self] in pump(from: client, to: upstream, pair) }.start()
+            Thread { [self] in pump(from: upstream, to: client, pair) }.start()
+        }
+    }
+
+    /// The two pumps of one connection; the second to end closes both descriptors.
+    private final class Pair: @unchecked Sendable { var ended = 0 }
+
+    private func pump(from source: Int32, to target: Int32, _ pair: Pair) {
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 || state.withLock({ $0.cut }) { break }
+            var sent = 0
+            while sent < n {
+                let w = buffer.withUnsafeBytes { write(target, $0.baseAddress! + sent, n - sent) }
+                if w <= 0 { break }
+                sent += w
+            }
+            if sent < n { break }
+        }
+        // Either side gone: end both directions (the other pump then ends too).
+        shutdown(source, Int32(SHUT_RDWR))
+        shutdown(target, Int32(SHUT_RDWR))
+        let last = state.withLock { s -> Bool in
+            pair.ended += 1
+            guard pair.ended == 2 else { return false }
+            s.sockets.remove(source)
+            s.sockets.remove(target)
+            return true
+        }
+        if last {
+            Glibc.close(source)
+            Glibc.close(target)
+        }
+    }
+}
+
+/// Why the proxy could not start.
+public struct ProxyError: Error, CustomStringConvertible {
+    /// The reason.
+    public let message: String
+    /// The reason.
+    public var description: String { message }
+}
