@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "PGFlowAgent",
             dependencies: [
-                "PGFlowClient", "PGFlow", "CPGFlowSpawn",
+                "PGFlowClient", "PGFlow", "CPGFlowSpawn", "PGFlowSecrets",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "AgentCommand",
             dependencies: [
-                "PGFlowAgent", "CommandLogging",
+                "PGFlowAgent", "PGFlowSecrets", "CommandLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -135,7 +135,7 @@ let package = Package(
         .target(name: "PGFlowTestSupport", dependencies: ["PGFlowPostgres"], path: "Tests/PGFlowTestSupport"),
         .testTarget(name: "PGFlowPostgresTests", dependencies: ["PGFlowPostgres", "PGFlowTestSupport"]),
         .testTarget(name: "PGFlowScheduleTests", dependencies: ["PGFlowSchedule"]),
-        .testTarget(name: "PGFlowAgentTests", dependencies: ["PGFlowAgent", "PGFlowTestSupport"]),
+        .testTarget(name: "PGFlowAgentTests", dependencies: ["PGFlowAgent", "PGFlowSecrets", "PGFlowTestSupport"]),
         .testTarget(
             name: "PGFlowTests",
             dependencies: [

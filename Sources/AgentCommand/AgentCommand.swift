@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import PGFlowAgent
 import PGFlowPostgres
+import PGFlowSecrets
 import ServiceLifecycle
 
 /// `pgflow-agent --queue NAME [--queue NAME…] [--limit N] [--name NAME]`.
@@ -134,7 +135,20 @@ public struct AgentCommand: AsyncParsableCommand {
             passEnvironment: passEnv,
             reconcileAfter: try seconds(reconcileAfter, "--reconcile-after", 0...86_400),
             fenceTimeout: try seconds(fenceTimeout, "--fence-timeout", 0.5...3600),
-            heartbeatTimeout: try seconds(heartbeatTimeout, "--heartbeat-timeout", 1...86_400 * 7))
+            heartbeatTimeout: try seconds(heartbeatTimeout, "--heartbeat-timeout", 1...86_400 * 7),
+            secretKey: try secretKey(env))
+    }
+
+    /// The secret key from PGFLOW_SECRET_KEY or PGFLOW_SECRET_KEY_FILE; nil when neither is set (runs
+    /// of deployments with secrets then fail, saying so); an unusable key stops the agent at start.
+    func secretKey(_ env: [String: String]) throws(AgentError) -> SecretKey? {
+        do {
+            return try SecretKey.fromEnvironment(env)
+        } catch SecretError.noKey {
+            return nil
+        } catch {
+            throw .configuration("\(error)")
+        }
     }
 }
 

@@ -3,6 +3,7 @@ import Logging
 import PGFlow
 import PGFlowClient
 import PGFlowPostgres
+import PGFlowSecrets
 import ServiceLifecycle
 import Synchronization
 
@@ -98,12 +99,14 @@ public final class Agent: Service, Sendable {
                 return  // the next poll tries again
             }
             if claimed.isEmpty { return }
+            let secrets = await secretEnvironments(for: claimed)
             for run in claimed {
                 let handle = RunHandle(run: run)
                 running.insert(handle)
                 let execution = RunExecution(
                     handle: handle, agentName: configuration.name, configuration: configuration, flows: flows,
-                    engine: engine, states: states, logs: logs, logger: logger)
+                    engine: engine, states: states, logs: logs, logger: logger,
+                    secrets: run.deploymentID.flatMap { secrets[$0] } ?? .success([:]))
                 executions.addTask {
                     await execution.execute()
                     self.running.remove(run.id)
@@ -111,6 +114,36 @@ public final class Agent: Service, Sendable {
                 }
             }
             if claimed.count < min(free, configuration.claimBatch) { return }
+        }
+    }
+
+    /// The decrypted secret environments of the deployments of claimed command runs, by deployment
+    /// (one query per claimed batch; deployments without one are absent). A failure to read or open
+    /// them fails those runs (with the reason) rather than starting them without their variables.
+    private func secretEnvironments(for runs: [ClaimedFlowRun]) async -> [UUID: Result<[String: String], SecretEnvironmentError>] {
+        let deployments = Set(runs.compactMap { run -> UUID? in
+            guard let entrypoint = run.entrypoint, !entrypoint.isEmpty, !entrypoint.hasPrefix("swift:") else { return nil }
+            return run.deploymentID
+        })
+        if deployments.isEmpty { return [:] }
+        let entries: [UUID: [(variable: String, secret: String, sealed: SealedSecret?)]]
+        do {
+            entries = try await pool.withConnection { c in try PGFlowClient.deploymentSecretEnvironments(Array(deployments), on: c) }
+        } catch {
+            let failure = Result<[String: String], SecretEnvironmentError>.failure(
+                SecretEnvironmentError(message: "could not read the deployment's secret environment: \(error)"))
+            return Dictionary(uniqueKeysWithValues: deployments.map { ($0, failure) })
+        }
+        let key = configuration.secretKey
+        return entries.mapValues { list in
+            Result {
+                try SecretEnvironment.resolve(list, key: key)
+            }.mapError { error in
+                if case SecretError.noKey = error {
+                    return SecretEnvironmentError(message: "the deployment's environment uses secrets (\(list.map(\.secret).joined(separator: ", "))) but agent \(configuration.name) has no secret key: start it with PGFLOW_SECRET_KEY or PGFLOW_SECRET_KEY_FILE set")
+                }
+                return SecretEnvironmentError(message: "the deployment's secret environment cannot be used: \(error)")
+            }
         }
     }
 

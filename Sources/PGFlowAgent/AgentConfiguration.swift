@@ -2,6 +2,7 @@
 // (pgflow.claim_flow_runs), runs them as subprocesses or in-process Swift flows, writes their states
 // and logs in batches, heartbeats, obeys cancellations, and shuts down without stranding a run.
 import Foundation
+import PGFlowSecrets
 
 /// How an agent behaves. Every field has a default suited to production.
 public struct AgentConfiguration: Sendable {
@@ -41,6 +42,9 @@ public struct AgentConfiguration: Sendable {
     public var logMemoryBytes: Int
     /// Most bytes of log lines spilled to disk during an outage; beyond it lines are dropped (and counted).
     public var logSpillBytes: Int
+    /// The key that opens secrets (`PGFLOW_SECRET_KEY` or `PGFLOW_SECRET_KEY_FILE`), for deployments with
+    /// a secret environment (`env:` in pgflow.yaml). Without it such runs fail, saying so.
+    public var secretKey: SecretKey?
 
     /// Creates a configuration.
     public init(
@@ -49,7 +53,8 @@ public struct AgentConfiguration: Sendable {
         killGracePeriod: Duration = .seconds(5), shutdownGracePeriod: Duration = .seconds(30),
         databaseURL: String = "", commandDatabaseURL: String? = nil, passEnvironment: [String] = [],
         reconcileAfter: Duration = .seconds(30), fenceTimeout: Duration = .seconds(20),
-        heartbeatTimeout: Duration = .seconds(60), logMemoryBytes: Int = 64 << 20, logSpillBytes: Int = 1 << 30
+        heartbeatTimeout: Duration = .seconds(60), logMemoryBytes: Int = 64 << 20, logSpillBytes: Int = 1 << 30,
+        secretKey: SecretKey? = nil
     ) {
         self.queues = queues
         self.name = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
@@ -67,6 +72,7 @@ public struct AgentConfiguration: Sendable {
         self.heartbeatTimeout = heartbeatTimeout
         self.logMemoryBytes = logMemoryBytes
         self.logSpillBytes = logSpillBytes
+        self.secretKey = secretKey
     }
 
     /// Slack in the fence relation: the liveness beat's period and lateness (2 s) plus clock skew and

@@ -2,6 +2,13 @@ import Foundation
 import Logging
 import PGFlow
 import PGFlowClient
+import PGFlowSecrets
+
+/// Why a run's secret environment could not be given to its command (said in the run's failure).
+struct SecretEnvironmentError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
 
 /// How one execution ended, before it becomes a state.
 enum ExecutionOutcome: Sendable {
@@ -33,6 +40,8 @@ struct RunExecution {
     let states: StateBatcher
     let logs: LogBatcher
     let logger: Logger
+    /// The variables of the deployment's secret environment (commands only), or why they are unusable.
+    var secrets: Result<[String: String], SecretEnvironmentError> = .success([:])
 
     var run: ClaimedFlowRun { handle.run }
 
@@ -90,8 +99,16 @@ struct RunExecution {
         let parameters: CommandParameters
         do { parameters = try CommandParameters(json: run.parametersJSON) } catch { return .failed("\(error)") }
         defer { parameters.remove() }
+        let secretEnvironment: [String: String]
+        switch secrets {
+        case .success(let variables): secretEnvironment = variables
+        case .failure(let error): return .failed(error.message)
+        }
         let environment = CommandEnvironment.build(
-            for: run, runCount: runCount, parameters: parameters, configuration: configuration)
+            for: run, runCount: runCount, parameters: parameters, configuration: configuration
+        ).merging(secretEnvironment) { _, secret in secret }
+        // A command given secrets has them replaced by *** in its logged output.
+        let redactor = SecretRedactor(environment: secretEnvironment)
         let runID = run.id, logs = self.logs
         let child: ChildProcess
         do {
@@ -99,7 +116,8 @@ struct RunExecution {
                 arguments: words, environment: environment, input: Data((run.parametersJSON + "\n").utf8),
                 fence: configuration.fenceTimeout, killGrace: configuration.killGracePeriod
             ) { line in
-                logs.append(LogLine(flowRunID: runID, level: line.isError ? 40 : 20, name: line.isError ? "stderr" : "stdout", message: line.text))
+                let text = redactor.isEmpty ? line.text : redactor.redact(line.text)
+                logs.append(LogLine(flowRunID: runID, level: line.isError ? 40 : 20, name: line.isError ? "stderr" : "stdout", message: text))
             }
         } catch {
             return .failed("\(error)")

@@ -89,6 +89,8 @@ public struct ClaimedFlowRun: Sendable {
     public let name: String
     /// The flow's name.
     public let flowName: String
+    /// The deployment's id (nil for ad-hoc runs).
+    public let deploymentID: UUID?
     /// The deployment's name (nil for ad-hoc runs).
     public let deploymentName: String?
     /// What to run: `swift:NAME` for a flow registered in the agent, anything else a command line.
@@ -106,6 +108,7 @@ public struct ClaimedFlowRun: Sendable {
         id = try row.decode(UUID.self, "flow_run_id")
         name = try row.decode(String.self, "flow_run_name")
         flowName = try row.decode(String.self, "flow_name")
+        deploymentID = try row.decode(UUID?.self, "deployment_id")
         deploymentName = try row.decode(String?.self, "deployment_name")
         entrypoint = try row.decode(String?.self, "entrypoint")
         parametersJSON = try row.decode(String.self, "parameters")

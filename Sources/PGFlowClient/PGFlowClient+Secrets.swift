@@ -69,13 +69,31 @@ extension PGFlowClient {
         try c.query("""
             SELECT env_name, secret_name, encode(ciphertext, 'base64'), key_id FROM pgflow.deployment_secret_env_list
              WHERE deployment_id = $1 ORDER BY env_name
-            """, [deploymentID]).rows.map { row in
-            let secret = try row.decode(String.self, at: 1)
-            let sealed: SealedSecret? = if let text = try row.decode(String?.self, at: 2), let keyID = try row.decode(String?.self, at: 3) {
-                SealedSecret(name: secret, ciphertext: try decodeBase64(text), keyID: keyID)
-            } else { nil }
-            return (try row.decode(String.self, at: 0), secret, sealed)
+            """, [deploymentID]).rows.map { row in try secretEnvironmentEntry(row, from: 0) }
+    }
+
+    /// The secret environments of several deployments in one query, by deployment id; a deployment
+    /// without one is absent. The agent asks once per claimed batch of command runs.
+    public static func deploymentSecretEnvironments(_ deploymentIDs: [UUID], on c: PostgresConnection) throws
+        -> [UUID: [(variable: String, secret: String, sealed: SealedSecret?)]] {
+        var byDeployment: [UUID: [(variable: String, secret: String, sealed: SealedSecret?)]] = [:]
+        for row in try c.query("""
+            SELECT deployment_id, env_name, secret_name, encode(ciphertext, 'base64'), key_id FROM pgflow.deployment_secret_env_list
+             WHERE deployment_id = ANY($1::uuid[]) ORDER BY deployment_id, env_name
+            """, [deploymentIDs.map { $0.uuidString }]).rows {
+            byDeployment[try row.decode(UUID.self, at: 0), default: []].append(try secretEnvironmentEntry(row, from: 1))
         }
+        return byDeployment
+    }
+
+    /// Decodes env_name, secret_name, base64 ciphertext and key_id starting at column `first`.
+    private static func secretEnvironmentEntry(_ row: PostgresRow, from first: Int) throws
+        -> (variable: String, secret: String, sealed: SealedSecret?) {
+        let secret = try row.decode(String.self, at: first + 1)
+        let sealed: SealedSecret? = if let text = try row.decode(String?.self, at: first + 2), let keyID = try row.decode(String?.self, at: first + 3) {
+            SealedSecret(name: secret, ciphertext: try decodeBase64(text), keyID: keyID)
+        } else { nil }
+        return (try row.decode(String.self, at: first), secret, sealed)
     }
 
     private static func decodeBase64(_ text: String) throws -> Data {

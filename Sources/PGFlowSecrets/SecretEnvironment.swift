@@ -9,9 +9,17 @@ public enum SecretEnvironment {
     /// `SecretError.notFound` for a mapped secret that is not set and `.wrongKey` when `key` is not the
     /// one the secrets were sealed with (no variable is returned then: a command never starts half-configured).
     public static func resolveEnvironment(deploymentID: UUID, key: SecretKey, on c: PostgresConnection) throws -> [String: String] {
+        try resolve(try PGFlowClient.deploymentSecretEnvironment(deploymentID, on: c), key: key)
+    }
+
+    /// The plaintext variables of fetched entries (`PGFlowClient.deploymentSecretEnvironment(s)`);
+    /// throws as `resolveEnvironment` does, and `SecretError.noKey` when there are entries but no key.
+    public static func resolve(_ entries: [(variable: String, secret: String, sealed: SealedSecret?)], key: SecretKey?) throws -> [String: String] {
+        if entries.isEmpty { return [:] }
+        guard let key else { throw SecretError.noKey }
         let store = SecretStore(key: key)
         var environment: [String: String] = [:]
-        for entry in try PGFlowClient.deploymentSecretEnvironment(deploymentID, on: c) {
+        for entry in entries {
             guard let sealed = entry.sealed else { throw SecretError.notFound(entry.secret) }
             environment[entry.variable] = try store.open(sealed)
         }

@@ -38,8 +38,8 @@ public struct SchedulerCommand: AsyncParsableCommand {
     var missedRuns: String = "run_all"
     @Option(name: .customLong("max-missed-runs"), help: "After an outage, the most missed runs a run_all schedule gets back (newest first).")
     var maxMissedRuns: Int = 100
-    @Option(name: .customLong("heartbeat-timeout"), help: "Seconds without a heartbeat after which an agent is dead.")
-    var heartbeatTimeout: Double = 60
+    @Option(name: .customLong("heartbeat-timeout"), help: "Seconds without a heartbeat after which an agent is dead (default: $PGFLOW_HEARTBEAT_TIMEOUT, else 60; agents read the same variable).")
+    var heartbeatTimeout: Double?
     @Option(name: .customLong("retention-days"), help: "Delete finished runs older than this many days (0: keep everything).")
     var retentionDays: Double = 30
     @Flag(name: .customLong("no-wake"), help: "Do not NOTIFY agents when scheduled runs fall due (they poll).")
@@ -56,7 +56,7 @@ public struct SchedulerCommand: AsyncParsableCommand {
     public func run() async throws { try await execute() }
 
     /// The configuration the flags describe.
-    public func schedulerConfiguration() throws -> SchedulerConfiguration {
+    public func schedulerConfiguration(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> SchedulerConfiguration {
         var c = SchedulerConfiguration()
         c.materializer.window.horizon = horizon
         c.materializer.window.maxRuns = maxRuns
@@ -70,7 +70,15 @@ public struct SchedulerCommand: AsyncParsableCommand {
         c.lateRuns.defaultMissedRunPolicy = policy
         c.materializer.defaultMissedRunPolicy = policy
         c.materializer.window.maxMissedRuns = maxMissedRuns
-        c.reaper.heartbeatTimeout = heartbeatTimeout
+        if let heartbeatTimeout {
+            c.reaper.heartbeatTimeout = heartbeatTimeout
+        } else if let text = env["PGFLOW_HEARTBEAT_TIMEOUT"] {
+            // the agents' fence is checked against this same variable: one setting for both sides
+            guard let seconds = Double(text) else {
+                throw SchedulerConfigurationError("PGFLOW_HEARTBEAT_TIMEOUT must be seconds, got \(text.debugDescription)")
+            }
+            c.reaper.heartbeatTimeout = seconds
+        }
         if retentionDays == 0 {
             c.retention = nil
         } else {

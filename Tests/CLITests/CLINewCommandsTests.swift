@@ -21,6 +21,17 @@ import Testing
                 anchor_date: "2026-01-01 00:00:00+01:00"
         """
 
+    @Test func theSchedulerTakesItsHeartbeatTimeoutFromTheAgentsVariable() async throws {
+        try await CLI.with { cli in
+            let bad = try await cli.run(["scheduler", "start", "--once"], environment: ["PGFLOW_HEARTBEAT_TIMEOUT": "soon"])
+            #expect(bad.status == 2 && bad.stderr.contains("PGFLOW_HEARTBEAT_TIMEOUT must be seconds"), "\(bad)")
+            let good = try await cli.run(["scheduler", "start", "--once"], environment: ["PGFLOW_HEARTBEAT_TIMEOUT": "90"])
+            #expect(good.status == 0, "\(good)")
+            let flagWins = try await cli.run(["scheduler", "start", "--once", "--heartbeat-timeout", "90"], environment: ["PGFLOW_HEARTBEAT_TIMEOUT": "soon"])
+            #expect(flagWins.status == 0, "\(flagWins)")
+        }
+    }
+
     @Test func deployingAnAnchoredScheduleThreeTimesChangesNothing() async throws {
         try await CLI.with { cli in
             let file = try cli.yaml(Self.anchoredYAML)
