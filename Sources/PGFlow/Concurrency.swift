@@ -16,7 +16,7 @@ public func concurrency<T>(
     _ body: () async throws -> T
 ) async throws -> T {
     let engine = try FlowRunScope.current?.engine ?? PGFlowEngine.resolve()
-    let client = engine.client
+    let pool = engine.pool
     let holder = FlowRunScope.taskRun?.id ?? FlowRunScope.current?.flowRunID
     let leaseSeconds = lease.seconds
     let clock = ContinuousClock()
@@ -24,7 +24,9 @@ public func concurrency<T>(
     var pause = 25
     var leaseID: UUID?
     while true {
-        leaseID = try await client.acquireConcurrencySlots(names: names, slots: slots, leaseSeconds: leaseSeconds, holderID: holder)
+        leaseID = try await pool.withConnection {
+            try PGFlowClient.acquireConcurrencySlots(names: names, slots: slots, leaseSeconds: leaseSeconds, holderID: holder, on: $0)
+        }
         if leaseID != nil { break }
         if let deadline, clock.now >= deadline {
             throw FlowRunError.rejected("no free slot in concurrency limit \(names.joined(separator: ", ")) within \(timeout!.seconds) s")
@@ -37,17 +39,17 @@ public func concurrency<T>(
         group.addTask {
             while true {
                 try await Task.sleep(for: .milliseconds(Int(leaseSeconds * 1000 / 3)))
-                _ = try? await client.renewConcurrencyLease(id, leaseSeconds: leaseSeconds)
+                _ = try? await pool.withConnection { try PGFlowClient.renewConcurrencyLease(id, leaseSeconds: leaseSeconds, on: $0) }
             }
         }
         do {
             let value = try await body()
             group.cancelAll()
-            _ = try? await client.releaseConcurrencySlots(id)
+            _ = try? await pool.withConnection { try PGFlowClient.releaseConcurrencySlots(id, on: $0) }
             return value
         } catch {
             group.cancelAll()
-            _ = try? await client.releaseConcurrencySlots(id)
+            _ = try? await pool.withConnection { try PGFlowClient.releaseConcurrencySlots(id, on: $0) }
             throw error
         }
     }

@@ -25,7 +25,7 @@ extension Flow {
             try PGFlowClient.createFlowRun(flowName: name, parametersJSON: parametersJSON, name: displayName, tags: tags,
                                            parentTaskRunID: parentTaskRunID, retry: retry, on: c)
         }
-        var type = try await engine.client.flowRunState(flowRunID)?.type ?? .running
+        var type = try await engine.pool.withConnection { try PGFlowClient.flowRunSummary(flowRunID, on: $0) }?.stateType ?? .running
         var pause = 20
         while type == .scheduled {  // a full tag limit: AwaitingConcurrencySlot until a slot frees
             try await Task.sleep(for: .milliseconds(pause))

@@ -21,8 +21,6 @@ public final class PGFlowEngine: Sendable {
     public let pool: PostgresPool
     /// The largest JSON result or input a task or flow may record (bytes).
     public let maxPayloadBytes: Int
-    /// The typed SQL calls.
-    public let client: PGFlowClient
     /// Where results over `maxPayloadBytes` go (nil: such results fail); default from PGFLOW_RESULT_STORAGE.
     public let resultStorage: ResultStorage?
 
@@ -35,7 +33,6 @@ public final class PGFlowEngine: Sendable {
                 resultStorage: ResultStorage? = ResultStorage.fromEnvironment()) {
         self.pool = pool
         self.maxPayloadBytes = maxPayloadBytes
-        self.client = PGFlowClient(pool: pool)
         self.resultStorage = resultStorage
     }
 

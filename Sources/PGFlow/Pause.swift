@@ -39,7 +39,8 @@ public func pause(timeout: Duration = .seconds(3600), message: String? = nil) as
         ticker.cancel()
     }
     for await _ in wake.stream {
-        guard let (type, name) = try await engine.client.flowRunState(id) else { break }
+        guard let summary = try await engine.pool.withConnection({ try PGFlowClient.flowRunSummary(id, on: $0) }) else { break }
+        let (type, name) = (summary.stateType, summary.stateName)
         if type == .running { return }
         if type != .paused {
             if name == "TimedOut" { throw FlowRunError.pauseTimedOut(flowRunID: id, seconds: timeout.seconds) }

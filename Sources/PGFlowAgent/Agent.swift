@@ -46,12 +46,12 @@ public final class Agent: Service, Sendable {
     /// Runs until cancelled or gracefully shut down.
     public func run() async throws {
         try configuration.validate()
-        let client = PGFlowClient(pool: pool)
-        let agentID = try await client.registerAgent(name: configuration.name, queues: configuration.queues)
+        let (name, queues) = (configuration.name, configuration.queues)
+        let agentID = try await pool.withConnection { try PGFlowClient.registerAgent(name: name, queues: queues, on: $0) }
         logger.info("agent \(configuration.name) registered as \(agentID), serving \(configuration.queues.joined(separator: ", ")), limit \(configuration.limit)")
-        let states = StateBatcher(client: client, agentID: agentID)
+        let states = StateBatcher(pool: pool, agentID: agentID)
         let logs = LogBatcher(pool: pool, memoryBytes: configuration.logMemoryBytes, spillBytes: configuration.logSpillBytes)
-        let heartbeat = AgentHeartbeat(configuration: configuration, client: client, agentID: agentID, states: states, running: running, logger: logger)
+        let heartbeat = AgentHeartbeat(configuration: configuration, pool: pool, agentID: agentID, states: states, running: running, logger: logger)
         registered.withLock { $0 = heartbeat }
         let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
@@ -66,9 +66,9 @@ public final class Agent: Service, Sendable {
             await withDiscardingTaskGroup { executions in
                 wake.continuation.yield()
                 for await _ in wake.stream.cancelOnGracefulShutdown() {
-                    await claim(client: client, agentID: agentID, states: states, logs: logs, wake: wake.continuation, into: &executions)
+                    await claim(agentID: agentID, states: states, logs: logs, wake: wake.continuation, into: &executions)
                 }
-                await shutDown(client: client, agentID: agentID)
+                await shutDown(agentID: agentID)
             }
             states.finish()
             logs.finish()
@@ -81,7 +81,7 @@ public final class Agent: Service, Sendable {
     // MARK: Claiming
 
     private func claim(
-        client: PGFlowClient, agentID: UUID, states: StateBatcher, logs: LogBatcher,
+        agentID: UUID, states: StateBatcher, logs: LogBatcher,
         wake: AsyncStream<Void>.Continuation, into executions: inout DiscardingTaskGroup
     ) async {
         while true {
@@ -89,8 +89,10 @@ public final class Agent: Service, Sendable {
             if free <= 0 { return }
             let claimed: [ClaimedFlowRun]
             do {
-                claimed = try await client.claimFlowRuns(
-                    agentID: agentID, queues: configuration.queues, max: min(free, configuration.claimBatch), start: true)
+                let (queues, max) = (configuration.queues, min(free, configuration.claimBatch))
+                claimed = try await pool.withConnection {
+                    try PGFlowClient.claimFlowRuns(agentID: agentID, queues: queues, max: max, start: true, on: $0)
+                }
             } catch let error as PostgresError where ["42703", "42883", "42P01"].contains(error.sqlState ?? "") {
                 logger.error("claim failed: the database schema does not match this agent (run `pgflow db upgrade`): \(error)")
                 return  // the next poll tries again
@@ -126,13 +128,29 @@ public final class Agent: Service, Sendable {
             return run.deploymentID
         })
         if deployments.isEmpty { return [:] }
-        let entries: [UUID: [(variable: String, secret: String, sealed: SealedSecret?)]]
-        do {
-            entries = try await pool.withConnection { c in try PGFlowClient.deploymentSecretEnvironments(Array(deployments), on: c) }
-        } catch {
-            let failure = Result<[String: String], SecretEnvironmentError>.failure(
-                SecretEnvironmentError(message: "could not read the deployment's secret environment: \(error)"))
-            return Dictionary(uniqueKeysWithValues: deployments.map { ($0, failure) })
+        var entries: [UUID: [(variable: String, secret: String, sealed: SealedSecret?)]] = [:]
+        // A broken connection (a restarting database) is waited out, for up to the fence timeout: the
+        // claimed runs are not failed for it. Past that, they are left to the reaper and reconciliation.
+        let deadline = ContinuousClock.now + configuration.fenceTimeout
+        var pause = Duration.milliseconds(100)
+        while true {
+            do {
+                entries = try await pool.withConnection { c in try PGFlowClient.deploymentSecretEnvironments(Array(deployments), on: c) }
+                break
+            } catch let error as PostgresError where error.kind == .connection {
+                if ContinuousClock.now + pause > deadline || Task.isCancelled {
+                    let failure = Result<[String: String], SecretEnvironmentError>.failure(SecretEnvironmentError(
+                        message: "could not read the deployment's secret environment: \(error)", transient: true))
+                    return Dictionary(uniqueKeysWithValues: deployments.map { ($0, failure) })
+                }
+                logger.warning("reading the claimed runs' secret environments failed (\(error)); trying again in \(pause)")
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
+            } catch {
+                let failure = Result<[String: String], SecretEnvironmentError>.failure(
+                    SecretEnvironmentError(message: "could not read the deployment's secret environment: \(error)"))
+                return Dictionary(uniqueKeysWithValues: deployments.map { ($0, failure) })
+            }
         }
         let key = configuration.secretKey
         return entries.mapValues { list in
@@ -184,7 +202,7 @@ public final class Agent: Service, Sendable {
 
     // MARK: Shutdown
 
-    private func shutDown(client: PGFlowClient, agentID: UUID) async {
+    private func shutDown(agentID: UUID) async {
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.shutdownGracePeriod
         if runningCount > 0 { logger.info("shutting down: waiting up to \(configuration.shutdownGracePeriod) for \(runningCount) run(s)") }
@@ -202,7 +220,7 @@ public final class Agent: Service, Sendable {
         }
         while runningCount > 0 { await pause(milliseconds: 20) }
         do {
-            let changed = try await client.deregisterAgent(agentID)
+            let changed = try await pool.withConnection { try PGFlowClient.deregisterAgent(agentID, on: $0) }
             if changed > 0 { logger.info("deregistered; \(changed) run(s) handed back or marked Crashed for retry") }
         } catch {
             logger.error("could not deregister (the reaper will clean up after the heartbeat timeout): \(error)")

@@ -30,7 +30,7 @@ public final class AgentHeartbeat: Sendable {
     }
 
     let configuration: AgentConfiguration
-    let client: PGFlowClient
+    let pool: PostgresPool
     /// The agent's id.
     public let agentID: UUID
     let states: StateBatcher
@@ -39,9 +39,9 @@ public final class AgentHeartbeat: Sendable {
     /// When the last successful pass was sent.
     private let lastSuccess = Mutex<ContinuousClock.Instant?>(nil)
 
-    init(configuration: AgentConfiguration, client: PGFlowClient, agentID: UUID, states: StateBatcher, running: RunningRuns, logger: Logger) {
+    init(configuration: AgentConfiguration, pool: PostgresPool, agentID: UUID, states: StateBatcher, running: RunningRuns, logger: Logger) {
         self.configuration = configuration
-        self.client = client
+        self.pool = pool
         self.agentID = agentID
         self.states = states
         self.running = running
@@ -65,7 +65,8 @@ public final class AgentHeartbeat: Sendable {
     public func runOnce() async throws -> Report {
         let sent = ContinuousClock.now
         var report = Report()
-        for id in try await client.heartbeat(agentID: agentID) {
+        let agentID = self.agentID
+        for id in try await pool.withConnection({ try PGFlowClient.heartbeat(agentID: agentID, on: $0) }) {
             report.cancelled += 1
             if let handle = running[id] {
                 logger.info("cancelling run \(id)")
@@ -104,11 +105,8 @@ public final class AgentHeartbeat: Sendable {
 
     /// Stops the runs this agent executes that the database no longer gives it; returns how many.
     private func stopRunsNoLongerOurs(askedAt: ContinuousClock.Instant) async throws -> Int {
-        let held = Set(try await client.pool.query(
-            """
-            SELECT id FROM pgflow.flow_runs
-             WHERE agent_id = $1 AND state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING')
-            """, [agentID]).rows.map { try $0.decode(UUID.self, at: 0) })
+        let agentID = self.agentID
+        let held = Set(try await pool.withConnection { try PGFlowClient.agentHeldRuns(agentID: agentID, on: $0) })
         let lost = running.all.filter { h in
             h.claimedAt < askedAt && !held.contains(h.run.id) && !h.isSettled && h.stopReason == nil
         }
@@ -128,7 +126,9 @@ public final class AgentHeartbeat: Sendable {
     private func reconcile() async throws -> Int {
         let seconds = Double(configuration.reconcileAfter.components.seconds) + Double(configuration.reconcileAfter.components.attoseconds) / 1e18
         var count = 0
-        for (id, type) in try await client.agentRuns(agentID: agentID, unchangedFor: seconds) where running[id] == nil {
+        let agentID = self.agentID
+        let held = try await pool.withConnection { try PGFlowClient.agentRuns(agentID: agentID, unchangedFor: seconds, on: $0) }
+        for (id, type) in held where running[id] == nil {
             let proposal = type == .pending
                 ? StateProposal(runID: id, type: .scheduled, message: "given back: agent \(configuration.name) lost its claim (a broken connection)")
                 : StateProposal(runID: id, type: .crashed, message: "agent \(configuration.name) lost track of it (a broken connection or a fenced command)")

@@ -7,6 +7,8 @@ import PGFlowSecrets
 /// Why a run's secret environment could not be given to its command (said in the run's failure).
 struct SecretEnvironmentError: Error, CustomStringConvertible {
     let message: String
+    /// The database could not be reached: the run is left unstarted for reconciliation, not failed.
+    var transient = false
     var description: String { message }
 }
 
@@ -102,6 +104,9 @@ struct RunExecution {
         let secretEnvironment: [String: String]
         switch secrets {
         case .success(let variables): secretEnvironment = variables
+        case .failure(let error) where error.transient:
+            log(error.message, level: 30)
+            return .abandoned
         case .failure(let error): return .failed(error.message)
         }
         let environment = CommandEnvironment.build(

@@ -13,15 +13,15 @@ final class StateBatcher: Sendable {
         let continuation: CheckedContinuation<TransitionResult, any Error>
     }
 
-    private let client: PGFlowClient
+    private let pool: PostgresPool
     private let agentID: UUID
     private let pending = Mutex<[Pending]>([])
     /// Set once `run` has written its last batch: later proposals fail at once instead of waiting forever.
     private let closed = Mutex(false)
     private let signal = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
-    init(client: PGFlowClient, agentID: UUID) {
-        self.client = client
+    init(pool: PostgresPool, agentID: UUID) {
+        self.pool = pool
         self.agentID = agentID
     }
 
@@ -74,7 +74,8 @@ final class StateBatcher: Sendable {
             var backoff = 50
             while true {
                 do {
-                    let results = try await client.setFlowRunStates(batch.map(\.proposal), agentID: agentID)
+                    let (proposals, agentID) = (batch.map(\.proposal), self.agentID)
+                    let results = try await pool.withConnection { try PGFlowClient.setFlowRunStates(proposals, agentID: agentID, on: $0) }
                     for (p, r) in zip(batch, results) { p.continuation.resume(returning: r) }
                     break
                 } catch let error as PostgresError where error.isConnectionFailure && ContinuousClock.now < deadline {

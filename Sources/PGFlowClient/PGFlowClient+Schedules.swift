@@ -123,11 +123,6 @@ extension PGFlowClient {
         return (try row?.decode(Int.self, "inserted") ?? 0, try row?.decode(Int.self, "deleted") ?? 0)
     }
 
-    /// `pgflow.schedule_flow_runs` for one schedule.
-    public func scheduleFlowRuns(scheduleID: UUID, times: [Date], now: Date = Date()) async throws -> (inserted: Int, deleted: Int) {
-        try await pool.withConnection { try Self.scheduleFlowRuns([(scheduleID, times)], now: now, on: $0) }
-    }
-
     /// For each work queue with waiting runs due after `now`: the earliest such time.
     public static func nextDueTimes(after now: Date, on c: PostgresConnection) throws -> [(queue: String, due: Date)] {
         try c.query("SELECT * FROM pgflow.next_due_times($1)", [now]).rows.map { (try $0.decode(String.self, "queue"), try $0.decode(Date.self, "due")) }

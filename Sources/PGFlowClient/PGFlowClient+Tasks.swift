@@ -145,23 +145,11 @@ extension PGFlowClient {
         return try TransitionOutcome(row: row)
     }
 
-    /// `pgflow.resume_flow_run`: a Paused run goes on (Running), a Suspended one is scheduled again.
-    public func resumeFlowRun(_ flowRunID: UUID) async throws -> TransitionOutcome {
-        let row = try await pool.query("SELECT * FROM pgflow.resume_flow_run($1)", [flowRunID]).first
-        guard let row else { throw PostgresError(kind: .decoding, message: "resume_flow_run returned no row") }
-        return try TransitionOutcome(row: row)
-    }
-
     /// A flow run's name and current state (from `pgflow.flow_run_history`), or nil when it does not exist.
     public static func flowRunSummary(_ id: UUID, on c: PostgresConnection) throws -> FlowRunSummary? {
         guard let row = try c.query("SELECT name, state::text, state_name FROM pgflow.flow_run_history WHERE id = $1", [id]).first,
               let type = StateType(rawValue: try row.decode(String.self, at: 1)) else { return nil }
         return FlowRunSummary(id: id, name: try row.decode(String.self, at: 0), stateType: type, stateName: try row.decode(String.self, at: 2))
-    }
-
-    /// The current state of a flow run, or nil for an unknown run.
-    public func flowRunState(_ flowRunID: UUID) async throws -> (type: StateType, name: String)? {
-        try await pool.withConnection { try Self.flowRunSummary(flowRunID, on: $0) }.map { ($0.stateType, $0.stateName) }
     }
 
     // MARK: Task runs
@@ -234,8 +222,8 @@ extension PGFlowClient {
     // MARK: Named concurrency limits
 
     /// `pgflow.acquire_concurrency_slots`: the lease id, or nil when a limit is full now.
-    public func acquireConcurrencySlots(names: [String], slots: Int, leaseSeconds: Double, holderID: UUID?) async throws -> UUID? {
-        try await pool.query(
+    public static func acquireConcurrencySlots(names: [String], slots: Int, leaseSeconds: Double, holderID: UUID?, on c: PostgresConnection) throws -> UUID? {
+        try c.query(
             "SELECT pgflow.acquire_concurrency_slots($1::text[], $2, make_interval(secs => $3), $4::uuid)",
             [names, slots, leaseSeconds, holderID]
         ).scalar(UUID?.self)
@@ -243,13 +231,13 @@ extension PGFlowClient {
 
     /// `pgflow.release_concurrency_slots`: how many limits the lease held.
     @discardableResult
-    public func releaseConcurrencySlots(_ leaseID: UUID) async throws -> Int {
-        try await pool.query("SELECT pgflow.release_concurrency_slots($1)", [leaseID]).scalar(Int.self)
+    public static func releaseConcurrencySlots(_ leaseID: UUID, on c: PostgresConnection) throws -> Int {
+        try c.query("SELECT pgflow.release_concurrency_slots($1)", [leaseID]).scalar(Int.self)
     }
 
     /// `pgflow.renew_concurrency_lease`: false if the lease is gone or expired.
-    public func renewConcurrencyLease(_ leaseID: UUID, leaseSeconds: Double) async throws -> Bool {
-        try await pool.query("SELECT pgflow.renew_concurrency_lease($1, make_interval(secs => $2))", [leaseID, leaseSeconds])
+    public static func renewConcurrencyLease(_ leaseID: UUID, leaseSeconds: Double, on c: PostgresConnection) throws -> Bool {
+        try c.query("SELECT pgflow.renew_concurrency_lease($1, make_interval(secs => $2))", [leaseID, leaseSeconds])
             .scalar(Bool.self)
     }
 }

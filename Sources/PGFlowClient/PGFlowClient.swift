@@ -1,57 +1,58 @@
 import Foundation
 import PGFlowPostgres
 
-/// Typed calls of pgflow's SQL API: one Swift function per SQL function, every value a bound parameter.
+/// Typed calls of pgflow's SQL API: one Swift function per SQL function or view, every value a bound
+/// parameter, all of one shape: `static func x(…, on c: PostgresConnection) throws`.
 ///
-/// Functions taking a `PostgresConnection` run on the caller's (blocking) thread; the async ones borrow a
-/// connection from the pool. State changes go only through these SQL functions.
-public struct PGFlowClient: Sendable {
-    /// The pool the async calls use.
-    public let pool: PostgresPool
-
-    /// Creates a client over a pool.
-    public init(pool: PostgresPool) { self.pool = pool }
-
+/// One shape, synchronous, because libpq is blocking and a connection lives on a thread of its own: async
+/// code borrows one with `pool.withConnection { c in try PGFlowClient.x(…, on: c) }` (several calls in one
+/// closure share one thread hop; `c.withTransaction` makes them atomic), while the CLI, tests and
+/// transactions call the same functions directly. State changes go only through these SQL functions.
+public enum PGFlowClient {
     // MARK: Agents
 
     /// `pgflow.register_agent`: a new agent id.
-    public func registerAgent(name: String, queues: [String]) async throws -> UUID {
-        try await pool.query("SELECT pgflow.register_agent($1, $2)", [name, queues]).scalar(UUID.self)
+    public static func registerAgent(name: String, queues: [String], on c: PostgresConnection) throws -> UUID {
+        try c.query("SELECT pgflow.register_agent($1, $2)", [name, queues]).scalar(UUID.self)
     }
 
     /// `pgflow.claim_flow_runs`: up to `max` due runs of `queues`, moved to Pending (or Running with `start`).
-    public func claimFlowRuns(agentID: UUID, queues: [String], max: Int, start: Bool = false) async throws -> [ClaimedFlowRun] {
-        try await pool.query("SELECT * FROM pgflow.claim_flow_runs($1, $2, $3, $4)", [agentID, queues, max, start])
+    public static func claimFlowRuns(agentID: UUID, queues: [String], max: Int, start: Bool = false, on c: PostgresConnection) throws -> [ClaimedFlowRun] {
+        try c.query("SELECT * FROM pgflow.claim_flow_runs($1, $2, $3, $4)", [agentID, queues, max, start])
             .rows.map(ClaimedFlowRun.init(row:))
     }
 
     /// `pgflow.heartbeat`: refreshes the agent; returns its runs that are Cancelling.
-    public func heartbeat(agentID: UUID) async throws -> [UUID] {
-        try await pool.query("SELECT pgflow.heartbeat($1)", [agentID]).rows.map { try $0.decode(UUID.self, at: 0) }
+    public static func heartbeat(agentID: UUID, on c: PostgresConnection) throws -> [UUID] {
+        try c.query("SELECT pgflow.heartbeat($1)", [agentID]).rows.map { try $0.decode(UUID.self, at: 0) }
     }
 
     /// The agent's Pending and Running runs whose state is older than `seconds` (a read, for the agent's
     /// reconciliation: a claim or start whose reply was lost to a broken connection leaves such runs).
-    public func agentRuns(agentID: UUID, unchangedFor seconds: Double) async throws -> [(id: UUID, type: StateType)] {
-        try await pool.query("SELECT * FROM pgflow.agent_unchanged_runs($1, make_interval(secs => $2))", [agentID, seconds])
+    public static func agentRuns(agentID: UUID, unchangedFor seconds: Double, on c: PostgresConnection) throws -> [(id: UUID, type: StateType)] {
+        try c.query("SELECT * FROM pgflow.agent_unchanged_runs($1, make_interval(secs => $2))", [agentID, seconds])
             .rows.map { (try $0.decode(UUID.self, at: 0), StateType(rawValue: try $0.decode(String.self, at: 1)) ?? .running) }
+    }
+
+    /// The runs the database gives the agent now: its Pending, Running, Paused and Cancelling runs (read
+    /// through `pgflow.flow_run_history`, which the agent's role may read).
+    public static func agentHeldRuns(agentID: UUID, on c: PostgresConnection) throws -> [UUID] {
+        try c.query("""
+            SELECT id FROM pgflow.flow_run_history
+             WHERE agent_id = $1 AND state IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING')
+            """, [agentID]).rows.map { try $0.decode(UUID.self, at: 0) }
     }
 
     /// `pgflow.deregister_agent`: the agent goes offline; its Pending runs go back to the queue and the
     /// runs it still runs crash (retried per policy). Returns how many runs changed.
     @discardableResult
-    public func deregisterAgent(_ agentID: UUID) async throws -> Int {
-        try await pool.query("SELECT pgflow.deregister_agent($1)", [agentID]).scalar(Int.self)
+    public static func deregisterAgent(_ agentID: UUID, on c: PostgresConnection) throws -> Int {
+        try c.query("SELECT pgflow.deregister_agent($1)", [agentID]).scalar(Int.self)
     }
 
     // MARK: States and logs
 
     /// `pgflow.set_flow_run_states`: many transitions in one call; one result per proposal, in order.
-    public func setFlowRunStates(_ proposals: [StateProposal], agentID: UUID?) async throws -> [TransitionResult] {
-        try await pool.withConnection { try Self.setFlowRunStates(proposals, agentID: agentID, on: $0) }
-    }
-
-    /// `pgflow.set_flow_run_states` on a given connection.
     public static func setFlowRunStates(_ proposals: [StateProposal], agentID: UUID?, on c: PostgresConnection) throws -> [TransitionResult] {
         if proposals.isEmpty { return [] }
         let results: [String?] = proposals.map(\.resultJSON)

@@ -48,8 +48,11 @@ import Testing
             SELECT count(*) FROM (SELECT flow_run_id FROM pgflow.flow_run_states WHERE state_type = 'COMPLETED'
                                    GROUP BY flow_run_id HAVING count(*) > 1) twice
             """).scalar(Int.self) == 0)
-        let outcomes = try fresh.query("SELECT state_name || '=' || count(*) FROM pgflow.flow_runs GROUP BY state_name ORDER BY 1")
-            .rows.map { try $0.decode(String.self, at: 0) }
+        let outcomes = try fresh.query("""
+            SELECT state_name || '=' || count(*) || coalesce(': ' || string_agg(DISTINCT state_message, ' | ')
+                   FILTER (WHERE state_type <> 'COMPLETED'), '')
+              FROM pgflow.flow_runs GROUP BY state_name ORDER BY 1
+            """).rows.map { try $0.decode(String.self, at: 0) }
         #expect(try completed(fresh) == 300, "outcomes: \(outcomes)")
         agent.signal(SIGTERM)
         #expect(await agent.waitForExit(timeout: 60) == 0)

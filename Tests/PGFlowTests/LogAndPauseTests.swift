@@ -2,6 +2,7 @@
 import Foundation
 import Logging
 import PGFlow
+import PGFlowClient
 import PGFlowPostgres
 import PGFlowTestSupport
 import Testing
@@ -56,7 +57,8 @@ import Testing
                 paused = try await t.column("SELECT id FROM pgflow.flow_runs WHERE state_name = 'Paused'").first ?? nil
                 return paused != nil
             })
-            let resumed = try await t.engine.client.resumeFlowRun(UUID(uuidString: try #require(paused))!)
+            let id = UUID(uuidString: try #require(paused))!
+            let resumed = try await t.engine.pool.withConnection { try PGFlowClient.resumeFlowRun(id, on: $0) }
             #expect(resumed.status == .accepted)
             let result = try await run.value
             #expect(try result.get() == 2)
