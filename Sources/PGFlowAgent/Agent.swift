@@ -137,7 +137,7 @@ public final class Agent: Service, Sendable {
             do {
                 entries = try await pool.withConnection { c in try PGFlowClient.deploymentSecretEnvironments(Array(deployments), on: c) }
                 break
-            } catch let error as PostgresError where error.kind == .connection {
+            } catch let error as PostgresError where error.isConnectionFailure {
                 if ContinuousClock.now + pause > deadline || Task.isCancelled {
                     let failure = Result<[String: String], SecretEnvironmentError>.failure(SecretEnvironmentError(
                         message: "could not read the deployment's secret environment: \(error)", transient: true))
