@@ -127,20 +127,18 @@ public final class AgentHeartbeat: Sendable {
         let seconds = Double(configuration.reconcileAfter.components.seconds) + Double(configuration.reconcileAfter.components.attoseconds) / 1e18
         var count = 0
         let agentID = self.agentID
-        // A claim in flight while reading may hold runs whose handles are not in `running` yet: such a
-        // read is not used. A busy agent claims often, so a few reads are tried; else the next pass tries.
+        // Runs unchanged for `reconcileAfter` can only come from claims sent longer ago than that. Such a
+        // claim still in flight when the read is used may hold runs not in `running` yet: then the read is
+        // not used (a few tries; else the next pass tries again). Claims settled by then have inserted theirs.
         var held: [(id: UUID, type: StateType)]? = nil
         for _ in 0..<20 {
-            let before = running.claims
-            if before.inFlight == 0 {
-                let read = try await pool.withConnection { try PGFlowClient.agentRuns(agentID: agentID, unchangedFor: seconds, on: $0) }
-                let after = running.claims
-                if after.inFlight == 0 && after.settled == before.settled {
-                    held = read
-                    break
-                }
+            let read = try await pool.withConnection { try PGFlowClient.agentRuns(agentID: agentID, unchangedFor: seconds, on: $0) }
+            if let oldest = running.oldestClaimInFlight, oldest < ContinuousClock.now - configuration.reconcileAfter {
+                await pause(milliseconds: 10)
+                continue
             }
-            await pause(milliseconds: 10)
+            held = read
+            break
         }
         guard let held else { return 0 }
         for (id, type) in held where running[id] == nil {

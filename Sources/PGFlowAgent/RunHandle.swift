@@ -90,17 +90,22 @@ final class RunningRuns: Sendable {
     subscript(id: UUID) -> RunHandle? { runs.withLock { $0[id] } }
     /// Whether a process of this run may have been started by this agent (see `remembered`). A run the
     /// database gives this agent that it does not remember came from a claim whose reply was lost
-    /// (provided no claim was in flight meanwhile: see `claims`).
+    /// (provided no claim older than that was in flight: see `oldestClaimInFlight`).
     func mayHaveRun(_ id: UUID) -> Bool { remembered.withLock { $0.contains(id) } }
 
-    /// Claims sent and not yet settled (their runs inserted, or their failure seen), and claims settled.
-    private let claimCounts = Mutex<(inFlight: Int, settled: Int)>((0, 0))
-    /// Runs `claim` as one claim: a reconcile pass that overlaps it cannot tell its runs from lost ones.
+    /// When each claim in flight was sent (by a claim number): a claim whose reply is not yet read may
+    /// hold runs that are not in `runs` yet.
+    private let claimsInFlight = Mutex<(next: Int, sent: [Int: ContinuousClock.Instant])>((0, [:]))
+    /// Runs `claim` as one claim; its runs must be inserted before it returns.
     func claiming<T>(_ claim: () async throws -> T) async rethrows -> T {
-        claimCounts.withLock { $0.inFlight += 1 }
-        defer { claimCounts.withLock { $0.inFlight -= 1; $0.settled += 1 } }
+        let number = claimsInFlight.withLock { c -> Int in
+            c.next += 1
+            c.sent[c.next] = .now
+            return c.next
+        }
+        defer { _ = claimsInFlight.withLock { $0.sent.removeValue(forKey: number) } }
         return try await claim()
     }
-    /// The claim counts, to compare before and after reading what the database gives this agent.
-    var claims: (inFlight: Int, settled: Int) { claimCounts.withLock { $0 } }
+    /// When the oldest claim still in flight was sent, if any.
+    var oldestClaimInFlight: ContinuousClock.Instant? { claimsInFlight.withLock { $0.sent.values.min() } }
 }

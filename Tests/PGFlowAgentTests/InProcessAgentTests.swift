@@ -91,12 +91,13 @@ import Testing
             try c.query("SELECT pgflow.create_work_queue('elsewhere')")
             try c.query("SELECT pgflow.create_deployment('lost', 'reply', 'true', p_work_queue => 'elsewhere')")
             let runID = try c.query("SELECT pgflow.run_deployment('lost/reply')").scalar(UUID.self)
-            try await Self.withAgent(db, flows: [], heartbeat: .seconds(3600), reconcileAfter: .zero) { agent in
+            try await Self.withAgent(db, flows: [], heartbeat: .seconds(3600), reconcileAfter: .seconds(1)) { agent in
                 #expect(await eventually(timeout: 60) { agent.heartbeat != nil }, "the agent registered")
                 let agentID = try #require(agent.agentID)
                 // The claim this agent "sent" (it serves only queue default, so it never claims this run itself).
                 #expect(try c.query("SELECT count(*) FROM pgflow.claim_flow_runs($1, ARRAY['elsewhere'], 1, true)", [agentID]).scalar(Int.self) == 1)
                 #expect(try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Running")
+                try await Task.sleep(for: .seconds(1.5))  // unchanged for longer than reconcileAfter
                 let report = try await #require(agent.heartbeat).runOnce()
                 #expect(report.reconciled == 1)
                 let row = try #require(try c.query("SELECT state_name, state_message, agent_id IS NULL FROM pgflow.flow_runs WHERE id = $1", [runID]).first)
