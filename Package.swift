@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "PGFlowScheduler",
             dependencies: [
-                "PGFlowClient", "PGFlowSchedule",
+                "PGFlowClient", "PGFlowSchedule", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
