@@ -52,6 +52,8 @@ public struct SchedulerCommand: AsyncParsableCommand {
     var noEvents = false
     @Option(name: .customLong("event-retention-days"), help: "Drop events older than this many days.")
     var eventRetentionDays: Double = 7
+    @Option(name: .customLong("event-batch-size"), help: "Events the evaluator reads per transaction.")
+    var eventBatchSize: Int = 1000
     @Flag(help: "Run every duty once, print what each did and how long it took, and exit (for cron jobs and benchmarks).")
     var once = false
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).")
@@ -100,6 +102,7 @@ public struct SchedulerCommand: AsyncParsableCommand {
             c.eventMaintenance = nil
         }
         c.eventMaintenance?.retention = eventRetentionDays * 86_400
+        c.events?.batchSize = eventBatchSize
         try c.validate()
         return c
     }
