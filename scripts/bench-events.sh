@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Event benchmarks, against one local PostgreSQL (release builds):
-#   scripts/bench-events.sh [PINGS=300] [DRAIN=20000] [REPEATS=3]
+#   scripts/bench-events.sh [PINGS=300] [DRAIN=20000] [REPEATS=3] [PARTS=123]   (PARTS: which of 1, 2, 3 to run)
 # 1. event -> action started: PINGS events emitted one per transaction, 20 ms apart, with one
 #    `pgflow-scheduler --events-only` running and an automation whose action emits an event; latency is
 #    the firing's fired_at (clock time when the action started) minus the event's occurred (the start of
@@ -16,6 +16,8 @@ cd "$PGFLOW_ROOT"
 pings=${1:-300}
 drain=${2:-20000}
 repeats=${3:-3}
+parts=${4:-123}
+lat50=- lat99=- latn=0 bulk=- ms=- tps=- on_median=- off_median=- on=() off=()
 
 ensure_system_packages
 scripts/db.sh up >/dev/null
@@ -40,6 +42,7 @@ SQL
 stop_all() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
+if [[ $parts == *1* ]]; then
 log "1/3 event -> action started ($pings events)"
 fresh
 psql "$url" -XAtqc "SELECT pgflow.create_automation('ping-pong', '{\"match\": \"bench.ping\"}', '[{\"type\": \"emit-event\", \"event\": \"bench.pong\"}]')" >/dev/null
@@ -55,7 +58,9 @@ read -r lat50 lat99 latn <<<"$(psql "$url" -XAtF ' ' -c "
          round((percentile_cont(0.99) WITHIN GROUP (ORDER BY ms))::numeric, 2), count(*)
     FROM (SELECT extract(epoch FROM fired_at - event_occurred) * 1000 AS ms FROM pgflow.automation_firings) x")"
 stop_all
+fi
 
+if [[ $parts == *2* ]]; then
 log "2/3 events/s through SQL"
 fresh
 psql "$url" -XAtqc "SELECT count(pgflow.emit_event('bench.warm', '{}')) FROM generate_series(1, 1000)" >/dev/null
@@ -64,9 +69,11 @@ bulk=$(awk -v ms="$ms" 'BEGIN{printf "%d", 100000 / (ms / 1000)}')
 echo "SELECT pgflow.emit_event('bench.tx', '{\"id\": \"x\"}', '{\"n\": 1}');" >"$work/emit.sql"
 eval "$(url_to_pg_env "$url")"
 tps=$(pgbench -n -c 4 -j 2 -T 10 -f "$work/emit.sql" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
+fi
+
+if [[ $parts == *3* ]]; then
 
 log "3/3 drain of $drain no-op runs by 2 agents, state events on and off, $repeats times each"
-on=() off=()
 for r in $(seq 1 "$repeats"); do
   for mode in on off; do
     fresh
@@ -86,6 +93,7 @@ for r in $(seq 1 "$repeats"); do
 done
 on_median=$(printf '%s\n' "${on[@]}" | median)
 off_median=$(printf '%s\n' "${off[@]}" | median)
+fi
 
 echo
 echo "Event benchmarks, $(date -u +%F), $(nproc) cores, PostgreSQL $(psql "$url" -XAtc 'SHOW server_version' | cut -d' ' -f1), release build"

@@ -56,18 +56,19 @@ public struct EventEvaluator: Service, Sendable {
     /// Evaluates on every wake-up until the service group shuts down.
     public func run() async throws {
         try configuration.validate()
-        let (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        // true: a NOTIFY (an event was committed), false: the poll
+        let (wakes, wake) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(1))
         try? await cancelWhenGracefulShutdown { [self] in
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { [pool] in
                     for await _ in PostgresListener.listen(configuration: pool.configuration, channels: ["pgflow_events"]) {
-                        wake.yield()
+                        wake.yield(true)
                     }
                 }
                 group.addTask { [configuration] in
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .milliseconds(Int(configuration.pollInterval * 1000)))
-                        wake.yield()
+                        wake.yield(false)
                     }
                 }
                 group.addTask { [self] in
@@ -77,10 +78,10 @@ public struct EventEvaluator: Service, Sendable {
                     }
                 }
                 group.addTask { [self] in
-                    for await _ in wakes {
+                    for await notified in wakes {
                         if Task.isCancelled { break }
                         do {
-                            let fired = try await drain()
+                            let fired = try await drain(retryIfNothing: notified)
                             if fired > 0 { logger.debug("events: \(fired) action(s) fired") }
                         } catch is CancellationError {
                             break
@@ -96,20 +97,22 @@ public struct EventEvaluator: Service, Sendable {
         }
     }
 
-    /// Passes until the lockable shards are drained; returns the actions fired. A wake-up may come
-    /// before the event is below the transaction horizon (an older transaction still running): a pass
-    /// that reads nothing is retried a few times, 2 to 16 ms apart, before waiting for the next wake-up.
-    public func drain() async throws -> Int {
+    /// Passes until the lockable shards are drained; returns the actions fired. A NOTIFY may come
+    /// before its event is below the transaction horizon (an older transaction still running): with
+    /// `retryIfNothing`, a drain whose first pass reads nothing tries again 2, 4, 8 and 16 ms later.
+    /// Once a pass has read events, the first empty pass ends the drain (the next NOTIFY starts another).
+    public func drain(retryIfNothing: Bool = false) async throws -> Int {
         var fired = 0
+        var readAny = false
         var idleRetries = 0
         while !Task.isCancelled {
             let pass = try await runOnce()
             fired += pass.firings
             if pass.events > 0 {
-                idleRetries = 0
+                readAny = true
                 continue
             }
-            if idleRetries >= 4 { break }
+            if readAny || !retryIfNothing || idleRetries >= 4 { break }
             try await Task.sleep(for: .milliseconds(2 << idleRetries))
             idleRetries += 1
         }
