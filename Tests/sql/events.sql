@@ -1,7 +1,7 @@
 -- Events, automations and notifications (0008_events.sql). Everything here happens in one
 -- transaction, so evaluate_events reads this transaction's own events (p_own_transaction).
 BEGIN;
-SELECT plan(44);
+SELECT plan(46);
 
 CREATE FUNCTION pg_temp.err(p_sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE v_state text;
@@ -112,6 +112,12 @@ SELECT is(pgflow.record_notification_attempt((SELECT max(id) FROM pgflow.notific
 SELECT is((SELECT count(*)::int FROM pgflow.notification_dead_letters), 1, 'visible in SQL');
 SELECT pgflow.retry_notification((SELECT max(id) FROM pgflow.notification_deliveries));
 SELECT is((SELECT status FROM pgflow.notification_deliveries ORDER BY id DESC LIMIT 1), 'pending', 'retry sends it again');
+
+-- agents: online when registered, offline when deregistered
+SELECT pgflow.register_agent('ev-agent', ARRAY['default']) AS agent \gset
+SELECT is((SELECT count(*)::int FROM pgflow.events WHERE event = 'pgflow.agent.online' AND resource_id = :'agent'), 1, 'a registered agent is online');
+SELECT pgflow.deregister_agent(:'agent');
+SELECT is((SELECT count(*)::int FROM pgflow.events WHERE event = 'pgflow.agent.offline' AND resource_id = :'agent'), 1, 'a deregistered agent is offline');
 
 -- roles: an agent may emit, a reader may not create automations
 SET LOCAL ROLE pgflow_agent;

@@ -6976,6 +6976,23 @@ END $$;
 CREATE TRIGGER flow_run_states_events AFTER INSERT ON pgflow.flow_run_states
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgflow._flow_run_state_events();
 
+-- Agents going offline (deregistered, or found dead by the reaper) and online (registered, or
+-- heartbeating again): pgflow.agent.offline / pgflow.agent.online. Row triggers with a WHEN clause, so
+-- the heartbeat's UPDATE of an online agent calls no function at all.
+CREATE FUNCTION pgflow._agent_status_event() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgflow._append_event(CASE NEW.status WHEN 'OFFLINE' THEN 'pgflow.agent.offline' ELSE 'pgflow.agent.online' END,
+                                 jsonb_build_object('id', NEW.id, 'kind', 'agent', 'name', NEW.name, 'work_queues', NEW.work_queues),
+                                 jsonb_build_object('last_heartbeat_at', NEW.last_heartbeat_at), '[]', now());
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER agents_status_events AFTER UPDATE OF status ON pgflow.agents
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION pgflow._agent_status_event();
+CREATE TRIGGER agents_registered_events AFTER INSERT ON pgflow.agents
+    FOR EACH ROW EXECUTE FUNCTION pgflow._agent_status_event();
+
 -- ============================================================================================
 -- Privileges (the rule of docs/security.md)
 -- ============================================================================================
