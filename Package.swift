@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "PGFlowScheduler",
             dependencies: [
-                "PGFlowClient", "PGFlowSchedule",
+                "PGFlowClient", "PGFlowSchedule", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -135,7 +135,10 @@ let package = Package(
         .target(name: "PGFlowTestSupport", dependencies: ["PGFlowPostgres"], path: "Tests/PGFlowTestSupport"),
         .testTarget(name: "PGFlowPostgresTests", dependencies: ["PGFlowPostgres", "PGFlowTestSupport"]),
         .testTarget(name: "PGFlowScheduleTests", dependencies: ["PGFlowSchedule"]),
-        .testTarget(name: "PGFlowAgentTests", dependencies: ["PGFlowAgent", "PGFlowSecrets", "PGFlowTestSupport"]),
+        .testTarget(
+            name: "PGFlowAgentTests",
+            dependencies: ["PGFlowAgent", "PGFlowSecrets", "PGFlowTestSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(
             name: "PGFlowTests",
             dependencies: [

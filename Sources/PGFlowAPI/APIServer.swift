@@ -35,6 +35,7 @@ public struct APIServer: Sendable {
         api.addDeploymentRoutes()
         api.addFlowRunRoutes()
         api.addConfigurationRoutes()
+        api.addEventRoutes()
         api.addStreamRoute(hub: hub)
         routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }.sorted()
         openAPIDocument = api.openAPIDocument

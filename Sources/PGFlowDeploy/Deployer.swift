@@ -27,9 +27,12 @@ public enum Deployer {
     }
 
     /// Deploys every entry in one transaction; a refused entry throws `DeployError` and nothing stays.
-    public static func deploy(_ entries: [DeploymentEntry], file: String, on c: PostgresConnection) throws -> [Outcome] {
+    /// Deployments go first (their triggers, then the automations, may name any of them); automations
+    /// are created or replaced by name.
+    public static func deploy(_ entries: [DeploymentEntry], automations: [AutomationEntry] = [], file: String,
+                              on c: PostgresConnection) throws -> [Outcome] {
         try c.withTransaction { c in
-            try entries.map { entry in
+            let outcomes = try entries.map { entry in
                 do {
                     try PGFlowClient.createDeployment(entry.spec, on: c)
                     _ = try PGFlowClient.setDeploymentSecretEnvironment(entry.name, envJSON: entry.secretEnvironmentJSON, on: c)
@@ -39,6 +42,23 @@ public enum Deployer {
                     throw DeployError(location: "\(file):\(entry.line): \(entry.name)", error: error)
                 }
             }
+            for entry in entries {
+                do {
+                    try PGFlowClient.setDeploymentTriggers(deployment: entry.name, triggersJSON: entry.triggersJSON, on: c)
+                } catch let error as PostgresError where error.kind == .server {
+                    throw DeployError(location: "\(file):\(entry.line): \(entry.name) triggers", error: error)
+                }
+            }
+            for a in automations {
+                do {
+                    try PGFlowClient.createAutomation(name: a.name, triggerJSON: a.triggerJSON, actionsJSON: a.actionsJSON,
+                                                      description: a.description, replace: true, source: "file", on: c)
+                    try PGFlowClient.setAutomationPaused(name: a.name, paused: !a.enabled, on: c)
+                } catch let error as PostgresError where error.kind == .server {
+                    throw DeployError(location: "\(file):\(a.line): automation \(a.name)", error: error)
+                }
+            }
+            return outcomes
         }
     }
 }

@@ -36,6 +36,8 @@ public struct DeploymentEntry: Sendable, Equatable {
     /// The secrets mapped into a command's environment, as `{"VAR": {"secret": "name"}}` JSON
     /// (`{}` when the file has no `env:`, so deploying clears a mapping the file no longer has).
     public var secretEnvironmentJSON: String = "{}"
+    /// `triggers:` — the deployment's triggers as a JSON list (each runs this deployment; docs/events.md).
+    public var triggersJSON: String = "[]"
     /// `flow/deployment`.
     public var name: String { "\(spec.flow)/\(spec.name)" }
 }
@@ -47,6 +49,20 @@ public struct DeploymentFileError: Error, CustomStringConvertible, Equatable {
 
     /// Creates an error.
     public init(_ description: String) { self.description = description }
+}
+
+/// One automation of a file's `automations:` list.
+public struct AutomationEntry: Sendable, Equatable {
+    /// Its name.
+    public var name: String
+    /// The trigger and the actions as JSON (docs/events.md).
+    public var triggerJSON: String, actionsJSON: String
+    /// The file line it came from.
+    public var line: Int
+    /// A description.
+    public var description: String?
+    /// false deploys it paused.
+    public var enabled = true
 }
 
 /// Parses pgflow.yaml (no database needed: every value is checked here, the rest by SQL on deploy).
@@ -80,6 +96,7 @@ public enum DeploymentFile {
         } catch let error as YamlError {
             throw DeploymentFileError("\(file): invalid YAML: \(String(describing: error).split(separator: "\n").joined(separator: " "))")
         }
+        if root?["deployments"] == nil, root?["automations"] != nil { return [] }
         guard let list = root?["deployments"], let items = list.sequence else {
             throw fail(root, "expected a top-level `deployments:` list")
         }
@@ -89,7 +106,7 @@ public enum DeploymentFile {
             let known: Set<String> = ["name", "entrypoint", "parameters", "work_queue", "queue", "tags", "description", "version",
                                       "concurrency_limit", "concurrency", "collision_strategy", "retries", "retry_delay", "retry_delays",
                                       "retry_backoff", "retry_jitter", "paused", "missed_runs", "timeout_seconds", "timeout", "schedules", "schedule",
-                                      "env"]
+                                      "env", "triggers"]
             for key in map.keys where !known.contains(key.string ?? "") {
                 throw fail(key, "unknown deployment key `\(key.string ?? "?")`; known: \(known.sorted().joined(separator: ", "))")
             }
@@ -146,6 +163,12 @@ public enum DeploymentFile {
             let schedules = try scheduleNodes.map { try schedule($0, fail) }
             var entry = DeploymentEntry(spec: spec, schedules: schedules, line: item.mark?.line ?? 1)
             if let env = item["env"] { entry.secretEnvironmentJSON = try secretEnvironment(env, fail) }
+            if let t = item["triggers"] {
+                guard let seq = t.sequence, seq.allSatisfy({ $0.mapping != nil }) else {
+                    throw fail(t, "triggers must be a list of mappings, such as - {type: flow-run-state, deployment: etl/extract, states: [Completed]}")
+                }
+                entry.triggersJSON = try json(t)
+            }
             entries.append(entry)
         }
         return entries
@@ -191,6 +214,38 @@ public enum DeploymentFile {
             spec.active = b
         }
         return spec
+    }
+
+    /// The top-level `automations:` of a file's text (none when it has no such key).
+    public static func automations(_ text: String, file: String) throws(DeploymentFileError) -> [AutomationEntry] {
+        func fail(_ node: Node?, _ message: String) -> DeploymentFileError {
+            DeploymentFileError("\(file):\(node?.mark?.line ?? 1): \(message)")
+        }
+        do {
+            guard let list = try Yams.compose(yaml: text)?["automations"] else { return [] }
+            guard let items = list.sequence else { throw fail(list, "automations must be a list") }
+            return try items.map { item in
+                guard let map = item.mapping else { throw fail(item, "each automation is a mapping with name, trigger and actions") }
+                let known: Set<String> = ["name", "description", "trigger", "actions", "enabled"]
+                for key in map.keys where !known.contains(key.string ?? "") {
+                    throw fail(key, "unknown automation key `\(key.string ?? "?")`; known: \(known.sorted().joined(separator: ", "))")
+                }
+                guard let name = item["name"]?.string else { throw fail(item, "an automation needs a `name:`") }
+                guard let trigger = item["trigger"], trigger.mapping != nil else { throw fail(item, "automation \(name) needs a `trigger:` mapping") }
+                guard let actions = item["actions"], actions.sequence != nil else { throw fail(item, "automation \(name) needs an `actions:` list") }
+                var entry = AutomationEntry(name: name, triggerJSON: try json(trigger), actionsJSON: try json(actions), line: item.mark?.line ?? 1)
+                entry.description = item["description"]?.string
+                if let e = item["enabled"] {
+                    guard let b = e.bool else { throw fail(e, "enabled must be true or false") }
+                    entry.enabled = b
+                }
+                return entry
+            }
+        } catch let error as DeploymentFileError {
+            throw error
+        } catch {
+            throw DeploymentFileError("\(file): invalid YAML: \(String(describing: error).split(separator: "\n").joined(separator: " "))")
+        }
     }
 
     /// `env:` — a mapping of environment variable names to `{secret: NAME}`; plain values are refused

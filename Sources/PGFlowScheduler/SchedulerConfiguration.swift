@@ -18,6 +18,14 @@ public struct SchedulerConfiguration: Sendable, Equatable {
     public var retention: RetentionService.Configuration? = RetentionService.Configuration()
     /// Waking agents when scheduled runs fall due; nil turns it off (agents then find them by polling).
     public var dueRunNotifier: DueRunNotifier.Configuration? = DueRunNotifier.Configuration()
+    /// Automations (the event evaluator); nil turns it off.
+    public var events: EventEvaluator.Configuration? = EventEvaluator.Configuration()
+    /// Webhook notifications; nil turns the sender off.
+    public var notifications: NotificationSender.Configuration? = NotificationSender.Configuration()
+    /// Event partitions and event retention; nil turns it off.
+    public var eventMaintenance: EventMaintenanceService.Configuration? = EventMaintenanceService.Configuration()
+    /// Only the event duties (evaluator, sender, event maintenance): `pgflow-scheduler --events-only`.
+    public var eventsOnly = false
 
     /// The defaults.
     public init() {}
@@ -30,10 +38,40 @@ public struct SchedulerConfiguration: Sendable, Equatable {
         try pauseExpiry.validate()
         try retention?.validate()
         try dueRunNotifier?.validate()
+        try events?.validate()
+        try notifications?.validate()
+        try eventMaintenance?.validate()
+        if eventsOnly && events == nil && notifications == nil && eventMaintenance == nil {
+            throw SchedulerConfigurationError("--events-only with --no-events leaves nothing to run: pick one")
+        }
     }
 
     /// The duties, each with its service and a one-pass runner (`pgflow-scheduler --once`).
     public func duties(pool: PostgresPool, logger: Logger) -> [SchedulerDuty] {
+        var duties = eventsOnly ? [] : schedulingDuties(pool: pool, logger: logger)
+        if let eventMaintenance {
+            let service = EventMaintenanceService(configuration: eventMaintenance, pool: pool, logger: logger)
+            duties.append(SchedulerDuty(name: service.name, service: service) { try await service.passNow() })
+        }
+        if let events {
+            let service = EventEvaluator(configuration: events, pool: pool, logger: logger)
+            duties.append(SchedulerDuty(name: "events", service: service) {
+                let fired = try await service.drain() + service.runProactiveOnce()
+                return "\(fired) action(s) fired"
+            })
+        }
+        if let notifications {
+            let service = NotificationSender(configuration: notifications, pool: pool, logger: logger)
+            duties.append(SchedulerDuty(name: "notifications", service: service) {
+                let c = try await service.runOnce()
+                return "\(c.delivered) delivered, \(c.retrying) to retry, \(c.dead) dead"
+            })
+        }
+        return duties
+    }
+
+    /// The duties of scheduling and maintenance (all but the event ones).
+    private func schedulingDuties(pool: PostgresPool, logger: Logger) -> [SchedulerDuty] {
         var periodic: [any PeriodicDutyService] = [
             ScheduleMaterializer(configuration: materializer, pool: pool, logger: logger),
             LateRunService(configuration: lateRuns, pool: pool, logger: logger),

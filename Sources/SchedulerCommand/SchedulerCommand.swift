@@ -17,7 +17,9 @@ public struct SchedulerCommand: AsyncParsableCommand {
         discussion: """
             Duties: schedules (runs created ahead, changed schedules replaced), late runs and the missed-run
             policy, the reaper (dead agents, expired slot leases), pause expiry, retention, and waking agents
-            when scheduled runs fall due. Stateless and leaderless: run as many as you like.
+            when scheduled runs fall due; events: automations (the evaluator), webhook notifications, event
+            partitions (--events-only runs just these, --no-events none of them). Stateless and leaderless:
+            run as many as you like.
             Environment: PGFLOW_DATABASE_URL (else the libpq PG* variables), PGFLOW_LOG_LEVEL.
             SIGTERM or SIGINT: finish the current pass and stop.
             """)
@@ -44,6 +46,14 @@ public struct SchedulerCommand: AsyncParsableCommand {
     var retentionDays: Double = 30
     @Flag(name: .customLong("no-wake"), help: "Do not NOTIFY agents when scheduled runs fall due (they poll).")
     var noWake = false
+    @Flag(name: .customLong("events-only"), help: "Run only the event duties (automations, notifications, event partitions).")
+    var eventsOnly = false
+    @Flag(name: .customLong("no-events"), help: "Do not evaluate automations, send notifications or keep event partitions.")
+    var noEvents = false
+    @Option(name: .customLong("event-retention-days"), help: "Drop events older than this many days.")
+    var eventRetentionDays: Double = 7
+    @Option(name: .customLong("event-batch-size"), help: "Events the evaluator reads per transaction.")
+    var eventBatchSize: Int = 1000
     @Flag(help: "Run every duty once, print what each did and how long it took, and exit (for cron jobs and benchmarks).")
     var once = false
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).")
@@ -85,6 +95,14 @@ public struct SchedulerCommand: AsyncParsableCommand {
             c.retention?.maxAge = retentionDays * 86_400
         }
         if noWake { c.dueRunNotifier = nil }
+        c.eventsOnly = eventsOnly
+        if noEvents {
+            c.events = nil
+            c.notifications = nil
+            c.eventMaintenance = nil
+        }
+        c.eventMaintenance?.retention = eventRetentionDays * 86_400
+        c.events?.batchSize = eventBatchSize
         try c.validate()
         return c
     }
@@ -96,7 +114,7 @@ public struct SchedulerCommand: AsyncParsableCommand {
             let configuration = try schedulerConfiguration()
             let postgres = databaseURL.map { PostgresConfiguration($0, applicationName: "pgflow-scheduler") }
                 ?? .fromEnvironment(applicationName: "pgflow-scheduler")
-            let pool = PostgresPool(configuration: postgres, maxConnections: 6)
+            let pool = PostgresPool(configuration: postgres, maxConnections: 8)
             try await pool.withConnection { c in
                 guard try c.query("SELECT to_regprocedure('pgflow.schedule_flow_runs(uuid,timestamptz[],timestamptz)') IS NOT NULL").scalar(Bool.self) else {
                     throw SchedulerConfigurationError("the database has no current pgflow schema: run `pgflow db upgrade` (or scripts/db.sh up)")

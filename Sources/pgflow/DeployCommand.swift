@@ -21,14 +21,16 @@ struct DeployCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let entries = try DeploymentFile.load(path: file)
+            let automations = try DeploymentFile.automations((try? String(contentsOfFile: file, encoding: .utf8)) ?? "", file: file)
             if dryRun {
-                print("\(file): \(entries.count) deployment(s), \(entries.map(\.schedules.count).reduce(0, +)) schedule(s), valid")
+                print("\(file): \(entries.count) deployment(s), \(entries.map(\.schedules.count).reduce(0, +)) schedule(s), \(automations.count) automation(s), valid")
                 return
             }
-            let outcomes = try Deployer.deploy(entries, file: file, on: try database.connect())
+            let outcomes = try Deployer.deploy(entries, automations: automations, file: file, on: try database.connect())
             for o in outcomes {  // only once the transaction committed
                 print("deployed \(o.name) (schedules: \(o.added) added, \(o.removed) removed)")
             }
+            for a in automations { print("deployed automation \(a.name)\(a.enabled ? "" : " (paused)")") }
         }
     }
 }

@@ -20,6 +20,7 @@ struct PGFlowCommand: AsyncParsableCommand {
             TaskRunCommand.self, ScheduleCommand.self, WorkQueueCommand.self, ConcurrencyLimitCommand.self, AgentGroup.self,
             SchedulerGroup.self, APIGroup.self,
             ArtifactCommand.self, VariableCommand.self, SecretCommand.self, BlockCommand.self,
+            EventCommand.self, AutomationCommand.self, NotificationCommand.self,
         ]
     )
 }

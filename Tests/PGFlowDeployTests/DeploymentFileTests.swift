@@ -103,4 +103,41 @@ import Testing
             #expect(throws: DeployError.self) { try Deployer.deploy(bad, file: "f.yaml", on: c) }
         }
     }
+
+    @Test func triggersAndAutomationsDeployAsAutomationsAndRedeployReplacesThem() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            let text = """
+                deployments:
+                  - name: etl/extract
+                    entrypoint: ./extract.sh
+                  - name: etl/load
+                    entrypoint: ./load.sh
+                    triggers:
+                      - type: flow-run-state
+                        deployment: etl/extract
+                        states: [Completed]
+                        parameters: {file: "{{ flow_run.result.file }}"}
+                      - {type: reactive, match: acme.file.arrived, name: on-file, enabled: false}
+                automations:
+                  - name: extract-failed
+                    trigger: {type: flow-run-state, deployment: etl/extract, states: [Failed, Crashed]}
+                    actions: [{type: pause-deployment, deployment: etl/load}]
+                """
+            let entries = try DeploymentFile.parse(text, file: "f.yaml")
+            let automations = try DeploymentFile.automations(text, file: "f.yaml")
+            #expect(automations.map(\.name) == ["extract-failed"])
+            _ = try Deployer.deploy(entries, automations: automations, file: "f.yaml", on: c)
+            let rows = try c.query("SELECT name, paused::text, source FROM pgflow.automations ORDER BY name").rows.map { $0.values }
+            #expect(rows == [["etl/load:on-file", "true", "deployment:etl/load"], ["etl/load:trigger-1", "false", "deployment:etl/load"],
+                             ["extract-failed", "false", "file"]])
+            // a trigger removed from the file goes on the next deploy
+            let fewer = try DeploymentFile.parse(text.replacingOccurrences(of: "      - {type: reactive, match: acme.file.arrived, name: on-file, enabled: false}\n", with: ""), file: "f.yaml")
+            _ = try Deployer.deploy(fewer, automations: automations, file: "f.yaml", on: c)
+            #expect(try c.query("SELECT count(*) FROM pgflow.automations WHERE source LIKE 'deployment:%'").scalar(Int.self) == 1)
+            #expect(throws: DeploymentFileError.self) { try DeploymentFile.parse("deployments:\n  - {name: a/b, entrypoint: x, triggers: 3}", file: "f.yaml") }
+            let bad = try DeploymentFile.automations("automations:\n  - {name: x, trigger: {type: nope}, actions: [{type: cancel-flow-run}]}", file: "f.yaml")
+            #expect(throws: DeployError.self) { try Deployer.deploy([], automations: bad, file: "f.yaml", on: c) }
+        }
+    }
 }
