@@ -27,9 +27,9 @@ psql "$admin" -XAtqc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/n
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-export PGFLOW_COST_ADMIN="$admin" PGFLOW_COST_OUT="$out" PGFLOW_COST_JOBS="$jobs"
-export PGFLOW_BENCH_BEFORE='psql "$PGFLOW_COST_ADMIN" -XAtqc "SELECT pg_stat_statements_reset()" -c "SELECT pg_stat_reset_shared('"'"'wal'"'"')" >/dev/null'
-export PGFLOW_BENCH_AFTER='bench_cost_report >"$PGFLOW_COST_OUT/report"'
+export PGFLOW_STATE PGFLOW_COST_ADMIN="$admin" PGFLOW_COST_OUT="$out" PGFLOW_COST_JOBS="$jobs"
+export PGFLOW_BENCH_BEFORE='psql "$PGFLOW_COST_ADMIN" -XAtqc "SELECT pg_stat_statements_reset()" -c "SELECT pg_stat_reset_shared('"'"'wal'"'"')" >/dev/null; psql "$PGFLOW_COST_ADMIN" -XAtc "SELECT pg_current_wal_lsn()" >"$PGFLOW_COST_OUT/lsn0"'
+export PGFLOW_BENCH_AFTER='psql "$PGFLOW_COST_ADMIN" -XAtc "SELECT pg_current_wal_lsn()" >"$PGFLOW_COST_OUT/lsn1"; bench_cost_report >"$PGFLOW_COST_OUT/report"'
 bench_cost_report() {
   local n=$PGFLOW_COST_JOBS
   psql "$PGFLOW_COST_ADMIN" -XAt -F ' | ' <<SQL
@@ -53,10 +53,20 @@ SELECT CASE WHEN toplevel THEN 'top' ELSE 'nested' END,
  WHERE d.datname = 'pgflow_bench_agent' AND (total_exec_time * 1000 / $n > 0.5 OR wal_bytes / $n >= 1)
  ORDER BY toplevel DESC, total_exec_time DESC LIMIT 40;
 SQL
+  # the WAL of the drain by record type (read now: dropping the database checkpoints and recycles it)
+  if [ -z "${PGFLOW_DATABASE_URL:-}" ]; then
+    echo
+    echo "WAL of the drain by record type (pg_waldump --stats=record), per run:"
+    as_pg_owner "$(pg_bindir)/pg_waldump" -p "$(cat "$PGFLOW_STATE/cluster-dir")/data/pg_wal" \
+        -s "$(cat "$PGFLOW_COST_OUT/lsn0")" -e "$(cat "$PGFLOW_COST_OUT/lsn1")" --stats=record 2>&1 |
+      awk -v n="$n" '{ gsub(/[()]/, " ") } NR > 3 && $2 ~ /^[0-9]+$/ && $2 / n >= 0.05 {
+        printf "  %-36s %6.2f records %7.1f bytes\n", $1, $2 / n, $8 / n }'
+  fi
 }
-export -f bench_cost_report
+export -f bench_cost_report as_pg_owner pg_bindir pg_server_major
 
 read -r rate seconds states <<<"$(PGFLOW_BENCH_NO_BUILD=${PGFLOW_BENCH_NO_BUILD:-} scripts/bench-agent.sh drain "$jobs")"
 echo "Per-run cost of the drain: $jobs no-op runs, 2 agents, $(date -u '+%F %H:%M') UTC, $(nproc) cores, PostgreSQL $(psql "$admin" -XAtc 'SHOW server_version' | cut -d' ' -f1)"
 echo "drain: $rate runs/s ($seconds s, $states state rows)"
 cat "$out/report"
+
