@@ -10,6 +10,7 @@
 # Both clocks run from the first job's start to the last job's end (pgflow: the first Pending state to the
 # last Completed state; PgQueuer: the first job body's start to the last body's end, so PgQueuer's final
 # status flush is not counted). PgQueuer keeps no history; pgflow keeps every state of every run.
+# PGFLOW_BENCH_NO_BUILD=1 uses the binaries already built; PGFLOW_BENCH_SQL as in bench-agent.sh.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PGFLOW_ROOT"
@@ -29,10 +30,12 @@ fi
 py="$venv/bin/python"
 pgq_version=$("$py" -c 'import pgqueuer; print(pgqueuer.__version__)')
 
-log "building release binaries"
-swift build -c release --product pgflow-agent >/dev/null
-swift build -c release --product pgflow-bench-agent >/dev/null
-swift build --product pgflow >/dev/null   # scripts/apply-schema.sh's migrator
+if [ -z "${PGFLOW_BENCH_NO_BUILD:-}" ]; then
+  log "building release binaries"
+  swift build -c release --product pgflow-agent >/dev/null
+  swift build -c release --product pgflow-bench-agent >/dev/null
+  swift build --product pgflow >/dev/null   # scripts/apply-schema.sh's migrator
+fi
 
 pgqueuer_round() {  # prints jobs/s
   psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_peers WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_peers" >/dev/null
