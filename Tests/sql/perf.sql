@@ -2,7 +2,7 @@
 -- limit (one row version) against _claim_flow_runs_general on twin runs; retries start as Retrying;
 -- both states recorded in order.
 BEGIN;
-SELECT plan(10);
+SELECT plan(14);
 
 \set t0 '''2030-01-01 00:00:00+00'''
 \set t1 '''2030-01-01 00:05:00+00'''
@@ -52,6 +52,18 @@ UPDATE pgflow.flow_runs SET state_type = 'CANCELLED', state_name = 'Cancelled' W
 SELECT is((SELECT count(*)::int FROM pgflow.claim_flow_runs(:'agent', ARRAY['fast'], 10, true, :t1)), 0,
           'only SCHEDULED runs are started by the one-version claim');
 DELETE FROM pgflow.run_queue WHERE flow_run_id = :'gone';
+
+-- the one-version claim refuses what the general claim refuses
+SELECT throws_ok($$SELECT * FROM pgflow.claim_flow_runs('00000000-0000-0000-0000-000000000000', NULL, 1, true)$$, 'P0002', NULL,
+                 'an unknown agent cannot start runs');
+SELECT throws_ok($$SELECT * FROM pgflow.claim_flow_runs('$$ || :'agent' || $$', ARRAY['nope'], 1, true)$$, 'P0002', NULL,
+                 'an unknown queue cannot be claimed from');
+SELECT throws_ok($$SELECT * FROM pgflow.claim_flow_runs('$$ || :'agent' || $$', NULL, 0, true)$$, '22023', NULL,
+                 'p_max must be positive');
+SELECT pgflow.register_agent('gone', ARRAY['fast'], :t0) AS gone_agent \gset
+SELECT pgflow.deregister_agent(:'gone_agent', :t1);
+SELECT throws_ok($$SELECT * FROM pgflow.claim_flow_runs('$$ || :'gone_agent' || $$', NULL, 1, true)$$, '55000', NULL,
+                 'an offline agent cannot start runs');
 
 -- an active limit anywhere: the general claim (slots taken on the way)
 SELECT pgflow.create_concurrency_limit('tag:t', 1, p_now => :t0);
