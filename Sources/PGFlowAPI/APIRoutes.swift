@@ -45,6 +45,8 @@ struct APIOperation {
     let status: Int
     let response: [String: Any]?
     let contentType: String
+    /// A 409 whose body is this JSON schema (besides a problem document), e.g. a refused transition.
+    let conflict: [String: Any]?
 }
 
 /// The router, the pool, and the operations for the OpenAPI document.
@@ -66,12 +68,13 @@ final class APIRoutes: @unchecked Sendable {
     /// Adds a route: authorizes the caller for `scope`, then runs `handler`. `path` uses `{name}` captures.
     func add(_ method: HTTPRequest.Method, _ path: String, scope: APIScope, tag: String, summary: String,
              query: [APIParameter] = [], body: [String: Any]? = nil, status: Int = 200, response: [String: Any]?,
-             contentType: String = "application/json",
+             contentType: String = "application/json", conflict: [String: Any]? = nil,
              _ handler: @escaping @Sendable (Request, APIRequestContext) async throws -> Response) {
         let captures = path.split(separator: "/").filter { $0.hasPrefix("{") }.map { String($0.dropFirst().dropLast()) }
         let parameters = captures.map { APIParameter(name: $0, location: "path", schema: ["type": "string"], description: "", required: true) } + query
         operations.append(APIOperation(method: method, path: path, scope: scope, summary: summary, tag: tag, parameters: parameters,
-                                       body: body, status: status, response: response, contentType: contentType))
+                                       body: body, status: status, response: response, contentType: contentType,
+                                       conflict: conflict))
         let pool = self.pool, noAuth = configuration.insecureNoAuth, maxBody = configuration.maxBodyBytes
         router.on(RouterPath(path), method: method) { request, context in
             var context = context

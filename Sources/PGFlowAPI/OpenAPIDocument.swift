@@ -55,6 +55,11 @@ enum OpenAPIDocument {
             }
             let problem: [String: Any] = ["description": "a problem (RFC 9457)",
                                           "content": ["application/problem+json": ["schema": Schema.ref("Problem")]]]
+            if let conflict = op.conflict {
+                responses["409"] = ["description": "refused: the body says why (or a problem document)",
+                                    "content": ["application/json": ["schema": conflict],
+                                                "application/problem+json": ["schema": Schema.ref("Problem")]]]
+            }
             var codes = ["400", "404", "405", "409", "413", "422", "503"]
             if op.scope != .none { codes += ["401", "403"] }
             for code in codes where responses[code] == nil { responses[code] = problem }

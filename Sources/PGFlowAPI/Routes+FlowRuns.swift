@@ -58,7 +58,7 @@ extension APIRoutes {
         }
         for (verb, summary) in [("cancel", "Cancel a flow run"), ("retry", "Retry a finished flow run"), ("resume", "Resume a paused flow run")] {
             add(.post, "/api/flow-runs/{id}/\(verb)", scope: .run, tag: "flow-runs", summary: summary + " (409 when the state machine refuses)",
-                response: Schema.transition) { _, context in
+                response: Schema.transition, conflict: Schema.transition) { _, context in
                 let id = try context.pathUUID("id")
                 let result = try await self.change(context, "POST /api/flow-runs/\(verb)", object: id.uuidString.lowercased(),
                                                    detail: { "{\"status\":\"\($0.status.rawValue)\"}" }) { c -> TransitionResult in

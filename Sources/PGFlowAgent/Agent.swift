@@ -87,11 +87,20 @@ public final class Agent: Service, Sendable {
         while true {
             let free = configuration.limit - runningCount
             if free <= 0 { return }
-            let claimed: [ClaimedFlowRun]
+            // The claimed runs are in `running` before the claim counts as settled, so that the
+            // heartbeat's reconcile pass never takes them for runs of a lost claim reply.
+            let claimed: [RunHandle]
             do {
                 let (queues, max) = (configuration.queues, min(free, configuration.claimBatch))
-                claimed = try await pool.withConnection {
-                    try PGFlowClient.claimFlowRuns(agentID: agentID, queues: queues, max: max, start: true, on: $0)
+                claimed = try await running.claiming {
+                    let runs = try await pool.withConnection {
+                        try PGFlowClient.claimFlowRuns(agentID: agentID, queues: queues, max: max, start: true, on: $0)
+                    }
+                    return runs.map { run in
+                        let handle = RunHandle(run: run)
+                        running.insert(handle)
+                        return handle
+                    }
                 }
             } catch let error as PostgresError where ["42703", "42883", "42P01"].contains(error.sqlState ?? "") {
                 logger.error("claim failed: the database schema does not match this agent (run `pgflow db upgrade`): \(error)")
@@ -101,17 +110,16 @@ public final class Agent: Service, Sendable {
                 return  // the next poll tries again
             }
             if claimed.isEmpty { return }
-            let secrets = await secretEnvironments(for: claimed)
-            for run in claimed {
-                let handle = RunHandle(run: run)
-                running.insert(handle)
+            let secrets = await secretEnvironments(for: claimed.map(\.run))
+            for handle in claimed {
+                let run = handle.run
                 let execution = RunExecution(
                     handle: handle, agentName: configuration.name, configuration: configuration, flows: flows,
                     engine: engine, states: states, logs: logs, logger: logger,
                     secrets: run.deploymentID.flatMap { secrets[$0] } ?? .success([:]))
                 executions.addTask {
-                    await execution.execute()
-                    self.running.remove(run.id)
+                    let forget = await execution.execute()
+                    self.running.remove(run.id, forget: forget)
                     wake.yield()
                 }
             }
@@ -137,7 +145,7 @@ public final class Agent: Service, Sendable {
             do {
                 entries = try await pool.withConnection { c in try PGFlowClient.deploymentSecretEnvironments(Array(deployments), on: c) }
                 break
-            } catch let error as PostgresError where error.kind == .connection {
+            } catch let error as PostgresError where error.isConnectionFailure {
                 if ContinuousClock.now + pause > deadline || Task.isCancelled {
                     let failure = Result<[String: String], SecretEnvironmentError>.failure(SecretEnvironmentError(
                         message: "could not read the deployment's secret environment: \(error)", transient: true))

@@ -127,11 +127,33 @@ public final class AgentHeartbeat: Sendable {
         let seconds = Double(configuration.reconcileAfter.components.seconds) + Double(configuration.reconcileAfter.components.attoseconds) / 1e18
         var count = 0
         let agentID = self.agentID
-        let held = try await pool.withConnection { try PGFlowClient.agentRuns(agentID: agentID, unchangedFor: seconds, on: $0) }
+        // A claim in flight while reading may hold runs whose handles are not in `running` yet: such a
+        // read is not used. A busy agent claims often, so a few reads are tried; else the next pass tries.
+        var held: [(id: UUID, type: StateType)]? = nil
+        for _ in 0..<20 {
+            let before = running.claims
+            if before.inFlight == 0 {
+                let read = try await pool.withConnection { try PGFlowClient.agentRuns(agentID: agentID, unchangedFor: seconds, on: $0) }
+                let after = running.claims
+                if after.inFlight == 0 && after.settled == before.settled {
+                    held = read
+                    break
+                }
+            }
+            await pause(milliseconds: 10)
+        }
+        guard let held else { return 0 }
         for (id, type) in held where running[id] == nil {
-            let proposal = type == .pending
-                ? StateProposal(runID: id, type: .scheduled, message: "given back: agent \(configuration.name) lost its claim (a broken connection)")
-                : StateProposal(runID: id, type: .crashed, message: "agent \(configuration.name) lost track of it (a broken connection or a fenced command)")
+            let proposal: StateProposal
+            if type == .pending {
+                proposal = StateProposal(runID: id, type: .scheduled, message: "given back: agent \(configuration.name) lost its claim (a broken connection)")
+            } else if !running.mayHaveRun(id) {
+                // Started by a claim whose reply was lost (or never prepared): no process ran it.
+                proposal = StateProposal(runID: id, type: .scheduled, name: "AwaitingRetry",
+                                         message: "given back: agent \(configuration.name) lost the reply of the claim that started it (a broken connection); no process ran it")
+            } else {
+                proposal = StateProposal(runID: id, type: .crashed, message: "agent \(configuration.name) lost track of it (a broken connection or a fenced command)")
+            }
             let result = try await states.propose(proposal)
             logger.warning("reconciled run \(id): \(result.status) \(result.stateName)")
             count += 1

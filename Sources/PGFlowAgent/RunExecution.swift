@@ -20,6 +20,9 @@ enum ExecutionOutcome: Sendable {
     case cancelled(String)
     /// The agent is shutting down and stopped it: no state is proposed (deregistering crashes it).
     case abandoned
+    /// Nothing was started (the database could not be reached to prepare it): no state is proposed,
+    /// and the agent's reconciliation gives the run back to its queue.
+    case notStarted
 
     var proposal: (StateType, String?, String?)? {
         switch self {
@@ -27,7 +30,7 @@ enum ExecutionOutcome: Sendable {
         case .failed(let m): return (.failed, nil, m)
         case .timedOut(let m): return (.failed, "TimedOut", m)
         case .cancelled(let m): return (.cancelled, nil, m)
-        case .abandoned: return nil
+        case .abandoned, .notStarted: return nil
         }
     }
 }
@@ -47,7 +50,9 @@ struct RunExecution {
 
     var run: ClaimedFlowRun { handle.run }
 
-    func execute() async {
+    /// Runs it; returns true when the agent may forget the run: the database has its last state, or no
+    /// process was started for it (reconciliation may then give it back to the queue).
+    func execute() async -> Bool {
         do {
             // The claim starts runs (Pending, then Running, in one statement); a run it left Pending
             // (it could not start it) is started here.
@@ -56,25 +61,28 @@ struct RunExecution {
                 let started = try await states.propose(StateProposal(runID: run.id, type: .running))
                 if started.stateType == .cancelling {  // cancelled between claim and start
                     _ = try await states.propose(StateProposal(runID: run.id, type: .cancelled, message: "cancelled before it started"))
-                    return
+                    return true
                 }
                 guard started.status == .accepted || started.status == .duplicate && started.stateType == .running else {
                     logger.debug("run not started", metadata: ["run": "\(run.id)", "status": "\(started.status)", "reason": "\(started.reason ?? "")"])
-                    return
+                    return true
                 }
                 runCount = started.runCount
             }
             let outcome = await outcome(runCount: runCount)
             handle.settle()
             await logs.flushed()
-            guard let (type, name, message) = outcome.proposal else { return }
+            if case .notStarted = outcome { return true }
+            guard let (type, name, message) = outcome.proposal else { return false }
             let resultJSON: String? = if case .completed(let json) = outcome { json } else { nil }
             let ended = try await states.propose(StateProposal(runID: run.id, type: type, name: name, message: message, resultJSON: resultJSON))
             if ended.status == .rejected {
                 logger.debug("final state not written", metadata: ["run": "\(run.id)", "reason": "\(ended.reason ?? "")"])
             }
+            return true
         } catch {
             logger.error("run \(run.id): \(error)")
+            return false
         }
     }
 
@@ -105,8 +113,8 @@ struct RunExecution {
         switch secrets {
         case .success(let variables): secretEnvironment = variables
         case .failure(let error) where error.transient:
-            log(error.message, level: 30)
-            return .abandoned
+            log(error.message + "; the run was not started", level: 30)
+            return .notStarted
         case .failure(let error): return .failed(error.message)
         }
         let environment = CommandEnvironment.build(

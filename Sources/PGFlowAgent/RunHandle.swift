@@ -71,11 +71,36 @@ final class RunHandle: Sendable {
 /// The runs an agent executes now, by id.
 final class RunningRuns: Sendable {
     private let runs = Mutex<[UUID: RunHandle]>([:])
+    /// Runs this agent claimed that may have had a process and whose last state it has not written:
+    /// executing ones, and ended ones whose final write failed or that were abandoned.
+    private let remembered = Mutex<Set<UUID>>([])
 
     var count: Int { runs.withLock { $0.count } }
     var all: [RunHandle] { runs.withLock { Array($0.values) } }
 
-    func insert(_ handle: RunHandle) { runs.withLock { $0[handle.run.id] = handle } }
-    func remove(_ id: UUID) { _ = runs.withLock { $0.removeValue(forKey: id) } }
+    func insert(_ handle: RunHandle) {
+        runs.withLock { $0[handle.run.id] = handle }
+        _ = remembered.withLock { $0.insert(handle.run.id) }
+    }
+    /// Removes an ended run; `forget` when the database has its last state or no process ran it.
+    func remove(_ id: UUID, forget: Bool) {
+        _ = runs.withLock { $0.removeValue(forKey: id) }
+        if forget { _ = remembered.withLock { $0.remove(id) } }
+    }
     subscript(id: UUID) -> RunHandle? { runs.withLock { $0[id] } }
+    /// Whether a process of this run may have been started by this agent (see `remembered`). A run the
+    /// database gives this agent that it does not remember came from a claim whose reply was lost
+    /// (provided no claim was in flight meanwhile: see `claims`).
+    func mayHaveRun(_ id: UUID) -> Bool { remembered.withLock { $0.contains(id) } }
+
+    /// Claims sent and not yet settled (their runs inserted, or their failure seen), and claims settled.
+    private let claimCounts = Mutex<(inFlight: Int, settled: Int)>((0, 0))
+    /// Runs `claim` as one claim: a reconcile pass that overlaps it cannot tell its runs from lost ones.
+    func claiming<T>(_ claim: () async throws -> T) async rethrows -> T {
+        claimCounts.withLock { $0.inFlight += 1 }
+        defer { claimCounts.withLock { $0.inFlight -= 1; $0.settled += 1 } }
+        return try await claim()
+    }
+    /// The claim counts, to compare before and after reading what the database gives this agent.
+    var claims: (inFlight: Int, settled: Int) { claimCounts.withLock { $0 } }
 }

@@ -12,7 +12,7 @@ import Testing
 
     /// The command's pid, from the agent's "started … as pid N" log line (waits up to 20 s for it).
     static func childPID(_ c: PostgresConnection, _ runID: UUID) async throws -> Int32? {
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if let line = try c.query("SELECT message FROM pgflow.logs WHERE flow_run_id = $1 AND message LIKE 'started % as pid %'", [runID]).first {
                 return Int32(try line.decode(String.self, at: 0).split(separator: " ")[4])

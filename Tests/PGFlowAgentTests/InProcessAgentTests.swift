@@ -9,12 +9,14 @@ import Testing
 @Suite struct InProcessAgentTests {
     /// Runs an agent with `flows` on queue default while `body` runs, then cancels it.
     static func withAgent(
-        _ db: TestDatabase, flows: [AgentFlow], heartbeat: Duration = .milliseconds(200), _ body: (Agent) async throws -> Void
+        _ db: TestDatabase, flows: [AgentFlow], heartbeat: Duration = .milliseconds(200), reconcileAfter: Duration = .seconds(30),
+        _ body: (Agent) async throws -> Void
     ) async throws {
         let pool = PostgresPool(configuration: db.configuration, maxConnections: 4)
         let agent = Agent(
             configuration: AgentConfiguration(queues: ["default"], pollInterval: .milliseconds(100), heartbeatInterval: heartbeat,
-                                              killGracePeriod: .seconds(1), databaseURL: db.conninfo, heartbeatTimeout: heartbeat * 3 + .seconds(60)),
+                                              killGracePeriod: .seconds(1), databaseURL: db.conninfo, reconcileAfter: reconcileAfter,
+                                              heartbeatTimeout: heartbeat * 3 + .seconds(60)),
             pool: pool, flows: flows, logger: Logger(label: "test.agent"))
         let running = Task { try await agent.run() }
         defer { running.cancel() }
@@ -77,6 +79,30 @@ import Testing
                 #expect(try await eventually(timeout: 60) {
                     try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Cancelled"
                 })
+            }
+        }
+    }
+
+    /// A run the database gives the agent, started by a claim whose reply the agent never read (a broken
+    /// connection), is given back to its queue by the reconcile pass, not crashed: no process ran it.
+    @Test func aRunStartedByALostClaimReplyIsGivenBackNotCrashed() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            try c.query("SELECT pgflow.create_work_queue('elsewhere')")
+            try c.query("SELECT pgflow.create_deployment('lost', 'reply', 'true', p_work_queue => 'elsewhere')")
+            let runID = try c.query("SELECT pgflow.run_deployment('lost/reply')").scalar(UUID.self)
+            try await Self.withAgent(db, flows: [], heartbeat: .seconds(3600), reconcileAfter: .zero) { agent in
+                #expect(await eventually(timeout: 60) { agent.heartbeat != nil }, "the agent registered")
+                let agentID = try #require(agent.agentID)
+                // The claim this agent "sent" (it serves only queue default, so it never claims this run itself).
+                #expect(try c.query("SELECT count(*) FROM pgflow.claim_flow_runs($1, ARRAY['elsewhere'], 1, true)", [agentID]).scalar(Int.self) == 1)
+                #expect(try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Running")
+                let report = try await #require(agent.heartbeat).runOnce()
+                #expect(report.reconciled == 1)
+                let row = try #require(try c.query("SELECT state_name, state_message, agent_id IS NULL FROM pgflow.flow_runs WHERE id = $1", [runID]).first)
+                #expect(try row.decode(String.self, at: 0) == "AwaitingRetry")
+                #expect(try row.decode(String.self, at: 1).contains("no process ran it"))
+                #expect(try row.decode(Bool.self, at: 2), "no agent holds it any more")
             }
         }
     }
