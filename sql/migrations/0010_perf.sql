@@ -83,20 +83,22 @@ BEGIN
         RETURN;
     END IF;
 
-    -- start them: Pending is accepted from SCHEDULED, Running (Retrying after a first attempt) from
-    -- Pending, for every such run. The UPDATE takes the row locks itself (no separate locking read: a
-    -- row lock is a WAL record); a run a concurrent transition holds is waited for, then re-checked
-    -- (rows are locked in id order, the primary key scan's, as every transition locks them).
+    -- lock the runs, skipping any a concurrent transition holds (as the general claim does: waiting
+    -- for one would deadlock with a transition that waits for this claim's run_queue row), and start
+    -- them: Pending is accepted from SCHEDULED, Running (Retrying after a first attempt) from Pending
     RETURN QUERY
     WITH cand AS (
         SELECT c.id, c.ord FROM unnest(v_cand) WITH ORDINALITY c(id, ord)),
+    locked AS (
+        SELECT r.id FROM pgflow.flow_runs r WHERE r.id = ANY (v_cand) AND r.state_type = 'SCHEDULED'
+         ORDER BY r.id FOR UPDATE SKIP LOCKED),
     upd AS (
         UPDATE pgflow.flow_runs r SET
             state_type = 'RUNNING', state_name = CASE WHEN r.run_count >= 1 THEN 'Retrying' ELSE 'Running' END,
             state_timestamp = p_now, state_message = NULL, run_count = r.run_count + 1,
             start_time = coalesce(r.start_time, p_now), end_time = NULL,
             next_scheduled_start = NULL, pause_expires_at = NULL, agent_id = p_agent_id
-         WHERE r.id = ANY (v_cand) AND r.state_type = 'SCHEDULED'
+          FROM locked l WHERE r.id = l.id
         RETURNING r.id, r.name, r.flow_id, r.deployment_id, r.work_queue_id, r.parameters, r.tags, r.state_name,
                   r.run_count, r.expected_start_time, r.parent_task_run_id),
     hist AS (
