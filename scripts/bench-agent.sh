@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Agent benchmarks, all against one local PostgreSQL (release builds):
 #   scripts/bench-agent.sh [RUNS=200] [DRAIN=20000]
+#   scripts/bench-agent.sh drain [DRAIN=20000]   the drain alone (3.), one line: runs/s seconds state-rows
+#                                                (scripts/bench-peers.sh and bench-cost.sh call this)
 # 1. enqueue (psql-style run_deployment) -> subprocess started, idle pgflow-agent: p50/p99 over RUNS runs
 # 2. enqueue -> in-process Swift flow body started, idle agent: p50/p99 over RUNS runs
 #    (runs are enqueued one at a time, 50 ms apart; "started" is the timestamp of the agent's
@@ -12,16 +14,18 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PGFLOW_ROOT"
-runs=${1:-200}
-drain=${2:-20000}
+mode=all
+if [ "${1:-}" = drain ]; then mode=drain; shift; runs=0; drain=${1:-20000}; else runs=${1:-200}; drain=${2:-20000}; fi
 
 ensure_system_packages
 scripts/db.sh up >/dev/null
 admin=$(cat "$PGFLOW_STATE/admin-url")
 url=$(url_with_database "$admin" pgflow_bench_agent)
-log "building release binaries"
-swift build -c release --product pgflow-agent >/dev/null
-swift build -c release --product pgflow-bench-agent >/dev/null
+if [ -z "${PGFLOW_BENCH_NO_BUILD:-}" ]; then
+  log "building release binaries"
+  swift build -c release --product pgflow-agent >/dev/null
+  swift build -c release --product pgflow-bench-agent >/dev/null
+fi
 bin=$(swift build -c release --show-bin-path)
 pids=()
 work=$(mktemp -d)
@@ -30,6 +34,8 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$wo
 fresh() {
   psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_agent WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_agent" >/dev/null
   scripts/apply-schema.sh "$url" 2>/dev/null
+  # PGFLOW_BENCH_SQL: a SQL file applied on top (to measure a schema change before it is a migration)
+  if [ -n "${PGFLOW_BENCH_SQL:-}" ]; then psql "$url" -XAtq -v ON_ERROR_STOP=1 -f "$PGFLOW_BENCH_SQL" >/dev/null; fi
   psql "$url" -XAtq >/dev/null <<'SQL'
 SELECT pgflow.create_work_queue('bench');
 SELECT pgflow.create_deployment('bench', 'cmd', 'true', p_work_queue => 'bench');
@@ -53,6 +59,41 @@ latency() {  # $1 = log filter, $2 = file of "run id,enqueue returned" lines
              WHERE $1 ORDER BY r.id, l.id) x"
 }
 
+# The drain: $drain no-op in-process runs enqueued up front, 2 agent processes; sets seconds, rate, states.
+# Every run must be Completed with its four states recorded (Scheduled, Pending, Running, Completed).
+# PGFLOW_BENCH_BEFORE / PGFLOW_BENCH_AFTER, when set, are commands run just before the agents start and
+# just after the last run completed (bench-cost.sh reads PostgreSQL's statistics with them).
+drain_once() {
+  fresh
+  psql "$url" -XAtqc "SELECT count(*) FROM pgflow.run_deployments('bench/noop', array_fill('{}'::jsonb, ARRAY[$drain]))" >/dev/null
+  psql "$url" -XAtqc "CHECKPOINT" >/dev/null
+  [ -n "${PGFLOW_BENCH_BEFORE:-}" ] && eval "$PGFLOW_BENCH_BEFORE"
+  "$bin/pgflow-bench-agent" serve "$url" 400 & pids+=($!)
+  "$bin/pgflow-bench-agent" serve "$url" 400 & pids+=($!)
+  wait_completed "$drain"
+  [ -n "${PGFLOW_BENCH_AFTER:-}" ] && eval "$PGFLOW_BENCH_AFTER"
+  read -r seconds rate states <<<"$(psql "$url" -XAtF ' ' -c "
+    SELECT round(extract(epoch FROM max(\"timestamp\") FILTER (WHERE state_type = 'COMPLETED') - min(\"timestamp\") FILTER (WHERE state_type = 'PENDING'))::numeric, 3),
+           round(($drain / extract(epoch FROM max(\"timestamp\") FILTER (WHERE state_type = 'COMPLETED') - min(\"timestamp\") FILTER (WHERE state_type = 'PENDING')))::numeric),
+           count(*) FROM pgflow.flow_run_states")"
+  local bad
+  bad=$(psql "$url" -XAtc "
+    SELECT count(*) FROM pgflow.flow_runs r
+     WHERE r.state_name <> 'Completed'
+        OR (SELECT array_agg(s.state_name ORDER BY s.id) FROM pgflow.flow_run_states s WHERE s.flow_run_id = r.id)
+           IS DISTINCT FROM ARRAY['Scheduled', 'Pending', 'Running', 'Completed']")
+  [ "$bad" = 0 ] && [ "$states" = $((4 * drain)) ] \
+    || die "drain: $bad runs lack a state of Scheduled, Pending, Running, Completed ($states state rows for $drain runs)"
+  stop_all
+}
+
+if [ "$mode" = drain ]; then
+  drain_once
+  echo "$rate $seconds $states"
+  psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_agent WITH (FORCE)" >/dev/null
+  exit 0
+fi
+
 log "1/4 command latency ($runs runs)"
 fresh
 PGFLOW_DATABASE_URL="$url" "$bin/pgflow-agent" --queue bench --limit 10 2>/dev/null & pids+=($!)
@@ -72,16 +113,7 @@ read -r swift50 swift99 swiftn swiftc50 swiftc99 <<<"$(latency "l.name = 'flow'"
 stop_all
 
 log "3/4 drain of $drain in-process no-op runs by 2 agents"
-fresh
-psql "$url" -XAtqc "SELECT count(*) FROM pgflow.run_deployments('bench/noop', array_fill('{}'::jsonb, ARRAY[$drain]))" >/dev/null
-"$bin/pgflow-bench-agent" serve "$url" 400 & pids+=($!)
-"$bin/pgflow-bench-agent" serve "$url" 400 & pids+=($!)
-wait_completed "$drain"
-read -r seconds rate states <<<"$(psql "$url" -XAtF ' ' -c "
-  SELECT round(extract(epoch FROM max(\"timestamp\") FILTER (WHERE state_type = 'COMPLETED') - min(\"timestamp\") FILTER (WHERE state_type = 'PENDING'))::numeric, 2),
-         round(($drain / extract(epoch FROM max(\"timestamp\") FILTER (WHERE state_type = 'COMPLETED') - min(\"timestamp\") FILTER (WHERE state_type = 'PENDING')))::numeric),
-         count(*) FROM pgflow.flow_run_states")"
-stop_all
+drain_once
 
 log "4/4 idle cost of 10 agents"
 fresh
