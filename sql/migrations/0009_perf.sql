@@ -1,4 +1,4 @@
--- 0010: a cheaper hot path (issue 17), measured with scripts/bench-cost.sh and scripts/bench-peers.sh
+-- 0009: a cheaper hot path (issue 17), measured with scripts/bench-cost.sh and scripts/bench-peers.sh
 -- (figures in BENCHMARKS.md and docs/scaling.md). The rules of the state machine do not change.
 
 -- ============================================================================================
