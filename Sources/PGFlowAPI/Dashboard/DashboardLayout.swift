@@ -15,7 +15,7 @@ enum DashboardLayout {
     static func render(_ page: DashboardPage, viewer: DashboardViewer?, noAuth: Bool, current: String = "") -> String {
         var out = """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-            <meta name="color-scheme" content="light dark"><title>\(h(page.title)) · pgflow</title>
+            <meta name="color-scheme" content="light dark"><link rel="icon" href="data:,"><title>\(h(page.title)) · pgflow</title>
             <link rel="stylesheet" href="/ui/app.css"><script src="/ui/app.js" defer></script></head>
             <body\(page.stream.map { " data-stream=\"\(h($0))\"" } ?? "")>
             <a class="skip" href="#main">Skip to content</a>
