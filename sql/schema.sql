@@ -5892,10 +5892,11 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'pass at least one second and at most 1000 buckets per window';
     END IF;
     RETURN QUERY
-    SELECT date_bin(p_bucket, r.end_time, p_since), r.state_type::text, r.state_type::text, count(*)
-      FROM pgflow.flow_runs r
-     WHERE r.end_time >= p_since AND r.end_time < p_until
-     GROUP BY 1, 2
+    SELECT x.bucket, x.state_type::text, x.state_type::text, x.runs
+      FROM (SELECT date_bin(p_bucket, r.end_time, p_since) AS bucket, r.state_type, count(*) AS runs
+              FROM pgflow.flow_runs r
+             WHERE r.end_time >= p_since AND r.end_time < p_until
+             GROUP BY 1, 2) x
     UNION ALL
     SELECT date_bin(p_bucket, greatest(coalesce(r.start_time, r.state_timestamp), p_since), p_since),
            r.state_type::text, r.state_type::text, count(*)
@@ -5920,7 +5921,8 @@ BEGIN
         RAISE EXCEPTION 'pgflow: run_state_counts needs a start time' USING ERRCODE = '22023', HINT = 'pass now() - interval ''24 hours'', say';
     END IF;
     RETURN QUERY
-    SELECT r.state_type::text, r.state_name, count(*) FROM pgflow.flow_runs r WHERE r.end_time >= p_since GROUP BY 1, 2
+    SELECT x.state_type::text, x.state_name, x.runs
+      FROM (SELECT r.state_type, r.state_name, count(*) AS runs FROM pgflow.flow_runs r WHERE r.end_time >= p_since GROUP BY 1, 2) x
     UNION ALL
     SELECT r.state_type::text, r.state_name, count(*) FROM pgflow.flow_runs r
      WHERE r.state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING') GROUP BY 1, 2
