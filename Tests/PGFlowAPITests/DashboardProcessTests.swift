@@ -88,12 +88,15 @@ import Testing
             let api = try await APIProcess.start(db)
             let (read, run, admin) = (try createToken(c, "reader", "read"), try createToken(c, "runner", "run"), try createToken(c, "admin", "admin"))
             try c.query("SELECT pgflow.create_deployment('etl', 'daily', 'true')")
+            try c.query("SELECT pgflow.create_concurrency_limit('db', 2)")
             let runID = try c.query("SELECT pgflow.run_deployment('etl/daily')").scalar(UUID.self).uuidString.lowercased()
             for path in ["/", "/flow-runs", "/flow-runs/\(runID)", "/deployments", "/deployments/etl/daily", "/work-queues", "/concurrency-limits", "/agents", "/flows"] {
                 let page = try await api.client(read).get(path)
                 #expect(page.status == 200, "\(path): \(page)")
                 #expect(!page.body.contains("name=\"action\"") && !page.body.contains("name=\"id\""), "\(path) shows an action to a read token")
-                #expect(try await api.client(admin).get(path).body.contains("name=\"action\""), "\(path) shows actions to an admin")
+                if !["/", "/agents", "/flows"].contains(path) {
+                    #expect(try await api.client(admin).get(path).body.contains("name=\"action\""), "\(path) shows actions to an admin")
+                }
             }
             // with the bearer header (no cookie, so no CSRF token needed) the token's scope decides
             #expect(try await api.client(read).send("POST", "/work-queues", body: "name=default&action=pause").status == 403)
@@ -125,7 +128,7 @@ import Testing
                 for hostile in ["<script>alert", "<img src=x", "</textarea><script>", "<b>k</b>"] {
                     #expect(!page.body.contains(hostile), "\(path) contains \(hostile) unescaped")
                 }
-                #expect(page.body.contains("&lt;script&gt;alert("), "\(path) shows the name as text")
+                if path != "/" { #expect(page.body.contains("&lt;script&gt;alert("), "\(path) shows the name as text") }
             }
             // a notice or error in the query string is text too
             let notice = try await api.client(admin).get("/flows?error=%3Cscript%3Ealert(5)%3C/script%3E")

@@ -28,7 +28,7 @@ extension DashboardRoutes {
         }
 
         page("/deployments/{flow}/{deployment}") { request, context, viewer, c in
-            let name = context.deploymentName
+            let name = context.decodedDeploymentName
             let d = row(try PGFlowJSON.deployment(name, on: c))
             let schedules = rows(try PGFlowJSON.scheduleList(deployment: name, on: c))
             let upcoming = rows(try PGFlowJSON.deploymentUpcomingRuns(name, limit: 10, on: c))
@@ -78,7 +78,7 @@ extension DashboardRoutes {
         }
 
         action("/deployments/{flow}/{deployment}") { _, context, viewer, form in
-            let name = context.deploymentName
+            let name = context.decodedDeploymentName
             switch form["action"] ?? "" {
             case "pause", "resume":
                 let paused = form["action"] == "pause"
@@ -169,5 +169,13 @@ extension DashboardRoutes {
             }
         }
         return try JSONBody.text(parameters)
+    }
+}
+
+extension APIRequestContext {
+    /// `flow/deployment` from the path, percent-decoded (the dashboard links names with any character).
+    var decodedDeploymentName: String {
+        let (flow, deployment) = (path("flow"), path("deployment"))
+        return "\(flow.removingPercentEncoding ?? flow)/\(deployment.removingPercentEncoding ?? deployment)"
     }
 }
