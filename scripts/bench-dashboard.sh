@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Dashboard page benchmark:   scripts/bench-dashboard.sh [REQUESTS=200] [ROUNDS=3]
 #
-# A pgflow-api (release build, or $PGFLOW_BIN) over a database with 1,000,000 runs in history, bulk-
+# A pgflow-api (release build, or the one in $PGFLOW_API_BIN) over a database with 1,000,000 runs in history, bulk-
 # inserted set-based with plain INSERTs (bench data only: what a million runs leave in flow_runs, spread
 # over 30 days, 20 deployments, mixed final states; plus 200 waiting runs, some Late),
 # then VACUUM ANALYZE. Each page is requested REQUESTS times in a row over one keep-alive connection,
@@ -16,11 +16,11 @@ rounds=${2:-3}
 
 ensure_system_packages
 scripts/db.sh up >/dev/null
-if [ -z "${PGFLOW_BIN:-}" ]; then
+if [ -z "${PGFLOW_API_BIN:-}" ]; then
   swift build -c release --product pgflow-api 2>&1 | grep -E 'error' >&2 || true
   bin=$(swift build -c release --show-bin-path)
 else
-  bin=$PGFLOW_BIN
+  bin=$PGFLOW_API_BIN
 fi
 admin=$(cat "$PGFLOW_STATE/admin-url")
 db=pgflow_bench_dashboard
