@@ -58,10 +58,23 @@ extension Dictionary where Key == String, Value == Any {
     func date(_ key: String) -> Date? { parsePostgresDate(s(key)) }
 }
 
+/// ISO 8601 parsers and printer made once (making one per timestamp dominated a page's render time).
+private enum ISO {
+    nonisolated(unsafe) static let fractional: ISO8601DateFormatter = {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f
+    }()
+    nonisolated(unsafe) static let plain = ISO8601DateFormatter()
+    static let lock = NSLock()
+    static func parse(_ text: String) -> Date? { lock.withLock { fractional.date(from: text) ?? plain.date(from: text) } }
+    static func print(_ date: Date) -> String { lock.withLock { plain.string(from: date) } }
+}
+
 /// Parses the timestamps PostgreSQL writes in JSON.
 func parsePostgresDate(_ text: String) -> Date? {
     guard !text.isEmpty else { return nil }
-    if let d = parseDate(text) { return d }
+    if let d = ISO.parse(text) { return d }
     // PostgreSQL may write "+00:00" with 1 to 6 fraction digits, or "+00" (no minutes)
     var t = text
     if let r = t.range(of: #"[+-]\d\d$"#, options: .regularExpression) { t.replaceSubrange(r, with: t[r] + ":00") }
@@ -69,7 +82,7 @@ func parsePostgresDate(_ text: String) -> Date? {
         let digits = t[t.index(after: dot)..<zone]
         t.replaceSubrange(t.index(after: dot)..<zone, with: String((digits + "000").prefix(3)))
     }
-    return parseDate(t)
+    return ISO.parse(t)
 }
 
 enum Format {
@@ -86,7 +99,7 @@ enum Format {
     static func when(_ date: Date?) -> String {
         guard let date else { return "<span class=\"muted\">—</span>" }
         let text = lock.withLock { time.string(from: date) }
-        return "<time datetime=\"\(ISO8601DateFormatter().string(from: date))\">\(text)</time>"
+        return "<time datetime=\"\(ISO.print(date))\">\(text)</time>"
     }
 
     /// A duration such as 4.2 s, 3 m 12 s, 2 h 5 m.
