@@ -111,6 +111,7 @@ let package = Package(
             name: "PGFlowAPI",
             dependencies: [
                 "PGFlowClient",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

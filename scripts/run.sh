@@ -82,6 +82,7 @@ psql "$url" -Xc "SELECT name, deployment, state_name, run_count, round(extract(e
 cat <<MSG
 
 pgflow is running: PostgreSQL, a scheduler, two agents, the API; demo/hello runs every minute.
+  Dashboard: http://127.0.0.1:$api_port/  (log in with the admin token below)
   API: http://127.0.0.1:$api_port  (OpenAPI: /api/openapi.json, live: /api/stream, metrics: /metrics)
   admin token (shown once): $api_token
   curl -H "Authorization: Bearer $api_token" http://127.0.0.1:$api_port/api/flow-runs?limit=5

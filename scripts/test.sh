@@ -5,7 +5,8 @@
 # unless PGFLOW_DATABASE_URL names a server (then that server's user must be allowed to CREATE DATABASE),
 # and runs every phase even when an earlier one fails: generated files up to date, SQL tests (pgTAP,
 # Tests/sql/*.sql), Swift tests, Swift tests with real processes, the HTTP API fuzzed with schemathesis
-# (scripts/api-schemathesis.sh; PyPI, into .pgflow/venv once). It ends with each phase's result and
+# (scripts/api-schemathesis.sh; PyPI, into .pgflow/venv once), the dashboard in headless Chromium
+# (scripts/browser-test.sh). It ends with each phase's result and
 # one line "tests: N passed, M failed"; the exit status is 1 when any phase failed. Extra arguments go to
 # both `swift test` runs.
 set -uo pipefail
@@ -91,6 +92,14 @@ log "API fuzzing (schemathesis against /api/openapi.json)"
 status=0
 scripts/api-schemathesis.sh 2>&1 | tee "$out/schemathesis.log" || status=$?
 record "API fuzzing (schemathesis)" $status $((status == 0 ? 1 : 0)) $((status == 0 ? 0 : 1))
+
+# The dashboard in a real headless Chromium (scripts/browser-test.sh; Debian's chromium, selenium from PyPI).
+log "dashboard in a browser (headless Chromium)"
+status=0
+scripts/browser-test.sh 2>&1 | tee "$out/browser.log" || status=$?
+ok=$(grep -E '^=+ .*(passed|failed).* in [0-9.]+s' "$out/browser.log" | tail -n 1 | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+')
+bad=$(grep -E '^=+ .*(passed|failed).* in [0-9.]+s' "$out/browser.log" | tail -n 1 | grep -oE '[0-9]+ (failed|error)' | grep -oE '[0-9]+' | awk '{s += $1} END {print s + 0}')
+record "Dashboard in a browser (Chromium)" $status "${ok:-0}" "$(at_least_one $status "${bad:-0}")"
 
 echo
 echo "pgflow test phases:"

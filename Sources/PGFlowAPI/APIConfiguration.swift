@@ -23,6 +23,11 @@ public struct APIConfiguration: Sendable {
     public var maxBodyBytes = 1 << 20
     /// Seconds between SSE keep-alive comments.
     public var keepAliveSeconds = 15.0
+    /// Serve the web dashboard at / (`--no-ui` turns it off).
+    public var dashboard = true
+    /// The secret that seals dashboard session cookies (nil: a random key per process, so sessions end
+    /// when it restarts; replicas behind one address need the same secret).
+    public var sessionSecret: String?
 
     /// The defaults.
     public init() {}

@@ -57,12 +57,15 @@ final class APIRoutes: @unchecked Sendable {
     let logger: Logger
     private(set) var operations: [APIOperation] = []
     let documentCache = Once<String>()
+    /// Dashboard sessions: their cookie also authorizes GET requests here, for the pages' scripts.
+    let session: DashboardSession
 
     init(router: Router<APIRequestContext>, pool: PostgresPool, configuration: APIConfiguration, logger: Logger) {
         self.router = router
         self.pool = pool
         self.configuration = configuration
         self.logger = logger
+        self.session = DashboardSession(secret: configuration.sessionSecret)
     }
 
     /// Adds a route: authorizes the caller for `scope`, then runs `handler`. `path` uses `{name}` captures.
@@ -80,7 +83,7 @@ final class APIRoutes: @unchecked Sendable {
             var context = context
             context.maxBodyBytes = maxBody
             guard scope != .none && !noAuth else { return try await handler(request, context) }
-            let auth = PendingAuth(token: try Self.bearerToken(request), scope: scope)
+            let auth = PendingAuth(token: try self.callerToken(request), scope: scope)
             context.auth = auth
             let response: Response
             do {
@@ -101,6 +104,16 @@ final class APIRoutes: @unchecked Sendable {
             throw APIProblem(.unauthorized, "this needs an API token: send `Authorization: Bearer <token>` (create one with `pgflow api token create`)")
         }
         return String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+    }
+
+    /// The bearer token, or for a GET (reads only: a cookie is sent by the browser on its own, so it
+    /// never authorizes a change) the token of a dashboard session cookie; else 401.
+    func callerToken(_ request: Request) throws -> String {
+        if request.headers[.authorization] == nil, request.method == .get, configuration.dashboard,
+           let value = DashboardSession.cookie(DashboardSession.cookieName, in: request.headers[.cookie]), let token = session.open(value) {
+            return token
+        }
+        return try Self.bearerToken(request)
     }
 
     /// Checks the caller's token now (for routes whose work is not a `read` or `change`).

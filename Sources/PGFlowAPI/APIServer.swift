@@ -37,7 +37,12 @@ public struct APIServer: Sendable {
         api.addConfigurationRoutes()
         api.addEventRoutes()
         api.addStreamRoute(hub: hub)
-        routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }.sorted()
+        if configuration.dashboard {
+            DashboardRoutes(api: api, session: api.session).addRoutes()
+        }
+        // the API's routes (the dashboard's pages are HTML, not part of the OpenAPI document)
+        routes = router.routes.filter { "\($0.path)".hasPrefix("/api/") || "\($0.path)" == "/metrics" }
+            .map { "\($0.method.rawValue) \($0.path)" }.sorted()
         openAPIDocument = api.openAPIDocument
 
         let app = Application(

@@ -11,10 +11,11 @@ import ServiceLifecycle
 struct APICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pgflow-api",
-        abstract: "Serve pgflow's HTTP API (JSON, OpenAPI at /api/openapi.json, live stream at /api/stream, /metrics).",
+        abstract: "Serve pgflow's HTTP API (JSON, OpenAPI at /api/openapi.json, live stream at /api/stream, /metrics) and the web dashboard at /.",
         discussion: """
             Environment: PGFLOW_DATABASE_URL (else the libpq PG* variables), PGFLOW_API_HOST, PGFLOW_API_PORT,
-            PGFLOW_API_METRICS_PORT, PGFLOW_API_POOL_SIZE, PGFLOW_LOG_LEVEL. Every request needs
+            PGFLOW_API_METRICS_PORT, PGFLOW_API_POOL_SIZE, PGFLOW_LOG_LEVEL, PGFLOW_API_SESSION_KEY (seals dashboard
+            session cookies; give replicas the same one). Every request needs
             `Authorization: Bearer <token>` (create one with `pgflow api token create --name NAME --scope read|run|admin`)
             except GET /api/health and GET /api/openapi.json.
             """)
@@ -25,6 +26,7 @@ struct APICommand: AsyncParsableCommand {
     @Option(name: .customLong("pool-size"), help: "Most database connections (default 8).") var poolSize: Int?
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body (default 1 MiB).") var maxBodyBytes: Int?
     @Flag(name: .customLong("insecure-no-auth"), help: "Serve without tokens (loopback addresses only).") var insecureNoAuth = false
+    @Flag(name: .customLong("no-ui"), help: "Do not serve the web dashboard at / (the JSON API only).") var noUI = false
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).") var databaseURL: String?
 
     func run() async throws {
@@ -43,6 +45,8 @@ struct APICommand: AsyncParsableCommand {
         c.poolSize = poolSize ?? env["PGFLOW_API_POOL_SIZE"].flatMap(Int.init) ?? c.poolSize
         c.maxBodyBytes = maxBodyBytes ?? c.maxBodyBytes
         c.insecureNoAuth = insecureNoAuth
+        c.dashboard = !noUI
+        c.sessionSecret = env["PGFLOW_API_SESSION_KEY"]
         c.databaseURL = databaseURL ?? env["PGFLOW_DATABASE_URL"] ?? ""
         do {
             let registry = APIServer.bootstrapMetrics()
