@@ -221,8 +221,13 @@ extension Request {
 }
 
 extension APIRequestContext {
-    /// A path capture (always present on a matched route).
-    func path(_ name: String) -> String { parameters.get(name) ?? "" }
+    /// A path capture (always present on a matched route), percent-decoded: the router hands captures
+    /// over as sent, so `/api/deployments/etl/nightly%20run` names the deployment "nightly run". Text that
+    /// is not valid percent-encoding is taken as it is.
+    func path(_ name: String) -> String {
+        guard let raw = parameters.get(name) else { return "" }
+        return raw.removingPercentEncoding ?? raw
+    }
 
     /// A path capture that must be a UUID (404 otherwise: no such object).
     func pathUUID(_ name: String) throws -> UUID {

@@ -27,6 +27,10 @@ import Testing
             #expect(try await api.client(read).post("/api/deployments/etl/nope/runs", "{oops").status == 403)
             #expect(try await api.client("pgf_unknown").get("/api/flow-runs/not-a-uuid").status == 401)
             #expect(try await api.client(run).post("/api/deployments/etl/daily/runs").status == 201)
+            // path captures are percent-decoded: "nightly run" is reached as nightly%20run
+            #expect(try await api.client(admin).put("/api/deployments/etl/nightly%20run", "{\"entrypoint\": \"true\"}").status == 200)
+            #expect(try c.query("SELECT count(*) FROM pgflow.deployments WHERE name = 'nightly run'").scalar(Int.self) == 1)
+            #expect(try await api.client(read).get("/api/deployments/etl/nightly%20run").status == 200)
 
             // errors: malformed JSON, wrong types, unknown things, bad values, oversized bodies, wrong states
             let client = api.client(admin)
