@@ -59,12 +59,26 @@ done
 [ -n "$port" ] || { cat "$work/api.log" >&2; die "pgflow-api did not start"; }
 
 status=0
-fuzz() {  # in $work: schemathesis keeps a cache folder in its working directory
+fuzz_once() {  # in $work: schemathesis keeps a cache folder in its working directory
   (cd "$work" && "$venv/bin/schemathesis" "$@" run "http://127.0.0.1:$port/api/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "${PGFLOW_SCHEMATHESIS_EXAMPLES:-20}" --exclude-path /api/stream --workers 2 \
     --no-color --seed "${PGFLOW_SCHEMATHESIS_SEED:-1}" --generation-database none --request-timeout 10)
+}
+# A pass is run again once, and only, when schemathesis itself crashed on CPython 3.11's AST recursion
+# bug ("SystemError: AST constructor recursion depth mismatch", seen once in a fresh CI clone) and reported
+# no failing check: that is the tool failing, not the API. Any check failure counts at once.
+fuzz() {
+  local rc=0
+  fuzz_once "$@" 2>&1 | tee "$work/pass.log" || rc=$?
+  if [ "$rc" -ne 0 ] && grep -q 'AST constructor recursion depth mismatch' "$work/pass.log" \
+     && ! grep -q '^=* FAILURES =*$' "$work/pass.log"; then
+    log "schemathesis crashed on a CPython bug (not an API failure): running this pass once more"
+    rc=0
+    fuzz_once "$@" || rc=$?
+  fi
+  return "$rc"
 }
 log "schemathesis, pass 1: generated path parameters (mostly unknown objects)"
 fuzz || status=$?

@@ -1,3 +1,4 @@
+-- (Each run is due a second apart, so which run a claim takes does not depend on the rows' physical order.)
 -- Heartbeats and the reaper: runs of agents that stopped heartbeating crash (retried when retries are
 -- left, slots released); paused runs past their timeout fail; Scheduled runs past a threshold are Late.
 BEGIN;
@@ -8,10 +9,10 @@ SELECT pgflow.create_deployment('rp', 'once', './o.sh', p_concurrency_limit => 5
 SELECT pgflow.create_deployment('rp', 'twice', './t.sh', p_retries => 1, p_retry_delays => '{60}', p_now => :t0);
 SELECT pgflow.register_agent('dead', ARRAY['default'], :t0) AS dead \gset
 SELECT pgflow.register_agent('alive', ARRAY['default'], :t0) AS alive \gset
-SELECT pgflow.run_deployment('rp/once', p_flow_run_name => 'a', p_now => :t0) AS a \gset
-SELECT pgflow.run_deployment('rp/twice', p_flow_run_name => 'b', p_now => :t0) AS b \gset
-SELECT pgflow.run_deployment('rp/once', p_flow_run_name => 'c', p_now => :t0) AS c \gset
-SELECT pgflow.run_deployment('rp/once', p_flow_run_name => 'd', p_now => :t0) AS d \gset
+SELECT pgflow.run_deployment('rp/once', p_flow_run_name => 'a', p_scheduled_time => :t0::timestamptz - interval '4 seconds', p_now => :t0) AS a \gset
+SELECT pgflow.run_deployment('rp/twice', p_flow_run_name => 'b', p_scheduled_time => :t0::timestamptz - interval '3 seconds', p_now => :t0) AS b \gset
+SELECT pgflow.run_deployment('rp/once', p_flow_run_name => 'c', p_scheduled_time => :t0::timestamptz - interval '2 seconds', p_now => :t0) AS c \gset
+SELECT pgflow.run_deployment('rp/once', p_flow_run_name => 'd', p_scheduled_time => :t0::timestamptz - interval '1 seconds', p_now => :t0) AS d \gset
 SELECT count(*) FROM pgflow.claim_flow_runs(:'dead', NULL, 2, true, :t0);    -- a (Running), b (Running)
 SELECT count(*) FROM pgflow.claim_flow_runs(:'dead', NULL, 1, false, :t0);   -- c (Pending)
 SELECT count(*) FROM pgflow.claim_flow_runs(:'alive', NULL, 1, true, :t0);   -- d (Running)
@@ -37,8 +38,8 @@ SELECT is((SELECT state_name FROM pgflow.flow_runs WHERE id = :'d'), 'Cancelled'
 
 -- deregistering gives Pending runs back and crashes running ones
 SELECT pgflow.register_agent('leaving', ARRAY['default'], :t0) AS leaving \gset
-SELECT pgflow.run_deployment('rp/once', p_flow_run_name => 'e', p_now => :t0) AS e \gset
-SELECT pgflow.run_deployment('rp/once', p_flow_run_name => 'f', p_now => :t0) AS f \gset
+SELECT pgflow.run_deployment('rp/once', p_flow_run_name => 'e', p_scheduled_time => :t0::timestamptz - interval '2 seconds', p_now => :t0) AS e \gset
+SELECT pgflow.run_deployment('rp/once', p_flow_run_name => 'f', p_scheduled_time => :t0::timestamptz - interval '1 seconds', p_now => :t0) AS f \gset
 SELECT count(*) FROM pgflow.claim_flow_runs(:'leaving', NULL, 1, true, :t0::timestamptz + '300 seconds');
 SELECT count(*) FROM pgflow.claim_flow_runs(:'leaving', NULL, 1, false, :t0::timestamptz + '300 seconds');
 SELECT is(pgflow.deregister_agent(:'leaving', :t0::timestamptz + '301 seconds'), 2, 'deregistering ends the agent''s two runs');
