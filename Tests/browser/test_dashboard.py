@@ -264,6 +264,29 @@ def test_every_page_renders_without_console_errors(admin):
     assert console_errors == []
 
 
+def api_connections():
+    """Established TCP connections to the API's port from this machine's clients (from /proc/net/tcp)."""
+    port = int(BASE.rsplit(":", 1)[1])
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[2].split(":")[1], 16) == port:
+                count += 1
+    return count
+
+
+def test_leaving_a_live_page_closes_its_stream(admin):
+    # Over HTTP/1.1 a browser opens at most 6 connections to a host; when pages kept their Server-Sent
+    # Events streams after being left, the seventh page waited about a minute for a free connection.
+    # Every page is counted right after it loaded: a left page's stream still open shows as one more.
+    counts = []
+    for path in PAGES + PAGES:
+        visit(admin, path, "stream check " + path)
+        counts.append(api_connections())
+    assert max(counts) < 6, f"connections to the API after each page: {counts}"
+
+
 def test_a_read_only_token_sees_no_buttons_and_is_refused():
     driver = make_driver()
     try:

@@ -109,11 +109,19 @@ pre{background:var(--panel);border:1px solid var(--line);padding:8px;overflow:au
   var timer = null;
   function soon() { if (!timer) timer = setTimeout(function () { timer = null; refresh(); }, 700); }
   var stream = document.body.getAttribute("data-stream");
-  if (stream && window.EventSource) {
-    var es = new EventSource(stream);
+  // A browser allows 6 connections per host over HTTP/1.1. Leaving a page does not always close its stream
+  // (Chromium keeps a page with an open EventSource alive for a while), so after a handful of pages the next
+  // one waited a minute for a free connection: close the stream when the page is hidden, reopen on return.
+  var es = null;
+  function open() {
+    if (!stream || !window.EventSource || es) return;
+    es = new EventSource(stream);
     es.addEventListener("state", soon);
     es.addEventListener("log", function (e) { try { addLog(JSON.parse(e.data)); } catch (x) {} });
   }
+  window.addEventListener("pagehide", function () { if (es) { es.close(); es = null; } });
+  window.addEventListener("pageshow", function (e) { if (e.persisted) { open(); refresh(); } });
+  open();
 })();
 """#
 }
