@@ -58,6 +58,8 @@ let package = Package(
         .executableTarget(name: "pgflow-bench-sdk", dependencies: ["PGFlow"]),
         .executableTarget(name: "pgflow-examples", dependencies: ["PGFlow"], path: "Examples"),
         .target(name: "CPGFlowSpawn"),
+        // libcurl (Debian's libcurl4-openssl-dev) for the scheduler's http/https webhook notifications
+        .target(name: "CPGFlowHTTP", linkerSettings: [.linkedLibrary("curl")]),
         .target(
             name: "PGFlowAgent",
             dependencies: [
@@ -92,7 +94,7 @@ let package = Package(
         .target(
             name: "PGFlowScheduler",
             dependencies: [
-                "PGFlowClient", "PGFlowSchedule", .product(name: "Crypto", package: "swift-crypto"),
+                "PGFlowClient", "PGFlowSchedule", "CPGFlowHTTP", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

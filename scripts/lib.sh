@@ -12,6 +12,7 @@ die() { printf '[pgflow] error: %s\n' "$*" >&2; exit 1; }
 ensure_system_packages() {
   local missing=()
   dpkg -s libpq-dev >/dev/null 2>&1 || missing+=(libpq-dev)
+  dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || missing+=(libcurl4-openssl-dev)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
   dpkg -s postgresql >/dev/null 2>&1 || missing+=(postgresql)
   command -v pg_config >/dev/null 2>&1 || missing+=(postgresql-server-dev-all)

@@ -19,6 +19,9 @@ public struct NotificationSender: Service, Sendable {
         public var lease: Double = 60
         /// Seconds a POST may take per step (connect, send, answer), default 10.
         public var timeout: Double = 10
+        /// A PEM bundle of certificate authorities trusted for https targets instead of the system's
+        /// (for receivers with a private CA); nil uses the system's.
+        public var caFile: String?
         /// Seconds between looks when no NOTIFY arrives (default 0.5: retries fall due between NOTIFYs).
         public var pollInterval: Double = 0.5
 
@@ -109,7 +112,7 @@ public struct NotificationSender: Service, Sendable {
                 group.addTask { [configuration] in
                     var headers = [("X-PGFlow-Delivery", String(d.id)), ("X-PGFlow-Attempt", String(d.attempt))]
                     if let key = d.signingKey { headers.append(("X-PGFlow-Signature", WebhookPoster.signature(body: d.body, key: key))) }
-                    return (d.id, await WebhookPoster.post(url: d.url, body: d.body, headers: headers, timeout: configuration.timeout))
+                    return (d.id, await WebhookPoster.post(url: d.url, body: d.body, headers: headers, timeout: configuration.timeout, caFile: configuration.caFile))
                 }
             }
             var all: [(Int64, WebhookResponse)] = []

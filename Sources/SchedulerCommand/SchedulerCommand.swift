@@ -54,6 +54,8 @@ public struct SchedulerCommand: AsyncParsableCommand {
     var eventRetentionDays: Double = 7
     @Option(name: .customLong("event-batch-size"), help: "Events the evaluator reads per transaction.")
     var eventBatchSize: Int = 1000
+    @Option(name: .customLong("notify-ca-file"), help: "PEM bundle of certificate authorities trusted for https notification targets instead of the system's (default: $PGFLOW_NOTIFY_CA_FILE).")
+    var notifyCAFile: String?
     @Flag(help: "Run every duty once, print what each did and how long it took, and exit (for cron jobs and benchmarks).")
     var once = false
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).")
@@ -103,6 +105,12 @@ public struct SchedulerCommand: AsyncParsableCommand {
         }
         c.eventMaintenance?.retention = eventRetentionDays * 86_400
         c.events?.batchSize = eventBatchSize
+        if let file = notifyCAFile ?? env["PGFLOW_NOTIFY_CA_FILE"], !file.isEmpty {
+            guard FileManager.default.isReadableFile(atPath: file) else {
+                throw SchedulerConfigurationError("cannot read the notification CA file \(file): pass a readable PEM file to --notify-ca-file")
+            }
+            c.notifications?.caFile = file
+        }
         try c.validate()
         return c
     }

@@ -110,6 +110,48 @@ import Testing
         }
     }
 
+    @Test func anHttpsTargetGetsItOverVerifiedTLSAndAnUntrustedCertificateIsRefused() async throws {
+        try await TestDatabase.with { db in
+            let c = PostgresPool(configuration: db.configuration, maxConnections: 2)  // queries off the cooperative pool
+            defer { c.close() }
+            let receiver = try TestHTTPReceiver(statuses: [200])
+            let stranger = try TestHTTPReceiver(statuses: [200])
+            let trusted = try await TestTLSRelay.start(targetPort: receiver.port)
+            let untrusted = try await TestTLSRelay.start(targetPort: stranger.port)  // a certificate nobody trusts
+            try await c.query("SELECT pgflow.set_notification_target('secure', $1, 'json', 'sekrit', 5, 0.2)", [trusted.url()])
+            try await c.query("SELECT pgflow.set_notification_target('mitm', $1, 'json', NULL, 1, 0.2)", [untrusted.url()])
+            try await c.query("SELECT pgflow.create_deployment('etl', 'nightly', './nightly.sh')")
+            try await c.query("""
+                SELECT pgflow.create_automation('nightly-failed', '{"type": "flow-run-state", "deployment": "etl/nightly", "states": ["Failed"]}',
+                    '[{"type": "send-notification", "target": "secure"}, {"type": "send-notification", "target": "mitm"}]')
+                """)
+            let scheduler = try Self.evaluator(db, ["--notify-ca-file", trusted.certificateFile])
+            let run = try await c.query("SELECT pgflow.run_deployment('etl/nightly')").scalar(UUID.self)
+            for state in ["PENDING", "RUNNING"] { try await c.query("SELECT pgflow.set_flow_run_state($1, $2)", [run, state]) }
+            try await c.query("SELECT pgflow.set_flow_run_state($1, 'FAILED', p_message => 'disk full')", [run])
+            let delivered = try await eventually(timeout: 60) {
+                try await c.query("SELECT status FROM pgflow.notification_list WHERE target = 'secure'").first?.decode(String.self, at: 0) == "delivered"
+            }
+            #expect(delivered, "\(scheduler.output.suffix(3000))\n\(trusted.output)")
+            let requests = receiver.requests
+            #expect(requests.count == 1)
+            if let r = requests.first {
+                #expect(r.headers["x-pgflow-signature"] == "sha256=" + Self.hmacHex(r.body, key: "sekrit"))
+                let body = try #require(try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any])
+                #expect(((body["event"] as? [String: Any])?["event"] as? String) == "pgflow.flow-run.Failed")
+            }
+            // the other relay's certificate is not in the CA file: refused before a byte of the body is sent
+            #expect(try await eventually(timeout: 60) {
+                try await c.query("SELECT count(*) FROM pgflow.notification_dead_letters WHERE target = 'mitm'").scalar(Int.self) == 1
+            })
+            let error = try await c.query("SELECT last_error FROM pgflow.notification_list WHERE target = 'mitm'").scalar(String.self)
+            #expect(error.lowercased().contains("certificate"), "\(error)")
+            #expect(stranger.requests.isEmpty)
+            scheduler.signal(SIGTERM)
+            #expect(await scheduler.waitForExit(timeout: 60) == 0)
+        }
+    }
+
     @Test func aProactiveTriggerFiresWhenARunDoesNotCompleteWithinItsWindow() async throws {
         try await TestDatabase.with { db in
             let c = PostgresPool(configuration: db.configuration, maxConnections: 2)  // queries off the cooperative pool

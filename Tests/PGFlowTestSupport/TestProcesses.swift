@@ -18,13 +18,14 @@ public final class TestProcess: @unchecked Sendable {
         return url
     }
 
-    /// Starts `binDirectory/name` with `arguments`, adding `environment` to the test's own.
+    /// Starts `binDirectory/name` (or `name` itself when it is an absolute path) with `arguments`, adding
+    /// `environment` to the test's own.
     public init(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         process = Process()
-        process.executableURL = Self.binDirectory.appendingPathComponent(name)
+        process.executableURL = name.hasPrefix("/") ? URL(fileURLWithPath: name) : Self.binDirectory.appendingPathComponent(name)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        logFile = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-test-\(name)-\(UUID()).log")
+        logFile = FileManager.default.temporaryDirectory.appendingPathComponent("pgflow-test-\((name as NSString).lastPathComponent)-\(UUID()).log")
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logFile)
         process.standardOutput = handle
