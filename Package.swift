@@ -94,7 +94,7 @@ let package = Package(
         .target(
             name: "PGFlowScheduler",
             dependencies: [
-                "PGFlowClient", "PGFlowSchedule", "CPGFlowHTTP", .product(name: "Crypto", package: "swift-crypto"),
+                "PGFlowClient", "PGFlowSchedule", "PGFlowSecrets", "CPGFlowHTTP", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -102,7 +102,7 @@ let package = Package(
         .target(
             name: "SchedulerCommand",
             dependencies: [
-                "PGFlowScheduler", "CommandLogging",
+                "PGFlowScheduler", "PGFlowSecrets", "CommandLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -24,10 +24,16 @@ public struct EventEvaluation: Sendable, Equatable {
 public struct NotificationDelivery: Sendable, Equatable {
     /// The delivery's id.
     public var id: Int64
-    /// The target's name, URL and body format (`json` or `slack`).
-    public var target: String, url: String, format: String
-    /// The HMAC-SHA256 key of `X-PGFlow-Signature`, if the target has one.
+    /// The target's name and body format (`json` or `slack`).
+    public var target: String, format: String
+    /// The target's URL when it is stored as such (nil when it is the secret `urlSecret`).
+    public var url: String?
+    /// The name of the secret holding the URL, and that secret sealed (nil when it was deleted since).
+    public var urlSecret: String?, urlSealed: SealedSecret?
+    /// A plaintext HMAC-SHA256 key of a target set before migration 0011 (new targets name a secret).
     public var signingKey: String?
+    /// The name of the secret holding the signing key, and that secret sealed (nil when it was deleted since).
+    public var signingKeySecret: String?, signingKeySealed: SealedSecret?
     /// The JSON body, exactly as it is to be sent (and signed).
     public var body: String
     /// Which attempt this is (1 for the first).
@@ -128,11 +134,20 @@ extension PGFlowClient {
     /// `pgflow.claim_notifications`: due deliveries, each leased for `lease` seconds.
     public static func claimNotifications(limit: Int, lease: Double, on c: PostgresConnection) throws -> [NotificationDelivery] {
         try c.query("""
-            SELECT id, target, url, format, signing_key, body, attempt
+            SELECT id, target, url, format, signing_key, body, attempt, url_secret, url_sealed, url_key_id,
+                   signing_key_secret, signing_key_sealed, signing_key_key_id
               FROM pgflow.claim_notifications($1, make_interval(secs => $2))
             """, [limit, lease]).rows.map { r in
-            NotificationDelivery(id: try r.decode(at: 0), target: try r.decode(at: 1), url: try r.decode(at: 2), format: try r.decode(at: 3),
-                                 signingKey: try r.decode(at: 4), body: try r.decode(at: 5), attempt: try r.decode(at: 6))
+            func sealed(_ name: String?, _ at: Int) throws -> SealedSecret? {
+                guard let name, let text = try r.decode(String?.self, at: at), let keyID = try r.decode(String?.self, at: at + 1),
+                      let data = Data(base64Encoded: text.replacingOccurrences(of: "\n", with: "")) else { return nil }
+                return SealedSecret(name: name, ciphertext: data, keyID: keyID)
+            }
+            let urlSecret = try r.decode(String?.self, at: 7), keySecret = try r.decode(String?.self, at: 10)
+            return NotificationDelivery(id: try r.decode(at: 0), target: try r.decode(at: 1), format: try r.decode(at: 3), url: try r.decode(at: 2),
+                                        urlSecret: urlSecret, urlSealed: try sealed(urlSecret, 8),
+                                        signingKey: try r.decode(at: 4), signingKeySecret: keySecret, signingKeySealed: try sealed(keySecret, 11),
+                                        body: try r.decode(at: 5), attempt: try r.decode(at: 6))
         }
     }
 
@@ -147,11 +162,13 @@ extension PGFlowClient {
         _ = try c.query("SELECT pgflow.retry_notification($1)", [id])
     }
 
-    /// `pgflow.set_notification_target`: creates or replaces a named webhook target.
-    public static func setNotificationTarget(name: String, url: String, format: String = "json", signingKey: String? = nil,
-                                             maxAttempts: Int = 5, backoffSeconds: Double = 10, on c: PostgresConnection) throws {
-        _ = try c.query("SELECT pgflow.set_notification_target($1, $2, $3, $4, $5, $6)",
-                        [name, url, format, signingKey, maxAttempts, backoffSeconds])
+    /// `pgflow.set_notification_target`: creates or replaces a named webhook target with its URL, or the
+    /// name of the secret holding it (`urlSecret`), and the name of the secret holding its signing key.
+    public static func setNotificationTarget(name: String, url: String?, urlSecret: String? = nil, format: String = "json",
+                                             signingKeySecret: String? = nil, maxAttempts: Int = 5, backoffSeconds: Double = 10,
+                                             on c: PostgresConnection) throws {
+        _ = try c.query("SELECT pgflow.set_notification_target($1, $2, $3, $4, $5, $6, p_url_secret => $7)",
+                        [name, url, format, signingKeySecret, maxAttempts, backoffSeconds, urlSecret])
     }
 
     /// `pgflow.delete_notification_target`.

@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import PGFlowClient
 import PGFlowPostgres
+import PGFlowSecrets
 import ServiceLifecycle
 
 /// Sends queued webhook notifications.
@@ -22,6 +23,9 @@ public struct NotificationSender: Service, Sendable {
         /// A PEM bundle of certificate authorities trusted for https targets instead of the system's
         /// (for receivers with a private CA); nil uses the system's.
         public var caFile: String?
+        /// The key that opens the secrets targets name for their URL or signing key (PGFLOW_SECRET_KEY);
+        /// nil: such targets fail each attempt with a message saying so.
+        public var secretKey: SecretKey?
         /// Seconds between looks when no NOTIFY arrives (default 0.5: retries fall due between NOTIFYs).
         public var pollInterval: Double = 0.5
 
@@ -101,6 +105,39 @@ public struct NotificationSender: Service, Sendable {
         }
     }
 
+    /// Why a delivery's credentials cannot be had.
+    struct CredentialFailure: Error { var message: String }
+
+    /// A delivery's URL and signing key, its secrets opened with `key`.
+    static func credentials(_ d: NotificationDelivery, key: SecretKey?) -> Result<(url: String, key: String?), CredentialFailure> {
+        func open(_ name: String, _ sealed: SealedSecret?, _ what: String) -> Result<String, CredentialFailure> {
+            guard let sealed else {
+                return .failure(CredentialFailure(message: "the secret \(name) holding target \(d.target)'s \(what) no longer exists: store it with `pgflow secret set \(name)`"))
+            }
+            guard let key else {
+                return .failure(CredentialFailure(message: "target \(d.target)'s \(what) is the secret \(name): start pgflow-scheduler with PGFLOW_SECRET_KEY or PGFLOW_SECRET_KEY_FILE"))
+            }
+            do { return .success(try SecretStore(key: key).open(sealed)) } catch {
+                return .failure(CredentialFailure(message: "target \(d.target)'s \(what): \(error)"))
+            }
+        }
+        var url = d.url ?? ""
+        if let name = d.urlSecret {
+            switch open(name, d.urlSealed, "URL") {
+            case .success(let v): url = v.trimmingCharacters(in: .whitespacesAndNewlines)
+            case .failure(let f): return .failure(f)
+            }
+        }
+        var signingKey = d.signingKey
+        if let name = d.signingKeySecret {
+            switch open(name, d.signingKeySealed, "signing key") {
+            case .success(let v): signingKey = v.trimmingCharacters(in: .whitespacesAndNewlines)
+            case .failure(let f): return .failure(f)
+            }
+        }
+        return .success((url, signingKey))
+    }
+
     /// One look: claims due deliveries, POSTs them at once, records each attempt.
     @discardableResult
     public func runOnce() async throws -> Counts {
@@ -110,9 +147,20 @@ public struct NotificationSender: Service, Sendable {
         let responses = await withTaskGroup(of: (Int64, WebhookResponse).self) { group in
             for d in claimed {
                 group.addTask { [configuration] in
+                    let resolved: (url: String, key: String?)
+                    switch Self.credentials(d, key: configuration.secretKey) {
+                    case .success(let r): resolved = r
+                    case .failure(let why): return (d.id, .failure(why.message))
+                    }
                     var headers = [("X-PGFlow-Delivery", String(d.id)), ("X-PGFlow-Attempt", String(d.attempt))]
-                    if let key = d.signingKey { headers.append(("X-PGFlow-Signature", WebhookPoster.signature(body: d.body, key: key))) }
-                    return (d.id, await WebhookPoster.post(url: d.url, body: d.body, headers: headers, timeout: configuration.timeout, caFile: configuration.caFile))
+                    if let key = resolved.key { headers.append(("X-PGFlow-Signature", WebhookPoster.signature(body: d.body, key: key))) }
+                    let response = await WebhookPoster.post(url: resolved.url, body: d.body, headers: headers, timeout: configuration.timeout,
+                                                            caFile: configuration.caFile)
+                    // a URL kept in a secret is a credential: it never reaches last_error or the log
+                    if let name = d.urlSecret, case .failure(let why) = response {
+                        return (d.id, .failure(why.replacingOccurrences(of: resolved.url, with: "secret:\(name)")))
+                    }
+                    return (d.id, response)
                 }
             }
             var all: [(Int64, WebhookResponse)] = []

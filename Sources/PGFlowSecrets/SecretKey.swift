@@ -9,7 +9,7 @@ import Crypto
 import Foundation
 
 /// A 32-byte AES-256 key for secrets. Its description never shows the key bytes.
-public struct SecretKey: Sendable, CustomStringConvertible {
+public struct SecretKey: Sendable, Equatable, CustomStringConvertible {
     /// The key's 32 bytes.
     private let bytes: Data
     /// The key for AES-GCM and HMAC.

@@ -6,6 +6,7 @@ import Logging
 import PGFlowClient
 import PGFlowPostgres
 import PGFlowScheduler
+import PGFlowSecrets
 import ServiceLifecycle
 
 /// `pgflow-scheduler [--horizon S] [--max-runs N] [--late-after S] [--retention-days D] …`.
@@ -110,6 +111,11 @@ public struct SchedulerCommand: AsyncParsableCommand {
                 throw SchedulerConfigurationError("cannot read the notification CA file \(file): pass a readable PEM file to --notify-ca-file")
             }
             c.notifications?.caFile = file
+        }
+        if env[SecretKey.environmentVariable] != nil || env[SecretKey.fileEnvironmentVariable] != nil {
+            do { c.notifications?.secretKey = try SecretKey.fromEnvironment(env) } catch {
+                throw SchedulerConfigurationError("\(error)")
+            }
         }
         try c.validate()
         return c

@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import PGFlowCLIKit
 import PGFlowClient
+import PGFlowSecrets
 import PGFlowPostgres
 
 struct EventCommand: AsyncParsableCommand {
@@ -217,24 +218,49 @@ struct NotificationCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "target-set", abstract: "Create or replace a webhook target.")
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "The target's name.") var name: String
-        @Option(help: "The webhook URL (http://…).") var url: String
+        @Option(help: "The webhook URL (http:// or https://).") var url: String?
+        @Option(name: .customLong("url-secret"), help: "The name of a secret holding the URL instead (a Slack webhook URL is a credential): pgflow secret set NAME.") var urlSecret: String?
         @Option(help: "Body format: json (event and message) or slack ({\"text\": message}).") var format = "json"
-        @Option(name: .customLong("signing-key-file"), help: "A file holding the HMAC-SHA256 key for X-PGFlow-Signature.") var signingKeyFile: String?
+        @Option(name: .customLong("signing-key-secret"), help: "The name of a secret holding the HMAC-SHA256 key for X-PGFlow-Signature.") var signingKeySecret: String?
+        @Option(name: .customLong("signing-key-file"), help: "A file holding the key: stored as the secret notification.<target>.signing-key, sealed with PGFLOW_SECRET_KEY.") var signingKeyFile: String?
         @Option(name: .customLong("max-attempts"), help: "Attempts before a delivery is a dead letter.") var maxAttempts = 5
         @Option(help: "Seconds before the first retry (doubling after each).") var backoff: Double = 10
         func run() throws {
             try reportingErrors {
-                var key: String?
+                guard (url == nil) != (urlSecret == nil) else {
+                    throw CLIError.invalid("give the target --url URL or --url-secret NAME (one of them)")
+                }
+                guard signingKeySecret == nil || signingKeyFile == nil else {
+                    throw CLIError.invalid("give --signing-key-secret NAME or --signing-key-file FILE, not both")
+                }
+                let c = try database.connect()
+                var keySecret = signingKeySecret
                 if let signingKeyFile {
                     guard let text = try? String(contentsOfFile: signingKeyFile, encoding: .utf8) else {
                         throw CLIError.invalid("cannot read the signing key file \(signingKeyFile)")
                     }
-                    key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                    let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                    guard !value.isEmpty else { throw CLIError.invalid("the signing key file \(signingKeyFile) is empty") }
+                    let secret = Self.keySecretName(name)
+                    do {
+                        try SecretStore(key: try SecretKey.fromEnvironment()).set(secret, value: value, on: c)
+                    } catch let error as SecretError {
+                        throw CLIError.invalid("cannot store the signing key as secret \(secret): \(error)")
+                    }
+                    print("stored the signing key as secret \(secret)")
+                    keySecret = secret
                 }
-                try PGFlowClient.setNotificationTarget(name: name, url: url, format: format, signingKey: key, maxAttempts: maxAttempts,
-                                                       backoffSeconds: backoff, on: try database.connect())
+                try PGFlowClient.setNotificationTarget(name: name, url: url, urlSecret: urlSecret, format: format, signingKeySecret: keySecret,
+                                                       maxAttempts: maxAttempts, backoffSeconds: backoff, on: c)
                 print("set notification target \(name)")
             }
+        }
+
+        /// The secret a `--signing-key-file` key is stored as: `notification.<target>.signing-key`, the
+        /// target's name lower-cased with characters a secret name cannot hold replaced by `-`.
+        static func keySecretName(_ target: String) -> String {
+            let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_.-")
+            return "notification." + String(target.lowercased().map { allowed.contains($0) ? $0 : "-" }) + ".signing-key"
         }
     }
 

@@ -74,6 +74,32 @@ import Testing
         }
     }
 
+    @Test func aNotificationTargetKeepsItsSigningKeyAndURLAsSecrets() async throws {
+        try await CLI.with { cli in
+            let key = Data(repeating: 3, count: 32).base64EncodedString()
+            let keyFile = try cli.yaml("hmac-k3y-value\n")
+            let noKey = try await cli.run(["notification", "target-set", "Ops:Team", "--url", "https://hooks.example/ops", "--signing-key-file", keyFile],
+                                          environment: ["PGFLOW_SECRET_KEY": ""])
+            #expect(noKey.status != 0 && noKey.stderr.contains("no secret key"), "\(noKey)")
+            #expect(try cli.scalar("SELECT count(*) FROM pgflow.notification_targets", as: Int.self) == 0, "the refusal wrote nothing")
+            let set = try await cli.run(["notification", "target-set", "Ops:Team", "--url", "https://hooks.example/ops", "--signing-key-file", keyFile],
+                                        environment: ["PGFLOW_SECRET_KEY": key])
+            #expect(set.status == 0 && set.stdout.contains("stored the signing key as secret notification.ops-team.signing-key"), "\(set)")
+            #expect(try await cli.run(["secret", "get", "notification.ops-team.signing-key"], environment: ["PGFLOW_SECRET_KEY": key]).stdout == "hmac-k3y-value\n")
+            #expect(try cli.scalar("SELECT count(*) FROM pgflow.notification_targets t WHERE t::text LIKE '%k3y%'", as: Int.self) == 0,
+                    "no plaintext key in the database")
+            #expect(try await cli.run(["secret", "set", "slack-url"], environment: ["PGFLOW_SECRET_KEY": key], stdin: "https://hooks.slack.example/T0/B0/x").status == 0)
+            let slack = try await cli.run("notification", "target-set", "chat", "--url-secret", "slack-url", "--format", "slack")
+            #expect(slack.status == 0, "\(slack)")
+            let listed = try await cli.run("notification", "targets")
+            #expect(listed.stdout.contains("secret:slack-url") && !listed.stdout.contains("hooks.slack.example"), "\(listed)")
+            let both = try await cli.run("notification", "target-set", "x", "--url", "http://a/b", "--url-secret", "slack-url")
+            #expect(both.status != 0 && both.stderr.contains("--url URL or --url-secret NAME"), "\(both)")
+            let unknown = try await cli.run("notification", "target-set", "x", "--url-secret", "nope")
+            #expect(unknown.status != 0 && unknown.stderr.contains("pgflow secret set"), "\(unknown)")
+        }
+    }
+
     @Test func aBlockWithAWrongFieldIsRefused() async throws {
         try await CLI.with { cli in
             let key = Data(repeating: 9, count: 32).base64EncodedString()

@@ -6,13 +6,22 @@ import Foundation
 import Logging
 import PGFlowAgent
 import PGFlowPostgres
+import PGFlowSecrets
 import PGFlowTestSupport
 import Testing
 
 @Suite(.serialized) struct EventProcessTests {
-    static func evaluator(_ db: TestDatabase, _ extra: [String] = []) throws -> TestProcess {
-        try TestProcess("pgflow-scheduler", ["--events-only"] + extra,
-                        environment: ["PGFLOW_DATABASE_URL": db.conninfo, "PGFLOW_LOG_LEVEL": "info"])
+    static func evaluator(_ db: TestDatabase, _ extra: [String] = [], key: SecretKey? = nil) throws -> TestProcess {
+        var environment = ["PGFLOW_DATABASE_URL": db.conninfo, "PGFLOW_LOG_LEVEL": "info"]
+        if let key { environment["PGFLOW_SECRET_KEY"] = key.base64 }
+        return try TestProcess("pgflow-scheduler", ["--events-only"] + extra, environment: environment)
+    }
+
+    /// Stores secrets sealed with a new key (as `pgflow secret set` does) and returns the key.
+    static func secrets(_ values: [String: String], _ pool: PostgresPool) async throws -> SecretKey {
+        let key = SecretKey.generate()
+        try await pool.withConnection { c in for (name, value) in values { try SecretStore(key: key).set(name, value: value, on: c) } }
+        return key
     }
 
     static func hmacHex(_ body: String, key: String) -> String {
@@ -63,7 +72,8 @@ import Testing
             defer { c.close() }
             let receiver = try TestHTTPReceiver(statuses: [500, 500, 200])
             let deadEnd = try TestHTTPReceiver(statuses: [503])
-            try await c.query("SELECT pgflow.set_notification_target('ops', $1, 'json', 'sekrit', 5, 0.2)", [receiver.url()])
+            let key = try await Self.secrets(["ops-key": "sekrit"], c)
+            try await c.query("SELECT pgflow.set_notification_target('ops', $1, 'json', 'ops-key', 5, 0.2)", [receiver.url()])
             try await c.query("SELECT pgflow.set_notification_target('void', $1, 'slack', NULL, 2, 0.2)", [deadEnd.url()])
             try await c.query("SELECT pgflow.create_deployment('etl', 'nightly', './nightly.sh')")
             try await c.query("""
@@ -71,7 +81,7 @@ import Testing
                     '[{"type": "send-notification", "target": "ops", "message": "{{ event.resource.name }} failed: {{ event.payload.message }}"},
                       {"type": "send-notification", "target": "void"}]')
                 """)
-            let scheduler = try Self.evaluator(db)
+            let scheduler = try Self.evaluator(db, key: key)
             let run = try await c.query("SELECT pgflow.run_deployment('etl/nightly')").scalar(UUID.self)
             for state in ["PENDING", "RUNNING"] { try await c.query("SELECT pgflow.set_flow_run_state($1, $2)", [run, state]) }
             try await c.query("SELECT pgflow.set_flow_run_state($1, 'FAILED', p_message => 'disk full')", [run])
@@ -110,7 +120,7 @@ import Testing
         }
     }
 
-    @Test func anHttpsTargetGetsItOverVerifiedTLSAndAnUntrustedCertificateIsRefused() async throws {
+    @Test func anHttpsTargetFromSecretsGetsItOverVerifiedTLSAndAnUntrustedCertificateIsRefused() async throws {
         try await TestDatabase.with { db in
             let c = PostgresPool(configuration: db.configuration, maxConnections: 2)  // queries off the cooperative pool
             defer { c.close() }
@@ -118,14 +128,18 @@ import Testing
             let stranger = try TestHTTPReceiver(statuses: [200])
             let trusted = try await TestTLSRelay.start(targetPort: receiver.port)
             let untrusted = try await TestTLSRelay.start(targetPort: stranger.port)  // a certificate nobody trusts
-            try await c.query("SELECT pgflow.set_notification_target('secure', $1, 'json', 'sekrit', 5, 0.2)", [trusted.url()])
-            try await c.query("SELECT pgflow.set_notification_target('mitm', $1, 'json', NULL, 1, 0.2)", [untrusted.url()])
+            // the https URL and the signing key are secrets: the database holds their names and ciphertext only
+            let key = try await Self.secrets(["secure-url": trusted.url(), "secure-key": "sekrit", "mitm-url": untrusted.url()], c)
+            try await c.query("SELECT pgflow.set_notification_target('secure', NULL, 'json', 'secure-key', 5, 0.2, p_url_secret => 'secure-url')")
+            try await c.query("SELECT pgflow.set_notification_target('mitm', NULL, 'json', NULL, 1, 0.2, p_url_secret => 'mitm-url')")
+            let stored = try await c.query("SELECT string_agg(t::text, ' ') FROM pgflow.notification_targets t").scalar(String.self)
+            #expect(!stored.contains("127.0.0.1") && !stored.contains("sekrit"), "\(stored)")
             try await c.query("SELECT pgflow.create_deployment('etl', 'nightly', './nightly.sh')")
             try await c.query("""
                 SELECT pgflow.create_automation('nightly-failed', '{"type": "flow-run-state", "deployment": "etl/nightly", "states": ["Failed"]}',
                     '[{"type": "send-notification", "target": "secure"}, {"type": "send-notification", "target": "mitm"}]')
                 """)
-            let scheduler = try Self.evaluator(db, ["--notify-ca-file", trusted.certificateFile])
+            let scheduler = try Self.evaluator(db, ["--notify-ca-file", trusted.certificateFile], key: key)
             let run = try await c.query("SELECT pgflow.run_deployment('etl/nightly')").scalar(UUID.self)
             for state in ["PENDING", "RUNNING"] { try await c.query("SELECT pgflow.set_flow_run_state($1, $2)", [run, state]) }
             try await c.query("SELECT pgflow.set_flow_run_state($1, 'FAILED', p_message => 'disk full')", [run])
@@ -146,6 +160,7 @@ import Testing
             })
             let error = try await c.query("SELECT last_error FROM pgflow.notification_list WHERE target = 'mitm'").scalar(String.self)
             #expect(error.lowercased().contains("certificate"), "\(error)")
+            #expect(!error.contains(untrusted.url()) && !scheduler.output.contains(untrusted.url()), "the secret URL is never shown")
             #expect(stranger.requests.isEmpty)
             scheduler.signal(SIGTERM)
             #expect(await scheduler.waitForExit(timeout: 60) == 0)

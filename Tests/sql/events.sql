@@ -1,7 +1,7 @@
 -- Events, automations and notifications (0008_events.sql). Everything here happens in one
 -- transaction, so evaluate_events reads this transaction's own events (p_own_transaction).
 BEGIN;
-SELECT plan(46);
+SELECT plan(52);
 
 CREATE FUNCTION pg_temp.err(p_sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE v_state text;
@@ -86,7 +86,18 @@ SELECT pgflow.emit_event('acme.file.arrived', '{"id": "f4", "kind": "file"}');
 SELECT is(pg_temp.evaluate(), 0, 'the count starts over after firing');
 
 -- proactive: Running not followed by Completed within 1 hour (time injected)
-SELECT pgflow.set_notification_target('ops', 'http://127.0.0.1:9/hook', 'json', 'k3y', 2, 1);
+-- a target's signing key (and URL, when it is a credential) are secrets: names here, sealed elsewhere
+SELECT pgflow.set_secret('ops-key', '\x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c'::bytea, '0123456789abcdef');
+SELECT is(pg_temp.err($$SELECT pgflow.set_notification_target('ops', 'http://127.0.0.1:9/hook', 'json', 'k3y', 2, 1)$$), 'P0002',
+          'a plaintext key where a secret name goes: unknown secret');
+SELECT is(pg_temp.err($$SELECT pgflow.set_notification_target('ops', 'http://127.0.0.1:9/hook', p_url_secret => 'ops-key')$$), '22023',
+          'a URL and a URL secret: refused');
+SELECT is(pg_temp.err($$SELECT pgflow.set_notification_target('ops', NULL)$$), '22023', 'neither a URL nor a URL secret: refused');
+SELECT is(pg_temp.err($$SELECT pgflow.set_notification_target('ops', NULL, p_url_secret => 'nope')$$), 'P0002', 'an unknown URL secret');
+SELECT is((SELECT count(*)::int FROM pgflow.notification_targets WHERE name = 'ops'), 0, 'the refusals wrote nothing');
+SELECT pgflow.set_notification_target('ops', 'http://127.0.0.1:9/hook', 'json', 'ops-key', 2, 1);
+SELECT is((SELECT signed::text || ' ' || signing_key_secret FROM pgflow.notification_target_list WHERE name = 'ops'), 'true ops-key',
+          'the target lists its key secret by name');
 SELECT pgflow.create_automation('stuck', '{"type": "proactive", "after": "pgflow.flow-run.Running", "expect": "pgflow.flow-run.Completed", "resource": {"deployment": "evf/down"}, "within": "1 hour"}',
     '[{"type": "send-notification", "target": "ops", "message": "{{ event.resource.name }} did not complete"}]');
 SELECT pgflow.run_deployment('evf/down') AS slow \gset
@@ -102,7 +113,9 @@ SELECT is((SELECT count(*)::int FROM pgflow.notification_deliveries d JOIN pgflo
             WHERE f.event_id IN (SELECT id FROM pgflow.events WHERE resource_id = :'slow')), 1, 'a notification about the slow run');
 
 -- notifications: claim, fail, back off, dead letter, retry
-SELECT is((SELECT count(*)::int FROM pgflow.claim_notifications(10, interval '60 seconds', now() + interval '2 hours')), 1, 'the sender claims it');
+SELECT is((SELECT signing_key_secret || ' ' || signing_key_key_id || ' ' || (signing_key_sealed IS NOT NULL)::text || ' ' || (signing_key IS NULL)::text
+             FROM pgflow.claim_notifications(10, interval '60 seconds', now() + interval '2 hours')), 'ops-key 0123456789abcdef true true',
+          'the sender claims it, with the key sealed (the database holds no plaintext key)');
 SELECT is(pgflow.record_notification_attempt((SELECT max(id) FROM pgflow.notification_deliveries), false, 'HTTP 500', now() + interval '2 hours'),
           'pending', 'a failure: pending again');
 SELECT is((SELECT count(*)::int FROM pgflow.claim_notifications(10, interval '60 seconds', now() + interval '2 hours')), 0, 'not before its backoff');
