@@ -118,9 +118,12 @@ final class LogBatcher: Sendable {
             if batch.isEmpty { return }
             var backoff = 50, otherFailures = 0
             let giveUpAt = ContinuousClock.now + .seconds(60)
+            // one id for every try of this batch: a try whose commit landed but whose reply was lost
+            // makes the next try a no-op instead of a second copy of the lines
+            let batchID = UUID()
             while true {
                 do {
-                    try await pool.withConnection { try PGFlowClient.writeLogs(batch, on: $0) }
+                    try await pool.withConnection { try PGFlowClient.writeLogs(batch, batchID: batchID, on: $0) }
                     break
                 } catch let error as PostgresError where error.isConnectionFailure {
                     // An outage: keep the lines and try again until the database is back.

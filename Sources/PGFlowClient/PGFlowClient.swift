@@ -66,14 +66,16 @@ public enum PGFlowClient {
         ).rows.map(TransitionResult.init(row:))
     }
 
-    /// `pgflow.write_logs`: many lines in one statement.
-    public static func writeLogs(_ lines: [LogLine], on c: PostgresConnection) throws {
+    /// `pgflow.write_logs`: many lines in one statement. With `batchID`, sending the same batch again
+    /// (after a lost commit reply) writes nothing: pass the same id on every retry of one batch.
+    public static func writeLogs(_ lines: [LogLine], batchID: UUID? = nil, on c: PostgresConnection) throws {
         if lines.isEmpty { return }
         try c.query(
-            "SELECT pgflow.write_logs($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[])",
+            "SELECT pgflow.write_logs($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], p_batch_id => $7::uuid)",
             [
                 lines.map { $0.flowRunID.uuidString }, lines.map { String($0.level) }, lines.map { sanitize($0.message) },
                 lines.map(\.name), nullableArray(lines.map { $0.taskRunID?.uuidString }), PostgresTextArray(lines.map { $0.timestamp.postgresText }),
+                batchID?.uuidString,
             ])
     }
 

@@ -44,6 +44,24 @@ import Testing
         }
     }
 
+    @Test func aBatchWhoseCommitReplyIsLostIsSentAgainAndStoredOnce() async throws {
+        try await TestDatabase.with { db in
+            let (c, runID, proxy, pool) = try Self.setUp(db)
+            defer { proxy.close() }
+            let batcher = LogBatcher(pool: pool, memoryBytes: 1 << 20, spillBytes: 1 << 20)
+            let writer = Task { await batcher.run() }
+            // a first batch: the connection is up and write_logs prepared on it, so the next round trip is its execution
+            batcher.append(LogLine(flowRunID: runID, level: 20, name: "test", message: "warm"))
+            await batcher.flushed()
+            proxy.loseNextReply()  // write_logs commits, its answer never arrives: the batcher must send it again
+            for i in 0..<5 { batcher.append(LogLine(flowRunID: runID, level: 20, name: "test", message: "line \(i)")) }
+            await batcher.flushed()
+            #expect(try Self.messages(c, runID) == ["warm"] + (0..<5).map { "line \($0)" }, "each line once")
+            batcher.finish()
+            await writer.value
+        }
+    }
+
     @Test func beyondTheSpillBoundLinesAreDroppedAndTheRunSaysHowMany() async throws {
         try await TestDatabase.with { db in
             let (c, runID, proxy, pool) = try Self.setUp(db)

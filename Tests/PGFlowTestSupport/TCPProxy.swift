@@ -9,7 +9,7 @@ public final class TCPProxy: @unchecked Sendable {
     public let port: Int
     private let upstreamPort: Int
     private let listener: Int32
-    private let state = Mutex<(cut: Bool, sockets: Set<Int32>, closed: Bool)>((false, [], false))
+    private let state = Mutex<(cut: Bool, sockets: Set<Int32>, closed: Bool, loseReply: Bool)>((false, [], false, false))
 
     /// Starts listening on a free port.
     public init(upstreamPort: Int) throws {
@@ -41,6 +41,10 @@ public final class TCPProxy: @unchecked Sendable {
             for fd in s.sockets { shutdown(fd, Int32(SHUT_RDWR)) }
         }
     }
+
+    /// The next bytes the server sends (on any connection) are thrown away and that connection is
+    /// closed: the server did the work, the client never hears of it (a commit whose reply was lost).
+    public func loseNextReply() { state.withLock { $0.loseReply = true } }
 
     /// Lets connections through again.
     public func restore() { state.withLock { $0.cut = false } }
@@ -88,20 +92,21 @@ public final class TCPProxy: @unchecked Sendable {
             }
             state.withLock { $0.sockets.formUnion([client, upstream]) }
             let pair = Pair()
-            Thread { [self] in pump(from: client, to: upstream, pair) }.start()
-            Thread { [self] in pump(from: upstream, to: client, pair) }.start()
+            Thread { [self] in pump(from: client, to: upstream, pair, replies: false) }.start()
+            Thread { [self] in pump(from: upstream, to: client, pair, replies: true) }.start()
         }
     }
 
     /// The two pumps of one connection; the second to end closes both descriptors.
     private final class Pair: @unchecked Sendable { var ended = 0 }
 
-    private func pump(from source: Int32, to target: Int32, _ pair: Pair) {
+    private func pump(from source: Int32, to target: Int32, _ pair: Pair, replies: Bool) {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 || state.withLock({ $0.cut }) { break }
+            if replies && state.withLock({ s in defer { s.loseReply = false }; return s.loseReply }) { break }
             var sent = 0
             while sent < n {
                 let w = buffer.withUnsafeBytes { write(target, $0.baseAddress! + sent, n - sent) }

@@ -1,7 +1,7 @@
 -- Retention deletes finished runs with their states, task runs, logs and results, in bounded batches;
 -- logs are written in batches.
 BEGIN;
-SELECT plan(10);
+SELECT plan(14);
 
 \set t0 '''2030-01-01 00:00:00+00'''
 SELECT pgflow.create_deployment('rt', 'dep', './r.sh', p_now => :t0);
@@ -20,6 +20,17 @@ SELECT is(pgflow.write_logs(ARRAY(SELECT id FROM pgflow.flow_runs ORDER BY id), 
                             array_fill('hello'::text, ARRAY[7]), p_now => :t0), 7, 'write_logs inserts a batch');
 SELECT pgflow.write_log(:'active', 40, 'still going', 'agent', p_now => :t0);
 SELECT is((SELECT count(*)::int FROM pgflow.logs WHERE flow_run_id = :'active'), 2, 'write_log adds one line');
+
+-- a batch sent again (its commit reply was lost) is stored once
+SELECT is(pgflow.write_logs(ARRAY[:'active']::uuid[], ARRAY[20], ARRAY['once'], p_now => :t0, p_batch_id => '00000000-0000-0000-0000-00000000000b'),
+          1, 'a batch with an id is written');
+SELECT is(pgflow.write_logs(ARRAY[:'active']::uuid[], ARRAY[20], ARRAY['once'], p_now => :t0, p_batch_id => '00000000-0000-0000-0000-00000000000b'),
+          0, 'the same batch again writes nothing');
+SELECT is((SELECT count(*)::int FROM pgflow.logs WHERE message = 'once'), 1, 'one copy of its line');
+-- a day later another batch prunes the old id
+SELECT pgflow.write_logs(ARRAY[:'active']::uuid[], ARRAY[20], ARRAY['later'], p_now => :t0::timestamptz + '25 hours', p_batch_id => gen_random_uuid());
+SELECT is((SELECT count(*)::int FROM pgflow.log_batches WHERE id = '00000000-0000-0000-0000-00000000000b'), 0, 'batch ids are kept a day');
+DELETE FROM pgflow.logs WHERE message IN ('once', 'later');
 
 SELECT is(pgflow.delete_old_runs(interval '30 days', 2, :t0::timestamptz + '10 days'), 0, 'nothing is old enough yet');
 SELECT is(pgflow.delete_old_runs(interval '30 days', 2, :t0::timestamptz + '40 days'), 2, 'a batch deletes at most p_batch runs');
