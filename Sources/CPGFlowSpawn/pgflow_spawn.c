@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "pgflow_spawn.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -40,6 +42,74 @@ static void default_signals(void) {
 /* True while any process is in group `pgid`. */
 static int group_alive(pid_t pgid) { return kill(-pgid, 0) == 0 || errno == EPERM; }
 
+/* The parent of `pid` from /proc/PID/stat (0 when it is gone). */
+static pid_t parent_of(pid_t pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *close_paren = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (close_paren == NULL) return 0;
+    char state;
+    int ppid;
+    if (sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2) return 0;
+    return (pid_t)ppid;
+}
+
+/* Sends `sig` to every process descending from this supervisor. The command's process group misses a
+ * descendant that left it (setsid, setpgid: a daemonising script); as a child subreaper the supervisor
+ * inherits every orphan, so all of them have their parent chains leading here. Found through /proc. */
+static void signal_descendants(int sig) {
+    pid_t self = getpid();
+    size_t count = 0, capacity = 1024;
+    pid_t *pids = malloc(capacity * sizeof *pids), *parents = malloc(capacity * sizeof *parents);
+    char *mark = NULL;
+    DIR *dir = opendir("/proc");
+    if (pids == NULL || parents == NULL || dir == NULL) goto done;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        char *end;
+        long pid = strtol(entry->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == self) continue;
+        pid_t parent = parent_of((pid_t)pid);
+        if (parent == 0) continue;
+        if (count == capacity) {
+            capacity *= 2;
+            pid_t *p = realloc(pids, capacity * sizeof *pids), *q = p ? realloc(parents, capacity * sizeof *parents) : NULL;
+            if (p) pids = p;
+            if (q == NULL) goto done;
+            parents = q;
+        }
+        pids[count] = (pid_t)pid;
+        parents[count] = parent;
+        count++;
+    }
+    mark = calloc(count ? count : 1, 1);
+    if (mark == NULL) goto done;
+    /* Mark the descendants: a pass marks the children of what is marked (or of this process) until none is new. */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < count; i++) {
+            if (mark[i]) continue;
+            int descends = parents[i] == self;
+            for (size_t j = 0; !descends && j < count; j++) descends = mark[j] && pids[j] == parents[i];
+            if (descends) mark[i] = changed = 1;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (mark[i]) kill(pids[i], sig);
+    }
+done:
+    if (dir) closedir(dir);
+    free(pids);
+    free(parents);
+    free(mark);
+}
+
 /* Runs in the forked command: its own group, stdio, default signals, exec. */
 static void exec_command(const char *path, const char *const argv[], const char *const envp[], int error_fd) {
     setpgid(0, 0);
@@ -63,7 +133,8 @@ static void supervise(const char *path, const char *const argv[], const char *co
     /* Not a target of `pkill pgflow-agent` (it matches the name), and deaf to the signals an operator or a
      * terminal sends a group: it ends when its command's group is empty. A dead agent's report pipe must not
      * kill it either. (SIGKILL still does: then the command dies of its parent-death signal, and its own
-     * children are orphaned, the one gap left.) */
+     * children are orphaned, the one gap left.) Descendants that leave the command's process group are
+     * still found, through /proc, since as a subreaper this process inherits every orphan. */
     prctl(PR_SET_NAME, "pgflow-fence");
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
@@ -101,10 +172,10 @@ static void supervise(const char *path, const char *const argv[], const char *co
     }
     report(PGFLOW_REPORT_STARTED, cmd, 0);
 
-    int live_open = 1, cmd_done = 0, cmd_status = 0, fence = PGFLOW_FENCE_NONE, killed = 0;
+    int live_open = 1, cmd_done = 0, cmd_status = 0, fence = PGFLOW_FENCE_NONE;
     long long last_beat = now_ms(), term_at = 0;
     for (;;) {
-        int status;
+        int status, no_children = 0;
         pid_t p;
         while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
             if (p == cmd) {
@@ -112,17 +183,23 @@ static void supervise(const char *path, const char *const argv[], const char *co
                 cmd_status = status;
             }
         }
-        if (cmd_done && !group_alive(cmd)) break;
+        if (p < 0 && errno == ECHILD) no_children = 1;
+        /* Done when the command ended and nothing it started is left: not in its group, and (orphans
+         * come here) no child of this supervisor at all. */
+        if (cmd_done && !group_alive(cmd) && no_children) break;
         long long now = now_ms();
         if (fence == PGFLOW_FENCE_NONE && !cmd_done && live_open && now - last_beat >= fence_ms) fence = PGFLOW_FENCE_SILENT;
         if (term_at == 0 && (fence != PGFLOW_FENCE_NONE || cmd_done)) {
             kill(-cmd, SIGTERM);
             kill(-cmd, SIGCONT);
+            signal_descendants(SIGTERM);
+            signal_descendants(SIGCONT);
             term_at = now;
         }
-        if (term_at != 0 && !killed && now - term_at >= grace_ms) {
+        if (term_at != 0 && now - term_at >= grace_ms) {
+            /* again on every pass: a descendant may have forked meanwhile */
             kill(-cmd, SIGKILL);
-            killed = 1;
+            signal_descendants(SIGKILL);
         }
         struct pollfd pfd = {.fd = live_open ? SUP_LIVE : -1, .events = POLLIN, .revents = 0};
         int ready = poll(&pfd, 1, 50);

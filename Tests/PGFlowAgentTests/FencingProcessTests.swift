@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct FencingProcessTests {
     static let flags = ["--queue", "default", "--heartbeat", "0.5", "--kill-grace", "1", "--fence-timeout", "3", "--reconcile-after", "3"]
 
-    /// What the command wrote: `start ATTEMPT PID` and `child ATTEMPT PID` lines.
+    /// What the command wrote: `start ATTEMPT PID`, `child ATTEMPT PID` and `escaped ATTEMPT PID` lines.
     struct Trace {
         let path: String
 
@@ -29,10 +29,12 @@ import Testing
         }
     }
 
-    /// A run whose command starts a grandchild and waits for it; it retries once.
+    /// A run whose command starts two grandchildren, one of them in a session of its own (out of the
+    /// command's process group, as a daemonising script does), and waits; it retries once.
     static func deploy(_ c: PostgresConnection) throws -> (UUID, Trace) {
         let path = NSTemporaryDirectory() + "pgflow-fence-\(UUID().uuidString.prefix(8)).trace"
-        let command = "sh -c 'echo start $PGFLOW_RUN_COUNT $$ >> \(path); sleep 60 & echo child $PGFLOW_RUN_COUNT $! >> \(path); wait'"
+        let command = "sh -c 'echo start $PGFLOW_RUN_COUNT $$ >> \(path); sleep 60 & echo child $PGFLOW_RUN_COUNT $! >> \(path); "
+            + "setsid sleep 61 & echo escaped $PGFLOW_RUN_COUNT $! >> \(path); wait'"
         try c.query("SELECT pgflow.create_deployment('fence', 'grandchildren', $1, p_retries => 1)", [command])
         return (try c.query("SELECT pgflow.run_deployment('fence/grandchildren')").scalar(UUID.self), Trace(path: path))
     }
@@ -48,9 +50,9 @@ import Testing
         let (runID, trace) = try deploy(c)
         defer { unlink(trace.path) }
         let first = try TestProcess("pgflow-agent", flags + ["--name", "first"], environment: ["PGFLOW_DATABASE_URL": firstURL])
-        #expect(await eventually(timeout: 60) { trace.pids(attempt: 1).count == 2 }, "\(first.output.suffix(2000))")
+        #expect(await eventually(timeout: 60) { trace.pids(attempt: 1).count == 3 }, "\(first.output.suffix(2000))")
         let attempt1 = trace.pids(attempt: 1)
-        #expect(attempt1.count == 2 && attempt1.allSatisfy(processIsAlive))
+        #expect(attempt1.count == 3 && attempt1.allSatisfy(processIsAlive))
         try await disrupt(first)
         let gone = await eventually(timeout: 60) { !attempt1.contains(where: processIsAlive) }
         #expect(gone, "attempt 1 still running: \(attempt1.filter(processIsAlive))")
@@ -63,7 +65,7 @@ import Testing
         }
         #expect(reaped == 1)
         let second = try TestProcess("pgflow-agent", flags + ["--name", "second"], environment: ["PGFLOW_DATABASE_URL": db.conninfo])
-        #expect(await eventually(timeout: 60) { trace.pids(attempt: 2).count == 2 }, "\(second.output.suffix(2000))")
+        #expect(await eventually(timeout: 60) { trace.pids(attempt: 2).count == 3 }, "\(second.output.suffix(2000))")
         #expect(!attempt1.contains(where: processIsAlive), "attempt 2 started while attempt 1 ran")
         try await afterRetry(first, c, runID)
         #expect(trace.starts() == [1, 2], "starts: \(trace.starts())")
