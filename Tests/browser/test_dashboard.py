@@ -21,7 +21,8 @@ READER = os.environ["PGFLOW_UI_READ_TOKEN"]
 AGENT_PID = int(os.environ["PGFLOW_UI_AGENT_PID"])
 SHOTS = os.environ["PGFLOW_UI_SCREENSHOTS"]
 WAIT = 90  # seconds: outcomes are waited for, never timed
-PAGES = ["/", "/flow-runs", "/deployments", "/deployments/demo/quick", "/work-queues", "/concurrency-limits", "/agents", "/flows"]
+PAGES = ["/", "/flow-runs", "/deployments", "/deployments/demo/quick", "/work-queues", "/concurrency-limits", "/agents", "/flows",
+         "/events", "/automations"]
 _shot = [0]
 console_errors = []
 
@@ -239,6 +240,22 @@ def test_pause_and_resume_a_work_queue(admin):
     assert "Active" in queue_row(admin, "counting").find_element(By.CSS_SELECTOR, ".state").text
     assert sql("SELECT paused FROM pgflow.work_queues WHERE name = 'counting'") == "f"
     shot(admin, "queue resumed")
+
+
+def test_events_are_listed_and_an_automation_is_paused_and_resumed(admin):
+    sql("SELECT pgflow.emit_event('acme.file.arrived', '{\"id\": \"s3://raw/browser.csv\"}', '{\"rows\": 42}')")
+    sql("""SELECT pgflow.create_automation('on-file', '{"match": "acme.file.*"}', '[{"type": "run-deployment", "deployment": "demo/count"}]')""")
+    visit(admin, "/events?event=acme.file.*", "events filtered")
+    text = admin.find_element(By.TAG_NAME, "main").text
+    assert "acme.file.arrived" in text and "s3://raw/browser.csv" in text and '"rows":42' in text.replace(" ", ""), text[:800]
+    visit(admin, "/automations", "automations")
+    row = admin.find_element(By.ID, "a-on-file").find_element(By.XPATH, "./ancestor::tr")
+    submit(admin, row.find_element(By.CSS_SELECTOR, "button[value=pause]"), "automation paused")
+    assert sql("SELECT paused FROM pgflow.automations WHERE name = 'on-file'") == "t"
+    row = admin.find_element(By.ID, "a-on-file").find_element(By.XPATH, "./ancestor::tr")
+    assert "Paused" in row.find_element(By.CSS_SELECTOR, ".state").text
+    submit(admin, row.find_element(By.CSS_SELECTOR, "button[value=resume]"), "automation resumed")
+    assert sql("SELECT paused FROM pgflow.automations WHERE name = 'on-file'") == "f"
 
 
 def test_batch_cancel_every_run_matching_a_filter(admin):

@@ -9,6 +9,7 @@ enum DashboardLayout {
     static let sections: [(String, String)] = [
         ("/", "Dashboard"), ("/flow-runs", "Flow runs"), ("/deployments", "Deployments"), ("/flows", "Flows"),
         ("/work-queues", "Work queues"), ("/concurrency-limits", "Concurrency limits"), ("/agents", "Agents"),
+        ("/events", "Events"), ("/automations", "Automations"),
     ]
 
     /// The whole document of a page.

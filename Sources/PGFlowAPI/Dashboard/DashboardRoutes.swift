@@ -93,6 +93,7 @@ final class DashboardRoutes: @unchecked Sendable {
         addFlowRunPages()
         addDeploymentPages()
         addConfigurationPages()
+        addEventPages()
     }
 
     // MARK: credentials
