@@ -7,10 +7,12 @@ the folder printed at the start, and every page is checked for JavaScript consol
 import os
 import re
 import subprocess
+import time
 
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -83,11 +85,23 @@ def login(driver, token):
 
 
 def wait_for(driver, condition, what, timeout=WAIT):
+    # live updates replace parts of the page: an element found a moment ago may be gone (stale), so look again
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.3).until(lambda d: condition(d))
+        return WebDriverWait(driver, timeout, poll_frequency=0.3,
+                             ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(lambda d: condition(d))
     except Exception:
         shot(driver, "timeout " + what)
         raise AssertionError(f"waited {timeout} s for {what}; page text: {driver.find_element(By.TAG_NAME, 'main').text[:1500]}")
+
+
+def text_of(driver, by, value):
+    """An element's text, looked up again when a live update replaced it between the lookup and the read."""
+    for _ in range(50):
+        try:
+            return driver.find_element(by, value).text
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    return driver.find_element(by, value).text
 
 
 def mark_page(driver):
@@ -218,11 +232,11 @@ def test_a_running_runs_logs_appear_live(admin):
     visit(admin, f"/flow-runs/{run_id}", "logs run")
     mark_page(admin)
     wait_for(admin, lambda d: "line-3" in d.find_element(By.ID, "log-lines").text, "log line-3 to appear")
-    assert admin.find_element(By.CSS_SELECTOR, "h1 .state").text in ("Running", "Completed")
+    assert text_of(admin, By.CSS_SELECTOR, "h1 .state") in ("Running", "Completed")
     assert not_reloaded(admin)
     shot(admin, "logs live")
     wait_for(admin, lambda d: d.find_element(By.CSS_SELECTOR, "h1 .state").text == "Completed", "the logs run to complete")
-    assert "line-6" in admin.find_element(By.ID, "log-lines").text
+    assert "line-6" in text_of(admin, By.ID, "log-lines")
 
 
 def queue_row(driver, name):
