@@ -7587,6 +7587,97 @@ BEGIN
 END $$;
 
 -- ============================================================================================
+-- Completion in one pass. An agent's batch of completions (every proposal COMPLETED/Completed by an
+-- agent, every run RUNNING and that agent's or nobody's, no transition id seen before, no unfinished
+-- task run) is what the general path (_transition_flow_runs: per-run _decide in plpgsql, a decision
+-- array, a write per kind) always accepts; _complete_flow_runs writes it set-based: the runs' rows,
+-- their Completed states (the events trigger appends the events), results and slots. Anything else,
+-- or any error on the way, goes to the general path, as before. What is written and returned is the
+-- general path's (Tests/sql/perf.sql completes twin runs through both and compares).
+-- ============================================================================================
+CREATE FUNCTION pgflow._complete_flow_runs(p_proposals pgflow._proposal[], p_agent_id uuid, p_now timestamptz)
+RETURNS pgflow.transition_result[]
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    v_ids uuid[] := ARRAY(SELECT p.run_id FROM unnest(p_proposals) p);
+    v_ok  integer;
+    v_res pgflow.transition_result[];
+BEGIN
+    -- lock in id order (as the general path does) and check every run after its lock
+    SELECT count(*) INTO v_ok
+      FROM (SELECT r.state_type, r.agent_id FROM pgflow.flow_runs r WHERE r.id = ANY (v_ids) ORDER BY r.id FOR UPDATE) l
+     WHERE l.state_type = 'RUNNING' AND (l.agent_id IS NULL OR l.agent_id = p_agent_id);
+    IF v_ok <> cardinality(v_ids)
+       OR EXISTS (SELECT 1 FROM unnest(p_proposals) p JOIN pgflow.flow_run_states h ON h.transition_id = p.transition_id
+                   WHERE p.transition_id IS NOT NULL)
+       OR EXISTS (SELECT 1 FROM pgflow.task_runs t WHERE t.flow_run_id = ANY (v_ids) AND NOT pgflow.is_terminal(t.state_type)) THEN
+        RETURN NULL;
+    END IF;
+    WITH p AS (SELECT p.*, p.ordinality AS ord FROM unnest(p_proposals) WITH ORDINALITY p),
+    upd AS (
+        UPDATE pgflow.flow_runs r SET
+            state_type = 'COMPLETED', state_name = 'Completed', state_timestamp = p_now, state_message = p.message,
+            end_time = p_now, total_run_time = r.total_run_time + (p_now - r.state_timestamp),
+            next_scheduled_start = NULL, pause_expires_at = NULL,
+            agent_id = coalesce(p_agent_id, r.agent_id), process_id = coalesce(p.process_id, r.process_id)
+          FROM p WHERE r.id = p.run_id
+        RETURNING r.id, r.run_count),
+    hist AS (
+        INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp", message, transition_id)
+        SELECT p.run_id, 'COMPLETED', 'Completed', p_now, p.message, p.transition_id
+          FROM p JOIN upd u ON u.id = p.run_id ORDER BY p.ord)
+    SELECT array_agg(ROW(p.run_id, 'ACCEPTED', NULL, 'COMPLETED', 'Completed', p_now, NULL, u.run_count, p.result)::pgflow.transition_result
+                     ORDER BY p.ord)
+      INTO v_res
+      FROM p JOIN upd u ON u.id = p.run_id;
+    IF EXISTS (SELECT 1 FROM unnest(p_proposals) p WHERE p.result IS NOT NULL) THEN
+        INSERT INTO pgflow.results (run_id, value, created_at)
+        SELECT p.run_id, p.result, p_now FROM unnest(p_proposals) p WHERE p.result IS NOT NULL
+        ON CONFLICT (run_id) DO UPDATE SET value = excluded.value, created_at = excluded.created_at;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pgflow.concurrency_slots) THEN
+        DELETE FROM pgflow.concurrency_slots s WHERE s.lease_id = ANY (v_ids);
+    END IF;
+    RETURN v_res;
+END $$;
+
+-- 0003's set_flow_run_states, trying _complete_flow_runs first (in a subtransaction: an error there
+-- leaves nothing behind and the general path decides run by run, as before).
+CREATE OR REPLACE FUNCTION pgflow.set_flow_run_states(
+    p_run_ids        uuid[],
+    p_state_types    text[],
+    p_state_names    text[]      DEFAULT NULL,
+    p_messages       text[]      DEFAULT NULL,
+    p_results        jsonb[]     DEFAULT NULL,
+    p_transition_ids uuid[]      DEFAULT NULL,
+    p_agent_id       uuid        DEFAULT NULL,
+    p_now            timestamptz DEFAULT now(),
+    p_allow_retry    boolean     DEFAULT true
+) RETURNS SETOF pgflow.transition_result
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp AS $$
+DECLARE
+    v_proposals pgflow._proposal[];
+    v_res       pgflow.transition_result[];
+BEGIN
+    PERFORM pgflow._check_batch(cardinality(p_run_ids), 'set_flow_run_states');
+    v_proposals := pgflow._proposals('flow_runs', p_run_ids, p_state_types, p_state_names, p_messages, p_results, p_transition_ids);
+    PERFORM pgflow._check_agent(p_agent_id);
+    IF p_agent_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM unnest(v_proposals) p WHERE p.state_type <> 'COMPLETED' OR p.state_name <> 'Completed') THEN
+        BEGIN
+            v_res := pgflow._complete_flow_runs(v_proposals, p_agent_id, p_now);
+        EXCEPTION WHEN OTHERS THEN
+            v_res := NULL;
+        END;
+        IF v_res IS NOT NULL THEN
+            RETURN QUERY SELECT * FROM unnest(v_res);
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT * FROM pgflow._transition_flow_runs_isolated(v_proposals, p_agent_id, p_now, false, p_allow_retry);
+END $$;
+
+-- ============================================================================================
 -- Privileges (the rule of docs/security.md): the new functions are internal (called by the
 -- SECURITY DEFINER functions above), so nobody but the owner executes them.
 -- ============================================================================================
