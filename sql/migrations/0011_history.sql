@@ -90,7 +90,7 @@ BEGIN
     IF p_name IS NOT NULL AND (p_name NOT IN ('Scheduled', 'Late', 'AwaitingRetry', 'AwaitingConcurrencySlot', 'Pending',
                                               'Running', 'Retrying', 'Paused', 'Suspended', 'Cancelling', 'Completed',
                                               'Cached', 'Failed', 'TimedOut', 'Cancelled', 'Crashed')
-                               OR p_type IS DISTINCT FROM coalesce(p_type, pgflow._state_type_of(p_name))) THEN
+                               OR coalesce(p_type, pgflow._state_type_of(p_name)) IS DISTINCT FROM pgflow._state_type_of(p_name)) THEN
         RETURN;  -- no such state name, or a name of another type: nothing matches
     END IF;
     p_type := coalesce(p_type, pgflow._state_type_of(p_name));
@@ -266,7 +266,7 @@ BEGIN
            AND (v_type IS NULL OR r.state_type = v_type) AND (v_name IS NULL OR r.state_name = v_name)
            AND (v_flow IS NULL OR r.flow_id = v_flow) AND (v_dep IS NULL OR r.deployment_id = v_dep)
            AND (p_tag IS NULL OR r.tags @> ARRAY[p_tag])
-         ORDER BY r.expected_start_time, r.id
+         ORDER BY CASE WHEN v_sort = 'created' THEN r.created_at END DESC, r.expected_start_time, r.id
          LIMIT p_limit;
         RETURN;
     END IF;
