@@ -80,7 +80,7 @@ CREATE FUNCTION pgflow._flow_run_keys(
     p_past_only boolean DEFAULT false,
     p_now       timestamptz DEFAULT now()
 ) RETURNS TABLE (id uuid, created_at timestamptz)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE ROWS 50 AS $$  -- ROWS: a page, so callers join it by primary key, never by a scan
 DECLARE
     v_dep_flow uuid;
     v_where    text := '';
