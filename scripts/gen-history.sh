@@ -63,6 +63,9 @@ q -c "SELECT 'DROP INDEX ' || i.indexrelid::regclass || ';' FROM pg_index i
        WHERE i.indrelid IN ('pgflow.flow_runs'::regclass, 'pgflow.flow_run_states'::regclass)
          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)" | q >/dev/null
 
+# autovacuum would start on the loaded tables while their indexes are built (and wait or be cancelled)
+q -c "ALTER TABLE pgflow.flow_runs SET (autovacuum_enabled = false)" -c "ALTER TABLE pgflow.flow_run_states SET (autovacuum_enabled = false)"
+
 step "inserting $runs runs and $((runs * 4)) states (two sessions)"
 # the run's id from k: ascending, so the primary keys grow at their right edge
 id="('00000000-0000-4000-8000-' || lpad(to_hex(k), 12, '0'))::uuid"
@@ -117,6 +120,7 @@ q -c "VACUUM (ANALYZE) pgflow.flow_runs" >/dev/null & p1=$!
 q -c "VACUUM (ANALYZE) pgflow.flow_run_states" >/dev/null & p2=$!
 wait $p1 && wait $p2 || die "VACUUM failed"
 q -c "VACUUM ANALYZE" >/dev/null
+q -c "ALTER TABLE pgflow.flow_runs RESET (autovacuum_enabled)" -c "ALTER TABLE pgflow.flow_run_states RESET (autovacuum_enabled)"
 step "done"
 q -F ' ' -c "SELECT 'runs ' || (SELECT count(*) FROM pgflow.flow_runs) || ', states ' || (SELECT count(*) FROM pgflow.flow_run_states)
                     || '; flow_runs ' || pg_size_pretty(pg_total_relation_size('pgflow.flow_runs'))
