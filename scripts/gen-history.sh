@@ -58,7 +58,7 @@ step "dropping the secondary indexes of flow_runs and flow_run_states"
 q -c "SELECT pg_get_indexdef(i.indexrelid) || ';' FROM pg_index i
        WHERE i.indrelid IN ('pgflow.flow_runs'::regclass, 'pgflow.flow_run_states'::regclass)
          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-       ORDER BY i.indrelid::regclass::text, i.indexrelid::regclass::text" >"$PGFLOW_STATE/gen-history-indexes.sql"
+       ORDER BY i.indrelid::regclass::text, i.indexrelid::regclass::text" >"$PGFLOW_STATE/gen-history-$db-indexes.sql"
 q -c "SELECT 'DROP INDEX ' || i.indexrelid::regclass || ';' FROM pg_index i
        WHERE i.indrelid IN ('pgflow.flow_runs'::regclass, 'pgflow.flow_run_states'::regclass)
          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)" | q >/dev/null
@@ -103,13 +103,13 @@ p2=$!
 wait $p1 || die "inserting the runs failed"
 wait $p2 || die "inserting the states failed"
 
-step "building the indexes again ($(grep -c . "$PGFLOW_STATE/gen-history-indexes.sql"))"
+step "building the indexes again ($(grep -c . "$PGFLOW_STATE/gen-history-$db-indexes.sql"))"
 # two sessions: flow_runs' indexes in one, flow_run_states' in the other
-grep 'ON pgflow.flow_runs ' "$PGFLOW_STATE/gen-history-indexes.sql" >"$PGFLOW_STATE/gen-history-idx1.sql" || true
-grep -v 'ON pgflow.flow_runs ' "$PGFLOW_STATE/gen-history-indexes.sql" >"$PGFLOW_STATE/gen-history-idx2.sql" || true
+grep 'ON pgflow.flow_runs ' "$PGFLOW_STATE/gen-history-$db-indexes.sql" >"$PGFLOW_STATE/gen-history-$db-idx1.sql" || true
+grep -v 'ON pgflow.flow_runs ' "$PGFLOW_STATE/gen-history-$db-indexes.sql" >"$PGFLOW_STATE/gen-history-$db-idx2.sql" || true
 pids=()
 for f in idx1 idx2; do
-  (echo "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 0;"; cat "$PGFLOW_STATE/gen-history-$f.sql") | q >/dev/null &
+  (echo "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 0;"; cat "$PGFLOW_STATE/gen-history-$db-$f.sql") | q >/dev/null &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || die "building the indexes failed"; done
