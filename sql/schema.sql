@@ -7421,7 +7421,8 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
 --   flow                                            the same index, one stream per deployment of the flow and
 --                                                   one for its runs without a deployment, merged
 --   work queue                                      flow_runs_queue (work_queue_id, created_at, id)
---   FAILED, CRASHED, CANCELLED (and their names)    flow_runs_failed (created_at, id) WHERE state_type IN (…)
+--   FAILED, CRASHED, CANCELLED (and their names)    flow_runs_failed (state_name, created_at, id) WHERE state_type IN (…),
+--                                                   one stream per state name of the type, merged
 --   PENDING, RUNNING, PAUSED, CANCELLING            flow_runs_active (the runs in progress: few), then sorted
 --   SCHEDULED (Scheduled, Late, AwaitingRetry, …)   run_queue (the waiting runs: few), then sorted
 --   tag                                             flow_runs_tags (GIN), or flow_runs_created when the tag
@@ -7447,11 +7448,12 @@ DROP INDEX pgflow.flow_runs_deployment;
 CREATE INDEX flow_runs_deployment ON pgflow.flow_runs (deployment_id, flow_id, created_at, id);
 -- work queue listings, newest first
 CREATE INDEX flow_runs_queue ON pgflow.flow_runs (work_queue_id, created_at, id);
--- "what failed lately": failed, crashed and cancelled runs, newest first. The key was end_time, which
+-- "what failed lately": failed, crashed and cancelled runs by state name, newest first (a type is one
+-- stream per name: FAILED is Failed and TimedOut; a name alone, TimedOut, is one). The key was end_time, which
 -- nothing reads any more (the dashboard's windows read flow_runs_ended's covering index); the predicate
 -- names state_type as before, so updates stay as HOT (not at all) as they were.
 DROP INDEX pgflow.flow_runs_failed;
-CREATE INDEX flow_runs_failed ON pgflow.flow_runs (created_at, id) WHERE state_type IN ('FAILED', 'CRASHED', 'CANCELLED');
+CREATE INDEX flow_runs_failed ON pgflow.flow_runs (state_name, created_at, id) WHERE state_type IN ('FAILED', 'CRASHED', 'CANCELLED');
 -- tag listings (rare tags; a tag on many runs is found by walking flow_runs_created)
 CREATE INDEX flow_runs_tags ON pgflow.flow_runs USING gin (tags) WITH (fastupdate = off);
 
@@ -7476,7 +7478,7 @@ $$;
 -- matching every filter given, after the keyset (p_after_at, p_after_id) when given. Internal: the
 -- listing functions validate and resolve names first. p_past_only keeps runs that started or whose
 -- start time has come (the CLI's default listing). Builds the one query the filters need, each value
--- a bound parameter ($1…$12), and picks the route (module comment) by the filters.
+-- a bound parameter ($1…$14), and picks the route (module comment) by the filters.
 -- ============================================================================================
 CREATE FUNCTION pgflow._flow_run_keys(
     p_type      pgflow.state_type,
@@ -7540,8 +7542,11 @@ BEGIN
     ELSIF p_queue_id IS NOT NULL THEN
         v_sql := 'SELECT r.id, r.created_at FROM pgflow.flow_runs r WHERE true' || v_where || v_order;
     ELSIF p_type IN ('FAILED', 'CRASHED', 'CANCELLED') THEN
-        v_sql := 'SELECT r.id, r.created_at FROM pgflow.flow_runs r WHERE r.state_type IN (''FAILED'', ''CRASHED'', ''CANCELLED'')'
-              || v_where || v_order;
+        -- one stream per state name of the type (FAILED: Failed and TimedOut), merged
+        v_sql := 'SELECT s.id, s.created_at FROM unnest($14::text[]) n(name) CROSS JOIN LATERAL ('
+              || '  SELECT r.id, r.created_at FROM pgflow.flow_runs r'
+              || '   WHERE r.state_type IN (''FAILED'', ''CRASHED'', ''CANCELLED'') AND r.state_name = n.name' || v_where || v_order
+              || ') s ORDER BY s.created_at DESC, s.id DESC LIMIT $11';
     ELSIF p_flow_id IS NOT NULL THEN
         -- one ordered stream per deployment of the flow and one of its runs without a deployment
         v_sql := 'SELECT s.id, s.created_at FROM ('
@@ -7555,7 +7560,10 @@ BEGIN
         v_sql := 'SELECT r.id, r.created_at FROM pgflow.flow_runs r WHERE true' || v_where || v_order;
     END IF;
     RETURN QUERY EXECUTE v_sql USING p_type, p_name, p_flow_id, p_dep_id, p_tag, p_queue_id, p_since, p_until,
-                                     p_after_at, p_after_id, p_limit, v_dep_flow, p_now;
+                                     p_after_at, p_after_id, p_limit, v_dep_flow, p_now,
+                                     CASE WHEN p_name IS NOT NULL THEN ARRAY[p_name]
+                                          WHEN p_type = 'FAILED' THEN ARRAY['Failed', 'TimedOut']
+                                          ELSE ARRAY[initcap(p_type::text)] END;
 END $$;
 
 -- ============================================================================================

@@ -159,8 +159,8 @@ BEGIN
 END $$;
 SET LOCAL enable_seqscan = off;
 SET LOCAL enable_sort = off;
-SELECT ok(pg_temp.uses($$SELECT * FROM pgflow.flow_runs r WHERE r.state_type IN ('FAILED', 'CRASHED', 'CANCELLED') AND r.state_type = 'FAILED'
-                          ORDER BY r.created_at DESC, r.id DESC LIMIT 50$$, 'flow_runs_failed'), 'FAILED reads flow_runs_failed');
+SELECT ok(pg_temp.uses($$SELECT * FROM pgflow.flow_runs r WHERE r.state_type IN ('FAILED', 'CRASHED', 'CANCELLED') AND r.state_name = 'TimedOut'
+                          ORDER BY r.created_at DESC, r.id DESC LIMIT 50$$, 'flow_runs_failed'), 'TimedOut reads flow_runs_failed');
 SELECT ok(pg_temp.uses($$SELECT * FROM pgflow.flow_runs r WHERE r.deployment_id = (SELECT id FROM pgflow.deployments WHERE name = 'd1')
                           AND r.flow_id = (SELECT id FROM pgflow.flows WHERE name = 'a') ORDER BY r.created_at DESC, r.id DESC LIMIT 50$$,
                        'flow_runs_deployment'), 'a deployment reads flow_runs_deployment');
