@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What 0011's listing indexes cost the hot path:  scripts/bench-index-cost.sh [ROUNDS=3] [RUNS=20000] [BATCH=100]
 #
-# Two databases with the current schema; in "without", 0011's index changes are undone (flow_runs_queue
-# and flow_runs_tags dropped, flow_runs_deployment and flow_runs_failed back to 0002's shapes). Each round,
+# Two databases with the current schema; in "without", 0011's index changes are undone (flow_runs_queue,
+# flow_runs_tags and flow_runs_active_created dropped, flow_runs_deployment and flow_runs_failed back to 0002's shapes). Each round,
 # in each database in turn: RUNS runs enqueued with pgflow.run_deployments (one statement), then drained
 # in SQL the way the agent does it — claim BATCH with p_start (pgflow.claim_flow_runs), complete them with
 # one pgflow.set_flow_run_states, one transaction each, one psql session — and measured: WAL bytes per run
@@ -27,7 +27,7 @@ for v in without with; do
   psql "$url" -Xq -v ON_ERROR_STOP=1 -f sql/schema.sql >/dev/null
   if [ "$v" = without ]; then
     psql "$url" -Xq -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
-DROP INDEX pgflow.flow_runs_queue, pgflow.flow_runs_tags, pgflow.flow_runs_deployment, pgflow.flow_runs_failed;
+DROP INDEX pgflow.flow_runs_queue, pgflow.flow_runs_tags, pgflow.flow_runs_active_created, pgflow.flow_runs_deployment, pgflow.flow_runs_failed;
 CREATE INDEX flow_runs_deployment ON pgflow.flow_runs (deployment_id, created_at);
 CREATE INDEX flow_runs_failed ON pgflow.flow_runs (end_time) WHERE state_type IN ('FAILED', 'CRASHED');
 SQL

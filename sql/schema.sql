@@ -7423,7 +7423,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
 --   work queue                                      flow_runs_queue (work_queue_id, created_at, id)
 --   FAILED, CRASHED, CANCELLED (and their names)    flow_runs_failed (state_name, created_at, id) WHERE state_type IN (…),
 --                                                   one stream per state name of the type, merged
---   PENDING, RUNNING, PAUSED, CANCELLING            flow_runs_active (the runs in progress: few), then sorted
+--   PENDING, RUNNING, PAUSED, CANCELLING            flow_runs_active_created (state_type, created_at, id), partial (new)
 --   SCHEDULED (Scheduled, Late, AwaitingRetry, …)   run_queue (the waiting runs: few), then sorted
 --   tag                                             flow_runs_tags (GIN), or flow_runs_created when the tag
 --                                                   is common (the planner picks by the tag's frequency)
@@ -7436,7 +7436,8 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
 -- What the indexes cost the hot path: flow_runs' updates are not HOT (flow_runs_active, _ended, _failed
 -- name state columns), so every index of flow_runs gets an entry at the run's insert and at each of its
 -- two updates in a drain. flow_runs_deployment and flow_runs_failed are reshaped (no new index); the
--- queue B-tree and the tags GIN are new. BENCHMARKS.md ("History at 10M runs") has the drain's cost.
+-- queue B-tree and the tags GIN are new, and a partial B-tree of the runs in progress (one entry per run
+-- when it starts). BENCHMARKS.md ("History at 10M runs") has the drain's cost.
 
 -- ============================================================================================
 -- Indexes
@@ -7454,6 +7455,10 @@ CREATE INDEX flow_runs_queue ON pgflow.flow_runs (work_queue_id, created_at, id)
 -- names state_type as before, so updates stay as HOT (not at all) as they were.
 DROP INDEX pgflow.flow_runs_failed;
 CREATE INDEX flow_runs_failed ON pgflow.flow_runs (state_name, created_at, id) WHERE state_type IN ('FAILED', 'CRASHED', 'CANCELLED');
+-- listings of runs in progress by state, newest first (the active runs only: an entry when a run becomes
+-- Pending or Running, none for the history; flow_runs_active is keyed by agent for the agents' reads)
+CREATE INDEX flow_runs_active_created ON pgflow.flow_runs (state_type, created_at, id)
+    WHERE state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING');
 -- tag listings (rare tags; a tag on many runs is found by walking flow_runs_created)
 CREATE INDEX flow_runs_tags ON pgflow.flow_runs USING gin (tags) WITH (fastupdate = off);
 
@@ -7529,10 +7534,9 @@ BEGIN
     END IF;
 
     IF p_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING') THEN
-        -- the runs in progress (flow_runs_active: few), sorted; OFFSET 0 keeps the planner from walking
-        -- the history in created order instead
-        v_sql := 'SELECT r.id, r.created_at FROM (SELECT * FROM pgflow.flow_runs a WHERE a.state_type IN '
-              || '(''PENDING'', ''RUNNING'', ''PAUSED'', ''CANCELLING'') OFFSET 0) r WHERE true' || v_where || v_order;
+        -- the runs in progress of that state, newest first (flow_runs_active_created)
+        v_sql := 'SELECT r.id, r.created_at FROM pgflow.flow_runs r WHERE r.state_type IN '
+              || '(''PENDING'', ''RUNNING'', ''PAUSED'', ''CANCELLING'')' || v_where || v_order;
     ELSIF p_type = 'SCHEDULED' THEN
         -- the waiting runs: a run is SCHEDULED exactly while it has a run_queue row
         v_sql := 'SELECT r.id, r.created_at FROM (SELECT w.flow_run_id FROM pgflow.run_queue w OFFSET 0) w '
