@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# History at scale, measured:  scripts/bench-history.sh [DATABASE=pgflow_bench_history] [ROUNDS=3] [CALLS=200] [CLAIMS=2000]
+# History at scale, measured:  scripts/bench-history.sh [DATABASE=pgflow_bench_history] [ROUNDS=3] [CALLS=200] [CLAIMS=2000] [ONLY]
 #
 # On a database that scripts/gen-history.sh made (10,000,000 runs by default; its shape is described
 # there), prints:
@@ -12,7 +12,8 @@
 #     (goal: p99 ≤ 20 ms). Rare values (0.01 % of the runs) are measured beside common ones, because a
 #     filter without an index of its own is fast for common values and walks the history for rare ones.
 # The claims leave CLAIMS × ROUNDS runs Running in the history, so the RUNNING listing has rows to find.
-# Prints the machine's load average with the figures: this machine is shared.
+# Prints the machine's load average with the figures: this machine is shared. ONLY (a regular expression):
+# only the listings whose label matches, and no claims.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PGFLOW_ROOT"
@@ -20,6 +21,7 @@ db=${1:-pgflow_bench_history}
 rounds=${2:-3}
 calls=${3:-200}
 claims=${4:-2000}
+only=${5:-}
 [[ $db =~ ^[a-z_][a-z0-9_]*$ ]] || die "DATABASE must be a plain lower-case name, got '$db'"
 
 ensure_system_packages
@@ -51,12 +53,14 @@ claim_round() {  # $1 = url; prints ms per claim
 }
 log "claims: $rounds interleaved rounds of $claims, empty history against $db"
 for r in $(seq 1 "$rounds"); do
+  [ -z "$only" ] || break
   claim_round "$empty" >>"$work/empty"
   claim_round "$url" >>"$work/full"
 done
 loads="$(cut -d' ' -f1 /proc/loadavg)"
 
 latency() {  # $1 = label, $2 = SQL; prints "label p50 p99", medians over the rounds
+  [ -z "$only" ] || [[ $1 =~ $only ]] || return 0
   echo "$2" >"$work/q.sql"
   local r
   for r in $(seq 1 "$rounds"); do
@@ -81,10 +85,12 @@ psql "$url" -XAtF ' ' -c "SELECT 'runs ' || (SELECT reltuples::bigint FROM pg_cl
                                   || ', state rows ' || (SELECT reltuples::bigint FROM pg_class WHERE oid = 'pgflow.flow_run_states'::regclass)
                                   || ' (estimates); flow_runs ' || pg_size_pretty(pg_total_relation_size('pgflow.flow_runs'))
                                   || ', flow_run_states ' || pg_size_pretty(pg_total_relation_size('pgflow.flow_run_states'))"
+if [ -z "$only" ]; then
 e=$(median <"$work/empty"); f=$(median <"$work/full")
 printf '%-66s %8s\n' "claim (p_max 1, p_start), ms: empty history ($(tr '\n' ' ' <"$work/empty"))" "$e"
 printf '%-66s %8s\n' "claim, ms: with the history ($(tr '\n' ' ' <"$work/full"))" "$f"
 printf '%-66s %8s\n' "ratio (goal <= 1.2)" "$(awk -v a="$f" -v b="$e" 'BEGIN{printf "%.2f", a/b}')"
+fi
 printf '%-66s %8s %8s\n' "listing ($calls calls x $rounds rounds; medians)" "p50 ms" "p99 ms"
 latency "API/dashboard flow_run_page: newest 50"                "$(page "p_limit => 50")"
 latency "  page 2 (cursor)"                                     "$(page "p_limit => 50, p_cursor => '$cursor'")"
@@ -110,8 +116,8 @@ latency "  work queue default (99.99 %)"                        "$(page "p_work_
 latency "  work queue rareq (0.01 %)"                           "$(page "p_work_queue => 'rareq', p_limit => 50")"
 latency "  time range: the last 24 h"                           "$(page "p_since => now() - interval '24 hours', p_limit => 50")"
 latency "  time range: a day 180 days back"                     "$(page "p_since => now() - interval '181 days', p_until => now() - interval '180 days', p_limit => 50")"
-latency "  flow f1 + state FAILED"                              "$(page "p_flow => 'f1', p_state_type => 'FAILED', p_limit => 50")"
-latency "  deployment f1/d1 + tag nightly"                      "$(page "p_deployment => 'f1/d1', p_tag => 'nightly', p_limit => 50")"
+latency "  flow f0 + state FAILED (f0 has the Failed runs)"    "$(page "p_flow => 'f0', p_state_type => 'FAILED', p_limit => 50")"
+latency "  deployment f2/d2 + tag nightly"                      "$(page "p_deployment => 'f2/d2', p_tag => 'nightly', p_limit => 50")"
 latency "CLI list_flow_runs (flow-run ls): newest 20"           "$(cli "p_limit => 20")"
 latency "  --state failed"                                      "$(cli "p_state => 'failed'")"
 latency "  --state running"                                     "$(cli "p_state => 'running'")"
@@ -123,4 +129,4 @@ latency "  --since 1d"                                          "$(cli "p_since 
 latency "  --upcoming"                                          "$(cli "p_upcoming => true")"
 latency "one run's states (flow_run_state_history)"             "SELECT count(*) FROM pgflow.flow_run_state_history('$run');"
 latency "get_flow_run (API run page)"                           "SELECT count(*) FROM pgflow.get_flow_run('$run');"
-echo "load average (1 min) during the listings: $loads"
+echo "load average (1 min) during the listings: $(tr ' ' '\n' <<<"$loads" | sort -n | sed -n '1p;$p' | tr '\n' ' ' | sed 's/ $//; s/ / to /')"

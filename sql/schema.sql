@@ -7558,7 +7558,10 @@ BEGIN
               || '    SELECT r.id, r.created_at FROM pgflow.flow_runs r WHERE r.deployment_id = d.id' || v_where || v_order
               || '  ) x WHERE d.flow_id = $3'
               || '  UNION ALL ('
-              || '    SELECT r.id, r.created_at FROM pgflow.flow_runs r WHERE r.deployment_id IS NULL' || v_where || v_order
+              -- the flow's runs without a deployment, read by flow_runs_deployment (OFFSET 0: never a walk of
+              -- the whole history in created order, which the planner may pick for a flow with none), sorted
+              || '    SELECT r.id, r.created_at FROM (SELECT * FROM pgflow.flow_runs a'
+              || '     WHERE a.deployment_id IS NULL AND a.flow_id = $3 OFFSET 0) r WHERE true' || v_where || v_order
               || ')) s ORDER BY s.created_at DESC, s.id DESC LIMIT $11';
     ELSE
         v_sql := 'SELECT r.id, r.created_at FROM pgflow.flow_runs r WHERE true' || v_where || v_order;
