@@ -6,7 +6,9 @@
 # in each database in turn: RUNS runs enqueued with pgflow.run_deployments (one statement), then drained
 # in SQL the way the agent does it — claim BATCH with p_start (pgflow.claim_flow_runs), complete them with
 # one pgflow.set_flow_run_states, one transaction each, one psql session — and measured: WAL bytes per run
-# (pg_current_wal_lsn before and after) of the enqueue and of the drain, and the drain's runs/s.
+# (pg_current_wal_lsn before and after) of the enqueue and of the drain, and the drain's runs/s. Each
+# round starts with a CHECKPOINT, so the WAL includes a full-page image of every page first touched.
+# PGFLOW_INDEX_DROP=pgflow.flow_runs_tags: "without" lacks only that index (one index's cost).
 # Medians over ROUNDS; no Swift build needed. The machine is shared: compare the two columns, which ran
 # interleaved, not their absolute values.
 set -euo pipefail
@@ -26,11 +28,15 @@ for v in without with; do
   psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_idx_$v WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_idx_$v" >/dev/null
   psql "$url" -Xq -v ON_ERROR_STOP=1 -f sql/schema.sql >/dev/null
   if [ "$v" = without ]; then
+    if [ -n "${PGFLOW_INDEX_DROP:-}" ]; then  # one index's cost: "without" lacks only these (comma-separated)
+      psql "$url" -Xq -v ON_ERROR_STOP=1 -c "DROP INDEX $PGFLOW_INDEX_DROP" >/dev/null
+    else
     psql "$url" -Xq -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 DROP INDEX pgflow.flow_runs_queue, pgflow.flow_runs_tags, pgflow.flow_runs_active_created, pgflow.flow_runs_deployment, pgflow.flow_runs_failed;
 CREATE INDEX flow_runs_deployment ON pgflow.flow_runs (deployment_id, created_at);
 CREATE INDEX flow_runs_failed ON pgflow.flow_runs (end_time) WHERE state_type IN ('FAILED', 'CRASHED');
 SQL
+    fi
   fi
   agent=$(psql "$url" -XAtqc "SELECT pgflow.create_deployment('bench', 'noop', 'true')" -c "SELECT pgflow.register_agent('bench', '{default}')" | tail -n 1)
   {
@@ -60,7 +66,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 for i in $(seq "$rounds"); do
   for v in without with; do echo "$v $(round $v) $(cut -d' ' -f1 /proc/loadavg)" | tee -a "$work/results" >&2; done
 done
-echo "Index cost of 0011, $(date -u '+%F %H:%M') UTC, $runs runs per round, batches of $batch, medians of $rounds rounds (load 1-min: $(cut -d' ' -f6 "$work/results" | tr '\n' ' '))"
+echo "Index cost of 0011, $(date -u '+%F %H:%M') UTC, $runs runs per round, batches of $batch, medians of $rounds rounds (load 1-min: $(cut -d' ' -f5 "$work/results" | tr '\n' ' '))"
 printf '%-10s %22s %22s %14s\n' "" "enqueue WAL B/run" "drain WAL B/run" "drain runs/s"
 for v in without with; do
   printf '%-10s %22s %22s %14s\n' "$v" "$(grep "^$v " "$work/results" | cut -d' ' -f2 | median)" \
