@@ -1,101 +1,128 @@
 #!/usr/bin/env bash
-# History at scale:  scripts/gen-history.sh [RUNS=10000000] [ROUNDS=3] [CLAIMS=2000]
+# A run history to measure against:  scripts/gen-history.sh [RUNS=10000000] [DATABASE=pgflow_bench_history]
 #
-# In a database of its own (pgflow_bench_history): measures the claim (pgflow.claim_flow_runs with
-# p_max 1 and p_start, one per transaction, pgbench -M prepared -c 1) with an empty history, then
-# generates RUNS finished runs with 4 states each (Scheduled, Pending, Running, Completed; 1 in 100
-# Failed), 1,000,000 per transaction with plain INSERTs (test data, not orchestration: what RUNS runs
-# leave behind in flow_runs and flow_run_states), VACUUM ANALYZE, and measures again: the claim, and the
-# listing queries the CLI, the API and the dashboard use (p50 / p99 over 200 calls each, pgbench
-# per-transaction log). Prints the table sizes too. Leaves the database for further queries
-# (drop it with: psql "$(scripts/db.sh url)" -c 'DROP DATABASE pgflow_bench_history').
+# Creates DATABASE (dropped first when it exists) with the current schema and RUNS finished runs, four
+# states each (Scheduled, Pending, Running and the final one): test data, not orchestration — what RUNS
+# runs leave behind in flow_runs and flow_run_states. Set-based: one INSERT … SELECT generate_series per
+# table, the two tables filled by two sessions at once, with their secondary indexes dropped first and
+# built again after (from their own definitions, so the schema's indexes whatever they are), triggers and
+# foreign-key checks off for the load (session_replication_role = replica, as pg_restore does), then
+# VACUUM ANALYZE. Prints the time of each step and the sizes. `scripts/bench-history.sh` measures on it.
+#
+# The shape, run k of RUNS (created 3 s apart, the newest now; ids ascend with k):
+#   flows f0..f3 with deployments d0..d19 (run k: deployment d(k % 20) of flow f(k % 4)), except
+#     1 in 10,000 runs of the rare flow's deployment rare/once, and 1 in 1,000 ad-hoc runs of flow adhoc
+#     (no deployment);
+#   work queue default, except 1 in 10,007 runs in work queue rareq;
+#   tags: nightly on every second run, midtag on 1 in 1,000, raretag on 1 in 9,973;
+#   final state: Failed 1 in 100, Crashed 1 in 1,000, Cancelled 1 in 500, TimedOut 1 in 997, Completed
+#     otherwise (≈ 97 %).
+# Leaves the database (drop it with: psql "$(scripts/db.sh url)" -c 'DROP DATABASE pgflow_bench_history').
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PGFLOW_ROOT"
 runs=${1:-10000000}
-rounds=${2:-3}
-claims=${3:-2000}
+db=${2:-pgflow_bench_history}
+[[ $runs =~ ^[0-9]+$ && $runs -ge 1 ]] || die "RUNS must be a positive number, got '$runs'"
+[[ $db =~ ^[a-z_][a-z0-9_]*$ ]] || die "DATABASE must be a plain lower-case name, got '$db'"
 
 ensure_system_packages
 scripts/db.sh up >/dev/null
 admin=$(cat "$PGFLOW_STATE/admin-url")
-url=$(url_with_database "$admin" pgflow_bench_history)
-psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_history WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_history" >/dev/null
-scripts/apply-schema.sh "$url" 2>/dev/null
+url=$(url_with_database "$admin" "$db")
+psql "$admin" -XAtqc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+psql "$url" -XAtq -v ON_ERROR_STOP=1 -f sql/schema.sql >/dev/null  # the whole schema, every migration
 if [ -n "${PGFLOW_BENCH_SQL:-}" ]; then psql "$url" -XAtq -v ON_ERROR_STOP=1 -f "$PGFLOW_BENCH_SQL" >/dev/null; fi
-agent=$(psql "$url" -XAtqc "SELECT pgflow.create_deployment('bench', 'claim', 'true')" -c "SELECT pgflow.register_agent('bench', '{default}')" | tail -n 1)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-echo "SELECT count(*) FROM pgflow.claim_flow_runs('$agent', NULL, 1, true);" >"$work/claim.sql"
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+q() { psql "$url" -XAtq -v ON_ERROR_STOP=1 "$@"; }
+started=$(date +%s.%N)
+step() { log "$(awk -v s="$started" -v n="$(date +%s.%N)" 'BEGIN{printf "%7.1f s", n - s}')  $*"; }
 
-claim_round() {  # prints ms per claim
-  psql "$url" -XAtqc "SELECT count(*) FROM pgflow.run_deployments('bench/claim', array_fill('{}'::jsonb, ARRAY[$claims]), p_scheduled_time => now() - interval '1 minute')" >/dev/null
-  psql "$url" -XAtqc "VACUUM ANALYZE pgflow.run_queue" >/dev/null
-  pgbench -n -M prepared -c 1 -t "$claims" -f "$work/claim.sql" "$url" 2>/dev/null | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p'
-}
-latency() {  # $1 = label, $2 = SQL; prints "label p50 p99" over 200 calls
-  echo "$2" >"$work/q.sql"
-  (cd "$work" && rm -f pgbench_log.* && pgbench -n -M prepared -c 1 -t 200 -l -f q.sql "$url" >/dev/null 2>&1)
-  awk '{print $3 / 1000}' "$work"/pgbench_log.* | sort -n |
-    awk -v l="$1" '{a[NR]=$1} END {printf "%-58s %8.2f %8.2f\n", l, a[int(NR*0.5)+1], a[int(NR*0.99)]}'
-}
+step "deployments and queues"
+q >/dev/null <<'SQL'
+SELECT pgflow.create_work_queue('rareq');
+SELECT pgflow.create_deployment('f' || (i % 4), 'd' || i, 'true') FROM generate_series(0, 19) i;
+SELECT pgflow.create_deployment('rare', 'once', 'true');
+SELECT pgflow.create_deployment('adhoc', 'unused', 'true');
+SQL
+# slot 0..19: d0..d19; 20: rare/once; 21: adhoc without a deployment
+q >/dev/null <<'SQL'
+CREATE TABLE public.gen_slots AS
+SELECT i AS slot, d.flow_id, d.id AS deployment_id, d.work_queue_id
+  FROM generate_series(0, 19) i JOIN pgflow.deployments d ON d.name = 'd' || i
+UNION ALL SELECT 20, d.flow_id, d.id, d.work_queue_id FROM pgflow.deployments d WHERE d.name = 'once'
+UNION ALL SELECT 21, d.flow_id, NULL, d.work_queue_id FROM pgflow.deployments d WHERE d.name = 'unused';
+CREATE TABLE public.gen_queue AS SELECT id FROM pgflow.work_queues WHERE name = 'rareq';
+SQL
 
-log "empty history: $rounds rounds of $claims claims"
-for r in $(seq 1 "$rounds"); do claim_round; done >"$work/empty"
+step "dropping the secondary indexes of flow_runs and flow_run_states"
+q -c "SELECT pg_get_indexdef(i.indexrelid) || ';' FROM pg_index i
+       WHERE i.indrelid IN ('pgflow.flow_runs'::regclass, 'pgflow.flow_run_states'::regclass)
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+       ORDER BY i.indrelid::regclass::text, i.indexrelid::regclass::text" >"$PGFLOW_STATE/gen-history-$db-indexes.sql"
+q -c "SELECT 'DROP INDEX ' || i.indexrelid::regclass || ';' FROM pg_index i
+       WHERE i.indrelid IN ('pgflow.flow_runs'::regclass, 'pgflow.flow_run_states'::regclass)
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)" | q >/dev/null
 
-log "generating $runs finished runs with 4 states each"
-done_runs=0
-while [ "$done_runs" -lt "$runs" ]; do
-  n=$((runs - done_runs < 1000000 ? runs - done_runs : 1000000))
-  psql "$url" -Xq -v ON_ERROR_STOP=1 >/dev/null <<SQL
-CREATE TEMP TABLE batch AS
-SELECT gen_random_uuid() AS id, g AS k, timestamptz '2026-01-01' + g * interval '2 seconds' AS t
-  FROM generate_series($done_runs + 1, $done_runs + $n) g;
-INSERT INTO pgflow.flow_runs (id, name, flow_id, deployment_id, work_queue_id, parameters, run_count,
+# autovacuum would start on the loaded tables while their indexes are built (and wait or be cancelled)
+q -c "ALTER TABLE pgflow.flow_runs SET (autovacuum_enabled = false)" -c "ALTER TABLE pgflow.flow_run_states SET (autovacuum_enabled = false)"
+
+step "inserting $runs runs and $((runs * 4)) states (two sessions)"
+# the run's id from k: ascending, so the primary keys grow at their right edge
+id="('00000000-0000-4000-8000-' || lpad(to_hex(k), 12, '0'))::uuid"
+t="(now() - ($runs - k) * interval '3 s')"
+final="CASE WHEN k % 100 = 0 THEN 'FAILED:Failed' WHEN k % 1000 = 1 THEN 'CRASHED:Crashed'
+            WHEN k % 500 = 2 THEN 'CANCELLED:Cancelled' WHEN k % 997 = 4 THEN 'FAILED:TimedOut'
+            ELSE 'COMPLETED:Completed' END"
+q >/dev/null <<SQL &
+SET session_replication_role = replica;
+SET synchronous_commit = off;
+INSERT INTO pgflow.flow_runs (id, name, flow_id, deployment_id, work_queue_id, parameters, tags, run_count,
                               expected_start_time, start_time, end_time, total_run_time,
                               state_type, state_name, state_timestamp, created_at)
-SELECT b.id, 'history-' || b.k, d.flow_id, d.id, d.work_queue_id, '{}', 1,
-       b.t, b.t + interval '1 second', b.t + interval '2 seconds', interval '1 second',
-       CASE WHEN b.k % 100 = 0 THEN 'FAILED' ELSE 'COMPLETED' END::pgflow.state_type,
-       CASE WHEN b.k % 100 = 0 THEN 'Failed' ELSE 'Completed' END, b.t + interval '2 seconds', b.t
-  FROM batch b, pgflow.deployments d;
-INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp")
-SELECT b.id, s.type::pgflow.state_type, CASE WHEN s.n = 4 AND b.k % 100 = 0 THEN 'Failed' ELSE s.name END, b.t + s.offs
-  FROM batch b
- CROSS JOIN (VALUES (1, 'SCHEDULED', 'Scheduled', interval '0'), (2, 'PENDING', 'Pending', interval '0.5 s'),
-                    (3, 'RUNNING', 'Running', interval '1 s'), (4, 'COMPLETED', 'Completed', interval '2 s')) AS s(n, type, name, offs)
- WHERE s.n < 4 OR b.k % 100 <> 0
-UNION ALL
-SELECT b.id, 'FAILED', 'Failed', b.t + interval '2 s' FROM batch b WHERE b.k % 100 = 0
- ORDER BY 1;
+SELECT $id, 'history-' || k, s.flow_id, s.deployment_id,
+       CASE WHEN k % 10007 = 3 THEN (SELECT id FROM public.gen_queue) ELSE s.work_queue_id END,
+       '{}', ARRAY_REMOVE(ARRAY[CASE WHEN k % 2 = 0 THEN 'nightly' END, CASE WHEN k % 1000 = 11 THEN 'midtag' END,
+                                CASE WHEN k % 9973 = 5 THEN 'raretag' END], NULL),
+       1, $t, $t + interval '1 s', $t + interval '2 s', interval '1 s',
+       split_part(f, ':', 1)::pgflow.state_type, split_part(f, ':', 2), $t + interval '2 s', $t
+  FROM generate_series(1, $runs) k
+ CROSS JOIN LATERAL (SELECT $final AS f) fin
+  JOIN public.gen_slots s ON s.slot = CASE WHEN k % 10000 = 0 THEN 20 WHEN k % 1000 = 7 THEN 21 ELSE k % 20 END;
 SQL
-  done_runs=$((done_runs + n))
-  log "  $done_runs runs"
+p1=$!
+q >/dev/null <<SQL &
+SET session_replication_role = replica;
+SET synchronous_commit = off;
+INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp")
+SELECT $id, split_part(s.f, ':', 1)::pgflow.state_type, split_part(s.f, ':', 2), $t + s.offs
+  FROM generate_series(1, $runs) k
+ CROSS JOIN LATERAL (VALUES ('SCHEDULED:Scheduled', interval '0'), ('PENDING:Pending', interval '0.5 s'),
+                            ('RUNNING:Running', interval '1 s'), ($final, interval '2 s')) AS s(f, offs);
+SQL
+p2=$!
+wait $p1 || die "inserting the runs failed"
+wait $p2 || die "inserting the states failed"
+
+step "building the indexes again ($(grep -c . "$PGFLOW_STATE/gen-history-$db-indexes.sql"))"
+# two sessions: flow_runs' indexes in one, flow_run_states' in the other
+grep 'ON pgflow.flow_runs ' "$PGFLOW_STATE/gen-history-$db-indexes.sql" >"$PGFLOW_STATE/gen-history-$db-idx1.sql" || true
+grep -v 'ON pgflow.flow_runs ' "$PGFLOW_STATE/gen-history-$db-indexes.sql" >"$PGFLOW_STATE/gen-history-$db-idx2.sql" || true
+pids=()
+for f in idx1 idx2; do
+  (echo "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 0;"; cat "$PGFLOW_STATE/gen-history-$db-$f.sql") | q >/dev/null &
+  pids+=($!)
 done
-log "VACUUM ANALYZE"
-psql "$url" -XAtqc "VACUUM ANALYZE" >/dev/null
+for p in "${pids[@]}"; do wait "$p" || die "building the indexes failed"; done
+q -c "DROP TABLE public.gen_slots, public.gen_queue" >/dev/null
 
-log "full history: $rounds rounds of $claims claims"
-for r in $(seq 1 "$rounds"); do claim_round; done >"$work/full"
-e=$(median <"$work/empty"); f=$(median <"$work/full")
-run=$(psql "$url" -XAtc "SELECT id FROM pgflow.flow_runs WHERE name = 'history-5000'")
-
-echo
-echo "History at scale: $runs finished runs, $(date -u '+%F %H:%M') UTC, $(nproc) cores, PostgreSQL $(psql "$admin" -XAtc 'SHOW server_version' | cut -d' ' -f1), load $(cut -d' ' -f1-3 /proc/loadavg)"
-psql "$url" -XAtF ' ' -c "SELECT 'sizes: flow_runs ' || pg_size_pretty(pg_total_relation_size('pgflow.flow_runs')) || ', flow_run_states '
-                                  || pg_size_pretty(pg_total_relation_size('pgflow.flow_run_states')) || ', run_queue '
-                                  || pg_size_pretty(pg_total_relation_size('pgflow.run_queue')) || '; state rows '
-                                  || (SELECT count(*) FROM pgflow.flow_run_states)"
-printf '%-58s %8s\n' "claim (p_max 1, p_start), ms: empty history" "$e"
-printf '%-58s %8s\n' "claim, ms: with the history" "$f"
-printf '%-58s %8s\n' "ratio (goal <= 1.2)" "$(awk -v a="$f" -v b="$e" 'BEGIN{printf "%.2f", a/b}')"
-printf '%-58s %8s %8s\n' "listing (200 calls each)" "p50 ms" "p99 ms"
-latency "flow_run_page, newest 50 (API, dashboard)" "SELECT count(*) FROM pgflow.flow_run_page(p_limit => 50);"
-latency "flow_run_page, state FAILED (1 in 100)" "SELECT count(*) FROM pgflow.flow_run_page(p_state_type => 'FAILED', p_limit => 50);"
-latency "flow_run_page, state RUNNING (none in history)" "SELECT count(*) FROM pgflow.flow_run_page(p_state_type => 'RUNNING', p_limit => 50);"
-latency "flow_run_page, deployment bench/claim" "SELECT count(*) FROM pgflow.flow_run_page(p_deployment => 'bench/claim', p_limit => 50);"
-latency "list_flow_runs, newest 50 (CLI flow-run ls)" "SELECT count(*) FROM pgflow.list_flow_runs(p_limit => 50);"
-latency "list_flow_runs --state failed (CLI)" "SELECT count(*) FROM pgflow.list_flow_runs(p_state => 'failed', p_limit => 50);"
-latency "one run's states (flow_run_state_history)" "SELECT count(*) FROM pgflow.flow_run_state_history('$run');"
-latency "get_flow_run (API run page)" "SELECT count(*) FROM pgflow.get_flow_run('$run');"
+step "VACUUM ANALYZE (two sessions)"
+q -c "VACUUM (ANALYZE) pgflow.flow_runs" >/dev/null & p1=$!
+q -c "VACUUM (ANALYZE) pgflow.flow_run_states" >/dev/null & p2=$!
+wait $p1 && wait $p2 || die "VACUUM failed"
+q -c "VACUUM ANALYZE" >/dev/null
+q -c "ALTER TABLE pgflow.flow_runs RESET (autovacuum_enabled)" -c "ALTER TABLE pgflow.flow_run_states RESET (autovacuum_enabled)"
+step "done"
+q -F ' ' -c "SELECT 'runs ' || (SELECT count(*) FROM pgflow.flow_runs) || ', states ' || (SELECT count(*) FROM pgflow.flow_run_states)
+                    || '; flow_runs ' || pg_size_pretty(pg_total_relation_size('pgflow.flow_runs'))
+                    || ', flow_run_states ' || pg_size_pretty(pg_total_relation_size('pgflow.flow_run_states'))"
+echo "database: $url"

@@ -44,16 +44,16 @@ public enum PGFlowListing {
         public var deployment: String?
         /// A tag.
         public var tag: String?
-        /// Active (or, upcoming, scheduled) since.
+        /// Created (or, upcoming, due) since.
         public var since: Date?
         /// The Scheduled runs still ahead instead of recent activity.
         public var upcoming = false
-        /// activity, scheduled, created or name (nil: activity, or scheduled when upcoming).
+        /// created (nil: newest created first), or with `upcoming` scheduled (nil: soonest first).
         public var sort: String?
         /// Most runs.
         public var limit = 20
 
-        /// No filter: the 20 most recently active runs.
+        /// No filter: the 20 newest runs (started, or due).
         public init() {}
     }
 

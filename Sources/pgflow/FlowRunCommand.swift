@@ -12,11 +12,12 @@ struct FlowRunCommand: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "ls", abstract: "List flow runs: recent activity first, or --upcoming.",
+            commandName: "ls", abstract: "List flow runs: newest first, or --upcoming.",
             discussion: """
-                By default: runs that started or whose start time has come, newest activity first (the future
-                runs of schedules stay out; --upcoming lists them, soonest first). --state alone also shows
-                future runs of that state. States: a type (failed) or name (TimedOut), in any case.
+                By default: runs that started or whose start time has come, newest first (by creation; the
+                future runs of schedules stay out; --upcoming lists them, soonest first). --state alone also
+                shows future runs of that state. States: a type (failed) or name (TimedOut), in any case.
+                Every filter reads an index, so a listing stays fast with millions of runs in the history.
                 """)
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var output: OutputOptions
@@ -24,10 +25,10 @@ struct FlowRunCommand: ParsableCommand {
         @Option(help: "Only runs of this flow.") var flow: String?
         @Option(help: "Only runs of this flow/deployment.") var deployment: String?
         @Option(help: "Only runs with this tag.") var tag: String?
-        @Option(help: "Only runs active since: 30m, 2h, 1d back, or a time (2026-12-01 06:00).") var since: String?
+        @Option(help: "Only runs created since (with --upcoming: due since): 30m, 2h, 1d back, or a time (2026-12-01 06:00).") var since: String?
         @Flag(name: [.customLong("upcoming"), .customLong("scheduled")], help: "The Scheduled runs still ahead, soonest first.")
         var upcoming = false
-        @Option(help: "activity (default), scheduled, created or name.") var sort: String?
+        @Option(help: "created (newest first, the default) or, with --upcoming, scheduled (soonest first, its default).") var sort: String?
         @Option(parsing: .unconditional, help: "Most runs shown.") var limit = 20
         func run() throws {
             try reportingErrors {

@@ -1,4 +1,4 @@
-// `pgflow flow-run ls` (recent activity by default, --upcoming, filters, sort, states in any case),
+// `pgflow flow-run ls` (newest first by default, --upcoming, filters, sort, states in any case),
 // the one timestamp format, `logs` with levels, `inspect` with parameters and the agent's name.
 import Foundation
 import PGFlowPostgres
@@ -31,7 +31,7 @@ import Testing
         result.stdout.split(separator: "\n").dropFirst().map { String($0.split(separator: " ", omittingEmptySubsequences: true)[1]) }
     }
 
-    @Test func defaultListingIsRecentActivityNotTheFuture() async throws {
+    @Test func defaultListingIsNewestFirstNotTheFuture() async throws {
         try await CLI.with { cli in
             let (completed, timedOut) = try setUp(cli)
             let ls = try await cli.run("flow-run", "ls")
@@ -54,7 +54,9 @@ import Testing
             #expect(names(try await cli.run("flow-run", "ls", "--tag", "nightly")) == ["done-one"])
             #expect(names(try await cli.run("flow-run", "ls", "--since", "1h")) == ["slow-one", "done-one"])
             #expect(try await cli.run("flow-run", "ls", "--since", "2099-01-01").stdout == "(none)\n")
-            #expect(names(try await cli.run("flow-run", "ls", "--sort", "name")) == ["done-one", "slow-one"])
+            #expect(names(try await cli.run("flow-run", "ls", "--sort", "created")) == ["slow-one", "done-one"])
+            let byName = try await cli.run("flow-run", "ls", "--sort", "name")
+            #expect(byName.status == 6 && byName.stderr.contains("unknown sort 'name'"), "a sort of the whole history is refused: \(byName)")
             #expect(try await cli.run("flow-run", "ls", "--sort", "color").status == 6)
             #expect(try await cli.run("flow-run", "ls", "--flow", "nope").status == 5)
             let negative = try await cli.run("flow-run", "ls", "--limit", "-1")
