@@ -20,13 +20,25 @@ final class TaskRunRecord: Sendable {
 /// Writes one flow run's task runs, task states and logs to PostgreSQL in group commits.
 ///
 /// Everything recorded while a write is in flight goes in the next one, in one transaction: the new
-/// task runs (`pgflow.create_task_runs`, one statement), then their transitions (`pgflow.set_task_run_states`,
-/// one round per transition of a run in the batch, so Running precedes Completed, each stamped with the
-/// time it happened, not the time it was written), then the log lines (`pgflow.write_logs`, tagged with
-/// the ids just created). Callers that need PostgreSQL's decision
-/// (start a cached or limited task, fail with retries left) wait for their batch; the others don't, so a
-/// flow of many small tasks pays one transaction per batch, not three per task. Transition ids make a
-/// batch retried after a lost connection idempotent.
+/// task runs (`pgflow.record_task_runs`, one statement), then the transitions it did not take along
+/// (`pgflow.set_task_run_states`, one round per transition of a run in the batch, so Running precedes
+/// Completed, each stamped with the time it happened, not the time it was written), then the log lines
+/// (`pgflow.write_logs`, tagged with the ids just created). A task run created in the batch takes its
+/// Running and Completed along when nobody waits for their decision, so a plain task that ran between
+/// two commits is one row written once in its final state (with its three history rows and its result),
+/// not an INSERT and two UPDATEs. Callers that need PostgreSQL's decision (start a cached or limited
+/// task, fail with retries left) wait for their batch, which also writes everything queued before
+/// them; the others don't, so a flow of many small tasks pays one transaction per batch, not three per
+/// task. The flow run's own final state is written only after `flushed()`. Transition ids make a batch
+/// retried after a lost connection idempotent.
+///
+/// What a crash of the flow process leaves behind: what the last commits wrote, nothing of what was
+/// still queued (at most the backpressure limit, 20,000 records). A task run is recorded Completed only
+/// after its body returned (the Completed record is queued then), so nothing is Completed that did not
+/// complete; a task that had finished but was not yet written is absent, or left Pending or Running,
+/// as an unfinished one would be (an agent's reaper then ends the flow run Crashed). Folding states into
+/// the creation changes one thing here: a task run that starts and ends between two commits is never
+/// seen Running, and after a crash it is either there Completed or not there at all.
 final class TaskRunRecorder: Sendable {
     struct Transition: Sendable {
         let record: TaskRunRecord
