@@ -56,6 +56,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "pgflow-bench-sdk", dependencies: ["PGFlow"]),
+        // the SDK's crash test kills this flow process (Tests/PGFlowTests/TaskBatchingTests.swift)
+        .executableTarget(name: "pgflow-sdk-probe", dependencies: ["PGFlow"], path: "Tests/SDKProbe"),
         .executableTarget(name: "pgflow-examples", dependencies: ["PGFlow"], path: "Examples"),
         .target(name: "CPGFlowSpawn"),
         // libcurl (Debian's libcurl4-openssl-dev) for the scheduler's http/https webhook notifications

@@ -20,13 +20,25 @@ final class TaskRunRecord: Sendable {
 /// Writes one flow run's task runs, task states and logs to PostgreSQL in group commits.
 ///
 /// Everything recorded while a write is in flight goes in the next one, in one transaction: the new
-/// task runs (`pgflow.create_task_runs`, one statement), then their transitions (`pgflow.set_task_run_states`,
-/// one round per transition of a run in the batch, so Running precedes Completed, each stamped with the
-/// time it happened, not the time it was written), then the log lines (`pgflow.write_logs`, tagged with
-/// the ids just created). Callers that need PostgreSQL's decision
-/// (start a cached or limited task, fail with retries left) wait for their batch; the others don't, so a
-/// flow of many small tasks pays one transaction per batch, not three per task. Transition ids make a
-/// batch retried after a lost connection idempotent.
+/// task runs (`pgflow.record_task_runs`, one statement), then the transitions it did not take along
+/// (`pgflow.set_task_run_states`, one round per transition of a run in the batch, so Running precedes
+/// Completed, each stamped with the time it happened, not the time it was written), then the log lines
+/// (`pgflow.write_logs`, tagged with the ids just created). A task run created in the batch takes its
+/// Running and Completed along when nobody waits for their decision, so a plain task that ran between
+/// two commits is one row written once in its final state (with its three history rows and its result),
+/// not an INSERT and two UPDATEs. Callers that need PostgreSQL's decision (start a cached or limited
+/// task, fail with retries left) wait for their batch, which also writes everything queued before
+/// them; the others don't, so a flow of many small tasks pays one transaction per batch, not three per
+/// task. The flow run's own final state is written only after `flushed()`. Transition ids make a batch
+/// retried after a lost connection idempotent.
+///
+/// What a crash of the flow process leaves behind: what the last commits wrote, nothing of what was
+/// still queued (at most the backpressure limit, 20,000 records). A task run is recorded Completed only
+/// after its body returned (the Completed record is queued then), so nothing is Completed that did not
+/// complete; a task that had finished but was not yet written is absent, or left Pending or Running,
+/// as an unfinished one would be (an agent's reaper then ends the flow run Crashed). Folding states into
+/// the creation changes one thing here: a task run that starts and ends between two commits is never
+/// seen Running, and after a crash it is either there Completed or not there at all.
 final class TaskRunRecorder: Sendable {
     struct Transition: Sendable {
         let record: TaskRunRecord
@@ -36,7 +48,7 @@ final class TaskRunRecorder: Sendable {
         let resultJSON: String?
         /// False when a retry condition refused the failure: it is written Failed even with retries left.
         var allowRetry = true
-        let transitionID = UUID()
+        let transitionID = UUID.transitionID()
         /// When the transition happened (the state's time in PostgreSQL).
         let at = Date()
     }
@@ -211,19 +223,47 @@ final class TaskRunRecorder: Sendable {
 
     /// The statements of one batch, on one connection inside a transaction. Returns the decisions to
     /// hand to waiting callers once the transaction committed.
+    ///
+    /// A task run created in this batch takes its Running and Completed transitions along when they are
+    /// in the batch too and nobody waits for their decision (the fast path of `FlowTask.run`): one
+    /// `pgflow.record_task_runs` row writes it in its final state with its history and result. Every
+    /// other transition is applied afterwards by `pgflow.set_task_run_states`, in the order proposed.
     private static func apply(_ ops: [Op], on c: PostgresConnection) throws
         -> [(CheckedContinuation<TransitionOutcome, any Error>, TransitionOutcome)]
     {
-        var creates: [TaskRunRecord] = []
+        var creates: [TaskRunRecording] = []
+        var createdRecords: [TaskRunRecord] = []
+        /// Per record created in this batch: its index in `creates`, or nil once a transition of it
+        /// went to the general path (later ones must follow it there, in order).
+        var foldable: [ObjectIdentifier: Int?] = [:]
         var rounds: [[(Transition, CheckedContinuation<TransitionOutcome, any Error>?)]] = []
         var roundOf: [ObjectIdentifier: Int] = [:]
         var logs: [Log] = []
         for op in ops {
             switch op {
             case .create(let record):
-                if record.id == nil { creates.append(record) }
+                let key = ObjectIdentifier(record)
+                if record.id == nil && foldable[key] == nil {
+                    foldable[key] = creates.count
+                    creates.append(TaskRunRecording(spec: record.spec))
+                    createdRecords.append(record)
+                }
             case .transition(let t, let continuation):
                 let key = ObjectIdentifier(t.record)
+                if continuation == nil, t.name == nil, t.message == nil, let slot = foldable[key], let i = slot {
+                    if t.type == .running && creates[i].startedAt == nil {
+                        creates[i].startedAt = t.at
+                        creates[i].startTransitionID = t.transitionID
+                        continue
+                    }
+                    if t.type == .completed && creates[i].startedAt != nil && creates[i].completedAt == nil {
+                        creates[i].completedAt = t.at
+                        creates[i].resultJSON = t.resultJSON
+                        creates[i].completeTransitionID = t.transitionID
+                        continue
+                    }
+                }
+                if foldable[key] != nil { foldable[key] = .some(nil) }
                 let round = roundOf[key, default: 0]
                 roundOf[key] = round + 1
                 if rounds.count <= round { rounds.append([]) }
@@ -232,8 +272,8 @@ final class TaskRunRecorder: Sendable {
                 logs.append(line)
             }
         }
-        let ids = try PGFlowClient.createTaskRuns(creates.map(\.spec), on: c)
-        for (record, id) in zip(creates, ids) { record.id = id }
+        let ids = creates.isEmpty ? [] : try PGFlowClient.recordTaskRuns(creates, on: c)
+        for (record, id) in zip(createdRecords, ids) { record.id = id }
         var answers: [(CheckedContinuation<TransitionOutcome, any Error>, TransitionOutcome)] = []
         for round in rounds {
             // one call per retry permission (almost always one: refused retries are rare)
@@ -260,5 +300,28 @@ final class TaskRunRecorder: Sendable {
             }, on: c)
         }
         return answers
+    }
+}
+
+extension UUID {
+    private static let prefix: UInt64 = {
+        var generator = SystemRandomNumberGenerator()
+        return generator.next()
+    }()
+    private static let counter = Atomic<UInt64>(0)
+
+    /// A unique id for a transition: a random 64-bit prefix drawn once per process, then a counter
+    /// (version 4 and variant bits set, so PostgreSQL sees an ordinary uuid). Foundation's `UUID()`
+    /// opens and reads /dev/urandom on every call here, and even a getrandom call per id cost the
+    /// SDK's hot path more than the rest of a transition's bookkeeping; transition ids only need to
+    /// be unique, which 58 random bits per process and a counter make them.
+    static func transitionID() -> UUID {
+        let n = counter.add(1, ordering: .relaxed).newValue
+        var raw = (prefix.bigEndian, n.bigEndian)
+        return withUnsafeMutableBytes(of: &raw) { bytes in
+            bytes[6] = bytes[6] & 0x0F | 0x40  // version 4
+            bytes[8] = bytes[8] & 0x3F | 0x80  // RFC 4122 variant (the counter's top bits: never reached)
+            return UUID(uuid: bytes.load(as: uuid_t.self))
+        }
     }
 }

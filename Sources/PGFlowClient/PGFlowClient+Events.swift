@@ -30,7 +30,7 @@ public struct NotificationDelivery: Sendable, Equatable {
     public var url: String?
     /// The name of the secret holding the URL, and that secret sealed (nil when it was deleted since).
     public var urlSecret: String?, urlSealed: SealedSecret?
-    /// A plaintext HMAC-SHA256 key of a target set before migration 0011 (new targets name a secret).
+    /// A plaintext HMAC-SHA256 key of a target set before migration 0012 (new targets name a secret).
     public var signingKey: String?
     /// The name of the secret holding the signing key, and that secret sealed (nil when it was deleted since).
     public var signingKeySecret: String?, signingKeySealed: SealedSecret?

@@ -110,6 +110,25 @@ public struct TaskRunSpec: Sendable {
     }
 }
 
+/// A task run to record (`pgflow.record_task_runs`): its spec, and when it started and completed if it did.
+public struct TaskRunRecording: Sendable {
+    /// What to create.
+    public var spec: TaskRunSpec
+    /// When it moved to Running (nil: it stays Pending).
+    public var startedAt: Date?
+    /// The Running transition's id (a batch sent again comes back DUPLICATE).
+    public var startTransitionID: UUID?
+    /// When it completed (nil: not yet; needs `startedAt`).
+    public var completedAt: Date?
+    /// Its result as JSON text (nil: none).
+    public var resultJSON: String?
+    /// The Completed transition's id.
+    public var completeTransitionID: UUID?
+
+    /// Creates a recording of a task run that has not started.
+    public init(spec: TaskRunSpec) { self.spec = spec }
+}
+
 extension PGFlowClient {
     // MARK: Flow runs
 
@@ -186,6 +205,51 @@ extension PGFlowClient {
             ).rows
             guard rows.count == batch.count else {
                 throw PostgresError(kind: .decoding, message: "create_task_runs returned \(rows.count) ids for \(batch.count) task runs")
+            }
+            for (i, row) in zip(positions[flowRunID]!, rows) { ids[i] = try row.decode(UUID.self, at: 0) }
+        }
+        return ids.map { $0! }
+    }
+
+    /// `pgflow.record_task_runs`: creates task runs (as `createTaskRuns`) that may already have started
+    /// and ended, one statement per flow run among them; a new, untagged run that looks nothing up in
+    /// the cache is written once in its final state, every other one goes through the state machine's
+    /// general path. The ids in order.
+    public static func recordTaskRuns(_ runs: [TaskRunRecording], on c: PostgresConnection) throws -> [UUID] {
+        var ids = [UUID?](repeating: nil, count: runs.count)
+        var positions: [UUID: [Int]] = [:]
+        var flowRuns: [UUID] = []
+        for (i, run) in runs.enumerated() {
+            if positions[run.spec.flowRunID] == nil { flowRuns.append(run.spec.flowRunID) }
+            positions[run.spec.flowRunID, default: []].append(i)
+        }
+        for flowRunID in flowRuns {
+            let batch = positions[flowRunID]!.map { runs[$0] }
+            let specs = batch.map(\.spec)
+            let rows = try c.query(
+                """
+                SELECT * FROM pgflow.record_task_runs(
+                    $1, $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
+                    (SELECT array_agg(make_interval(secs => e) ORDER BY o) FROM unnest($8::float8[]) WITH ORDINALITY u(e, o)),
+                    $9::int[], $10::text[], $11::text[], $12::float8[], $13::timestamptz[], $14::boolean[],
+                    $15::timestamptz[], $16::uuid[], $17::timestamptz[], $18::jsonb[], $19::uuid[])
+                """,
+                [
+                    flowRunID, PostgresTextArray(specs.map(\.taskKey)), PostgresTextArray(specs.map(\.dynamicKey)),
+                    PostgresTextArray(specs.map(\.name)), PostgresTextArray(specs.map(\.inputsJSON)),
+                    nullableArray(specs.map { $0.tags.isEmpty ? nil : $0.tags.postgresText }), nullableArray(specs.map(\.cacheKey)),
+                    nullableArray(specs.map { $0.cacheExpiration.map { "\($0)" } }),
+                    PostgresTextArray(specs.map { String($0.retry.retries) }), PostgresTextArray(specs.map(\.retry.delaysLiteral)),
+                    PostgresTextArray(specs.map(\.retry.backoff)), PostgresTextArray(specs.map { "\($0.retry.jitter)" }),
+                    PostgresTextArray(specs.map { $0.createdAt.postgresText }),
+                    specs.contains(where: \.cacheRefresh) ? PostgresTextArray(specs.map { $0.cacheRefresh ? "t" : "f" }) : nil,
+                    nullableArray(batch.map { $0.startedAt?.postgresText }), nullableArray(batch.map { $0.startTransitionID?.postgresText }),
+                    nullableArray(batch.map { $0.completedAt?.postgresText }), nullableArray(batch.map(\.resultJSON)),
+                    nullableArray(batch.map { $0.completeTransitionID?.postgresText }),
+                ]
+            ).rows
+            guard rows.count == batch.count else {
+                throw PostgresError(kind: .decoding, message: "record_task_runs returned \(rows.count) ids for \(batch.count) task runs")
             }
             for (i, row) in zip(positions[flowRunID]!, rows) { ids[i] = try row.decode(UUID.self, at: 0) }
         }

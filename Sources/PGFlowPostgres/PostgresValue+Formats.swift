@@ -3,7 +3,7 @@ import Foundation
 
 /// Fast `timestamptz` text conversion (no DateFormatter: it costs microseconds per call).
 enum PostgresTimestamp {
-    /// `YYYY-MM-DD HH:MM:SS.ffffff+00`
+    /// `YYYY-MM-DD HH:MM:SS.ffffff+00` (years 0 to 9999; others in the same shape with more digits).
     static func format(_ date: Date) -> String {
         let t = date.timeIntervalSince1970
         var seconds = Int64(t.rounded(.down))
@@ -12,7 +12,23 @@ enum PostgresTimestamp {
         let days = floorDiv(seconds, 86_400)
         let secOfDay = seconds - days * 86_400
         let (y, m, d) = civil(fromDays: days)
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2)) \(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):\(pad(secOfDay % 60, 2)).\(pad(micros, 6))+00"
+        guard y >= 0, y <= 9999 else {
+            return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2)) \(pad(secOfDay / 3600, 2)):\(pad(secOfDay / 60 % 60, 2)):\(pad(secOfDay % 60, 2)).\(pad(micros, 6))+00"
+        }
+        // digits written into a fixed buffer: string interpolation cost microseconds per timestamp
+        return String(unsafeUninitializedCapacity: 29) { buffer in
+            func put(_ value: Int64, _ width: Int, at offset: Int) {
+                var v = value
+                for i in stride(from: offset + width - 1, through: offset, by: -1) {
+                    buffer[i] = UInt8(48 + v % 10)
+                    v /= 10
+                }
+            }
+            put(y, 4, at: 0); buffer[4] = 45; put(m, 2, at: 5); buffer[7] = 45; put(d, 2, at: 8); buffer[10] = 32
+            put(secOfDay / 3600, 2, at: 11); buffer[13] = 58; put(secOfDay / 60 % 60, 2, at: 14); buffer[16] = 58
+            put(secOfDay % 60, 2, at: 17); buffer[19] = 46; put(micros, 6, at: 20); buffer[26] = 43; buffer[27] = 48; buffer[28] = 48
+            return 29
+        }
     }
 
     /// Parses `YYYY-MM-DD[ T]HH:MM:SS[.f…][±HH[:MM[:SS]]|Z]`, `infinity` and `-infinity`.
@@ -88,23 +104,31 @@ enum PostgresTimestamp {
 
 /// One-dimensional `text[]` literals.
 enum PostgresArray {
-    /// `{"a","b \"c\"",NULL}`: every element quoted, `"` and `\` escaped; nil is NULL.
+    /// `{"a","b \\"c\\"",NULL}`: every element quoted, `"` and `\\` escaped; nil is NULL. Built as
+    /// UTF-8 bytes (both escaped characters are ASCII, so no multi-byte character is split).
     static func format(_ elements: [String?]) -> String {
-        var out = "{"
+        var capacity = 2
+        for e in elements { capacity += (e?.utf8.count ?? 2) + 3 }
+        var out: [UInt8] = []
+        out.reserveCapacity(capacity + capacity / 8)
+        out.append(UInt8(ascii: "{"))
         for (n, element) in elements.enumerated() {
-            if n > 0 { out += "," }
-            guard let e = element else {
-                out += "NULL"
+            if n > 0 { out.append(UInt8(ascii: ",")) }
+            guard var e = element else {
+                out.append(contentsOf: [78, 85, 76, 76])  // NULL
                 continue
             }
-            out += "\""
-            for ch in e.unicodeScalars {
-                if ch == "\"" || ch == "\\" { out += "\\" }
-                out.unicodeScalars.append(ch)
+            out.append(UInt8(ascii: "\""))
+            e.withUTF8 { bytes in
+                for b in bytes {
+                    if b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                    out.append(b)
+                }
             }
-            out += "\""
+            out.append(UInt8(ascii: "\""))
         }
-        return out + "}"
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses `{a,"b c",d}`; nil for NULL elements or malformed text.

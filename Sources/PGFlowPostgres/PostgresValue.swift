@@ -106,12 +106,61 @@ extension Double: PostgresEncodable, PostgresDecodable {
 }
 
 extension UUID: PostgresEncodable, PostgresDecodable {
-    /// Lower-case canonical form.
-    public var postgresText: String? { uuidString.lowercased() }
-    /// Parses a uuid column.
+    /// Lower-case canonical form (written byte by byte: `uuidString` formats with snprintf).
+    public var postgresText: String? {
+        let hex: StaticString = "0123456789abcdef"
+        return withUnsafeBytes(of: uuid) { bytes in
+            String(unsafeUninitializedCapacity: 36) { out in
+                hex.withUTF8Buffer { digits in
+                    var o = 0
+                    for (i, b) in bytes.enumerated() {
+                        if i == 4 || i == 6 || i == 8 || i == 10 { out[o] = 45; o += 1 }
+                        out[o] = digits[Int(b >> 4)]
+                        out[o + 1] = digits[Int(b & 15)]
+                        o += 2
+                    }
+                }
+                return 36
+            }
+        }
+    }
+
+    /// Parses a uuid column (PostgreSQL's canonical form fast, anything else through Foundation).
     public init(postgresText text: String) throws {
-        guard let v = UUID(uuidString: text) else { throw decodingError(text, UUID.self) }
-        self = v
+        if let v = Self.parseCanonical(text) {
+            self = v
+        } else {
+            guard let v = UUID(uuidString: text) else { throw decodingError(text, UUID.self) }
+            self = v
+        }
+    }
+
+    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in either case, without sscanf.
+    private static func parseCanonical(_ text: String) -> UUID? {
+        var text = text
+        return text.withUTF8 { s -> UUID? in
+            guard s.count == 36, s[8] == 45, s[13] == 45, s[18] == 45, s[23] == 45 else { return nil }
+            func nibble(_ c: UInt8) -> UInt8? {
+                switch c {
+                case 48...57: return c - 48
+                case 97...102: return c - 87
+                case 65...70: return c - 55
+                default: return nil
+                }
+            }
+            var raw: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            let ok = withUnsafeMutableBytes(of: &raw) { out -> Bool in
+                var i = 0
+                for n in 0..<16 {
+                    if i == 8 || i == 13 || i == 18 || i == 23 { i += 1 }
+                    guard let hi = nibble(s[i]), let lo = nibble(s[i + 1]) else { return false }
+                    out[n] = hi << 4 | lo
+                    i += 2
+                }
+                return true
+            }
+            return ok ? UUID(uuid: raw) : nil
+        }
     }
 }
 

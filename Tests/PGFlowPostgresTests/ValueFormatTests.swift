@@ -28,6 +28,26 @@ import Testing
         #expect(PostgresTimestamp.format(Date(timeIntervalSince1970: 951_782_400)) == "2000-02-29 00:00:00.000000+00")
     }
 
+    @Test func uuidsFormatLowerCaseAndParseEitherCase() throws {
+        let id = try #require(UUID(uuidString: "0A1B2C3D-4E5F-4a6b-8c7d-9E0F1A2B3C4D"))
+        #expect(id.postgresText == "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+        #expect(try UUID(postgresText: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d") == id)
+        #expect(try UUID(postgresText: "0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D") == id)
+        for _ in 0..<100 {
+            let random = UUID()
+            #expect(try UUID(postgresText: random.postgresText!) == random)
+            #expect(random.postgresText == random.uuidString.lowercased())
+        }
+        #expect(throws: PostgresError.self) { try UUID(postgresText: "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4g") }
+        #expect(throws: PostgresError.self) { try UUID(postgresText: "0a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4d") }
+    }
+
+    @Test func textArraysEscapeMultiByteText() {
+        let values: [String?] = ["é\\\"ü", "日本", "", nil, "a,b c"]
+        #expect(PostgresArray.format(values) == #"{"é\\\"ü","日本","",NULL,"a,b c"}"#)
+        #expect(PostgresArray.parse(PostgresArray.format(["é\\\"ü", "日本", ""])) == ["é\\\"ü", "日本", ""])
+    }
+
     @Test func textArraysQuoteAndParse() {
         let values = ["a", "b c", "quote\"d", "back\\slash", "", "{x,y}", "ünï"]
         let literal = PostgresArray.format(values)

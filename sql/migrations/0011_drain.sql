@@ -1,4 +1,4 @@
--- 0012: a cheaper drain (issue 17): the state events of 0008 without a scan of the history per
+-- 0011: a cheaper drain (issue 17): the state events of 0008 without a scan of the history per
 -- statement and without a random-key index entry per flow-run event. Measured with
 -- scripts/bench-cost.sh and scripts/bench-peers.sh (BENCHMARKS.md, docs/scaling.md). Every transition
 -- still appends its pgflow.flow-run.<State> event to pgflow.events in its own transaction.

@@ -11,7 +11,7 @@ ALTER TABLE pgflow.notification_targets
     ADD CONSTRAINT notification_targets_one_url CHECK ((url IS NULL) <> (url_secret IS NULL)),
     ADD CONSTRAINT notification_targets_one_key CHECK (signing_key IS NULL OR signing_key_secret IS NULL);
 COMMENT ON COLUMN pgflow.notification_targets.signing_key IS
-    'plaintext keys of targets set before migration 0011 only; pgflow.set_notification_target clears it (keys are secrets now)';
+    'plaintext keys of targets set before migration 0012 only; pgflow.set_notification_target clears it (keys are secrets now)';
 
 DROP FUNCTION pgflow.set_notification_target(text, text, text, text, integer, float8, timestamptz);
 

@@ -1,4 +1,4 @@
--- 0011: listings that stay fast with 10,000,000 runs in the history (issue 17). Every listing of flow
+-- 0014: listings that stay fast with 10,000,000 runs in the history (issue 17). Every listing of flow
 -- runs — the API's and dashboard's pgflow.flow_run_page and the CLI's pgflow.list_flow_runs — is now
 -- one order, newest created first, (created_at, id) as the keyset, and each filter reads an index that
 -- serves that order, so a page reads about as many index entries as it returns rows:
