@@ -33,7 +33,7 @@ extension DashboardRoutes {
                 } else {
                     resourceCell = "<code>\(h(resourceID))</code>"
                 }
-                let payload = (e["payload"]).flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .fragmentsAllowed]) }
+                let payload = (e["payload"]).flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) }
                     .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
                 return [Format.when(e.date("occurred")), "<code>\(h(e.s("event")))</code>", resourceCell,
                         "<code class=\"payload\">\(h(String(payload.prefix(300))))\(payload.count > 300 ? "…" : "")</code>"]
@@ -56,7 +56,7 @@ extension DashboardRoutes {
             body += table(headers, automations.map { a in
                 let name = a.s("name")
                 func json(_ key: String) -> String {
-                    let text = a[key].flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .fragmentsAllowed]) }
+                    let text = a[key].flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) }
                         .map { String(decoding: $0, as: UTF8.self) } ?? ""
                     return "<code class=\"payload\">\(h(String(text.prefix(400))))\(text.count > 400 ? "…" : "")</code>"
                 }
