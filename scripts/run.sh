@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs pgflow locally:   scripts/run.sh        (scripts/run.sh stop  stops it all)
 #
-# 1. installs what is missing (libpq-dev, pkg-config, postgresql) with apt;
+# 1. installs what is missing (libpq-dev, libcurl4-openssl-dev, pkg-config, postgresql) with apt;
 # 2. starts a private PostgreSQL in .pgflow/ unless PGFLOW_DATABASE_URL names one;
 # 3. builds the pgflow executables (release) and applies the schema (`pgflow db upgrade`);
 # 4. registers the demo deployments (scripts/demo/pgflow.yaml.in; demo/hello runs every minute);
