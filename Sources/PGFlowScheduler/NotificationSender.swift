@@ -110,32 +110,25 @@ public struct NotificationSender: Service, Sendable {
 
     /// A delivery's URL and signing key, its secrets opened with `key`.
     static func credentials(_ d: NotificationDelivery, key: SecretKey?) -> Result<(url: String, key: String?), CredentialFailure> {
-        func open(_ name: String, _ sealed: SealedSecret?, _ what: String) -> Result<String, CredentialFailure> {
+        func open(_ name: String, _ sealed: SealedSecret?, _ what: String) throws(CredentialFailure) -> String {
             guard let sealed else {
-                return .failure(CredentialFailure(message: "the secret \(name) holding target \(d.target)'s \(what) no longer exists: store it with `pgflow secret set \(name)`"))
+                throw CredentialFailure(message: "the secret \(name) holding target \(d.target)'s \(what) no longer exists: store it with `pgflow secret set \(name)`")
             }
             guard let key else {
-                return .failure(CredentialFailure(message: "target \(d.target)'s \(what) is the secret \(name): start pgflow-scheduler with PGFLOW_SECRET_KEY or PGFLOW_SECRET_KEY_FILE"))
+                throw CredentialFailure(message: "target \(d.target)'s \(what) is the secret \(name): start pgflow-scheduler with PGFLOW_SECRET_KEY or PGFLOW_SECRET_KEY_FILE")
             }
-            do { return .success(try SecretStore(key: key).open(sealed)) } catch {
-                return .failure(CredentialFailure(message: "target \(d.target)'s \(what): \(error)"))
-            }
-        }
-        var url = d.url ?? ""
-        if let name = d.urlSecret {
-            switch open(name, d.urlSealed, "URL") {
-            case .success(let v): url = v.trimmingCharacters(in: .whitespacesAndNewlines)
-            case .failure(let f): return .failure(f)
+            do { return try SecretStore(key: key).open(sealed).trimmingCharacters(in: .whitespacesAndNewlines) } catch {
+                throw CredentialFailure(message: "target \(d.target)'s \(what): \(error)")
             }
         }
-        var signingKey = d.signingKey
-        if let name = d.signingKeySecret {
-            switch open(name, d.signingKeySealed, "signing key") {
-            case .success(let v): signingKey = v.trimmingCharacters(in: .whitespacesAndNewlines)
-            case .failure(let f): return .failure(f)
-            }
+        do {
+            var url = d.url ?? "", signingKey = d.signingKey
+            if let name = d.urlSecret { url = try open(name, d.urlSealed, "URL") }
+            if let name = d.signingKeySecret { signingKey = try open(name, d.signingKeySealed, "signing key") }
+            return .success((url, signingKey))
+        } catch {
+            return .failure(error)
         }
-        return .success((url, signingKey))
     }
 
     /// One look: claims due deliveries, POSTs them at once, records each attempt.

@@ -22,11 +22,7 @@ extension DashboardRoutes {
                              "<span class=\"num\">\(q.i("late"))</span>", "<span class=\"num\">\(q.i("running"))</span>",
                              q.date("oldest_due").map { Format.duration(now.timeIntervalSince($0)) } ?? "—",
                              "<code class=\"cmd\">\(h(command))</code> <button type=\"button\" class=\"copy\" data-copy=\"\(h(command))\" aria-label=\"Copy the command for \(h(name))\">Copy</button>"]
-                if viewer.canAdmin {
-                    let verb = q.b("paused") ? "resume" : "pause"
-                    cells.append("<form method=\"post\" action=\"/work-queues\" class=\"inline\">" + viewer.formFields(next: "/work-queues")
-                                 + "<input type=\"hidden\" name=\"name\" value=\"\(h(name))\"><button type=\"submit\" name=\"action\" value=\"\(verb)\" aria-label=\"\(verb.capitalized) \(h(name))\">\(verb.capitalized)</button></form>")
-                }
+                if viewer.canAdmin { cells.append(viewer.pauseResumeForm("/work-queues", name: name, paused: q.b("paused"))) }
                 return cells
             }, empty: "No work queues.")
             body += "</div>" + sqlBox("SELECT * FROM pgflow.queue_status ORDER BY priority, name;")

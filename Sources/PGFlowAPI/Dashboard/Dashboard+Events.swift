@@ -33,10 +33,7 @@ extension DashboardRoutes {
                 } else {
                     resourceCell = "<code>\(h(resourceID))</code>"
                 }
-                let payload = (e["payload"]).flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) }
-                    .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-                return [Format.when(e.date("occurred")), "<code>\(h(e.s("event")))</code>", resourceCell,
-                        "<code class=\"payload\">\(h(String(payload.prefix(300))))\(payload.count > 300 ? "…" : "")</code>"]
+                return [Format.when(e.date("occurred")), "<code>\(h(e.s("event")))</code>", resourceCell, jsonCell(e["payload"], limit: 300, missing: "{}")]
             }, empty: "No events match.")
             if events.count == limit, let last = events.last {
                 var query = ["before=\(last.i("seq"))"]
@@ -55,20 +52,11 @@ extension DashboardRoutes {
             if viewer.canAdmin { headers.append("Action") }
             body += table(headers, automations.map { a in
                 let name = a.s("name")
-                func json(_ key: String) -> String {
-                    let text = a[key].flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) }
-                        .map { String(decoding: $0, as: UTF8.self) } ?? ""
-                    return "<code class=\"payload\">\(h(String(text.prefix(400))))\(text.count > 400 ? "…" : "")</code>"
-                }
                 var cells = ["<span id=\"a-\(h(name))\">\(h(name))</span>" + (a.s("description").isEmpty ? "" : "<br><span class=\"muted\">\(h(a.s("description")))</span>"),
                              a.b("paused") ? stateBadge("PAUSED", "Paused") : stateBadge("COMPLETED", "Active"),
-                             json("trigger"), json("actions"), h(a.s("source")), "<span class=\"num\">\(a.i("firings"))</span>",
+                             jsonCell(a["trigger"], limit: 400), jsonCell(a["actions"], limit: 400), h(a.s("source")), "<span class=\"num\">\(a.i("firings"))</span>",
                              Format.when(a.date("last_fired_at"))]
-                if viewer.canAdmin {
-                    let verb = a.b("paused") ? "resume" : "pause"
-                    cells.append("<form method=\"post\" action=\"/automations\" class=\"inline\">" + viewer.formFields(next: "/automations")
-                                 + "<input type=\"hidden\" name=\"name\" value=\"\(h(name))\"><button type=\"submit\" name=\"action\" value=\"\(verb)\" aria-label=\"\(verb.capitalized) \(h(name))\">\(verb.capitalized)</button></form>")
-                }
+                if viewer.canAdmin { cells.append(viewer.pauseResumeForm("/automations", name: name, paused: a.b("paused"))) }
                 return cells
             }, empty: "No automations. Create one with pgflow automation create, or automations: in pgflow.yaml.")
             body += sqlBox("SELECT * FROM pgflow.automation_list ORDER BY name;")
@@ -83,4 +71,12 @@ extension DashboardRoutes {
             return .done(verb == "pause" ? "Paused automation \(name): its triggers fire nothing." : "Resumed automation \(name).")
         }
     }
+}
+
+/// A JSON value as compact text in a code cell (sorted keys, cut after `limit` characters with "…";
+/// `missing` when there is none).
+private func jsonCell(_ value: Any?, limit: Int, missing: String = "") -> String {
+    let text = value.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]) }
+        .map { String(decoding: $0, as: UTF8.self) } ?? missing
+    return "<code class=\"payload\">\(h(String(text.prefix(limit))))\(text.count > limit ? "…" : "")</code>"
 }

@@ -32,6 +32,14 @@ struct DashboardViewer: Sendable {
     func formFields(next: String) -> String {
         "<input type=\"hidden\" name=\"_csrf\" value=\"\(h(csrf))\"><input type=\"hidden\" name=\"next\" value=\"\(h(next))\">"
     }
+
+    /// A one-button form that POSTs `name` with action pause (or resume, when `paused`) to `path`,
+    /// coming back to `path` (work queues, automations).
+    func pauseResumeForm(_ path: String, name: String, paused: Bool) -> String {
+        let verb = paused ? "resume" : "pause"
+        return "<form method=\"post\" action=\"\(h(path))\" class=\"inline\">" + formFields(next: path)
+            + "<input type=\"hidden\" name=\"name\" value=\"\(h(name))\"><button type=\"submit\" name=\"action\" value=\"\(verb)\" aria-label=\"\(verb.capitalized) \(h(name))\">\(verb.capitalized)</button></form>"
+    }
 }
 
 /// What a page handler returns: its title, its main content, and the live stream it listens to.
