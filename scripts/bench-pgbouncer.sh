@@ -6,8 +6,9 @@
 # transaction mode) and starts one as the cluster's owner on 127.0.0.1 (pool_mode = transaction,
 # default_pool_size = POOL server connections). Then:
 #  1. a probe: 2 agents through PgBouncer with prepared statements on (pgflow's default) drain 2,000
-#     runs for at most 30 s; prints how many completed and how many "prepared statement … does not
-#     exist" errors they logged (1.18: many; the runs stall).
+#     runs for at most 30 s through a pool of 2 server connections (their 8 client connections then
+#     share servers); prints how many completed, how many "prepared statement … does not exist"
+#     errors they logged, and the first one.
 #  2. ROUNDS interleaved rounds of scripts/bench-agent.sh's drain (DRAIN no-op in-process runs, AGENTS
 #     agents of limit 400, every state checked), three ways: direct (prepared statements, the default),
 #     direct with PGFLOW_PREPARED_STATEMENTS=off, and through PgBouncer (PGFLOW_PREPARED_STATEMENTS=off,
@@ -39,6 +40,7 @@ while (exec 3<>"/dev/tcp/127.0.0.1/$pgbport") 2>/dev/null; do pgbport=$((pgbport
 cat >"$pgb/pgbouncer.ini" <<EOF
 [databases]
 pgflow_bench_agent = host=$dir port=$pgport dbname=pgflow_bench_agent user=postgres
+pgflow_bench_probe = host=$dir port=$pgport dbname=pgflow_bench_agent user=postgres pool_size=2
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $pgbport
@@ -70,7 +72,8 @@ SELECT pgflow.create_deployment('bench', 'noop', 'swift:noop', p_work_queue => '
 SELECT count(*) FROM pgflow.run_deployments('bench/noop', array_fill('{}'::jsonb, ARRAY[2000]));
 SQL
 for i in 1 2; do
-  PGFLOW_LISTEN_DATABASE_URL="$direct" "$bin/pgflow-bench-agent" serve "$bouncer" 400 2>>"$pgb/probe.log" & pids+=($!)
+  PGFLOW_LISTEN_DATABASE_URL="$direct" "$bin/pgflow-bench-agent" serve "${bouncer/pgflow_bench_agent/pgflow_bench_probe}" 400 \
+    2>>"$pgb/probe.log" & pids+=($!)
 done
 for _ in $(seq 1 150); do
   [ "$(psql "$direct" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED'")" -ge 2000 ] && break
@@ -80,6 +83,7 @@ probe_done=$(psql "$direct" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE s
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 pids=()
 probe_errors=$(grep -c 'prepared statement' "$pgb/probe.log" || true)
+probe_first=$(grep -m 1 'prepared statement' "$pgb/probe.log" | cut -c1-200 || true)
 
 # 2. Interleaved drains.
 out=$pgb
@@ -94,7 +98,8 @@ drain_way() {  # $1 = way; prints runs/s
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 echo "PgBouncer benchmark, $(date -u '+%F %H:%M UTC'), $(nproc) cores, PostgreSQL $(psql "$admin" -XAtc 'SHOW server_version' | cut -d' ' -f1), $version"
-echo "probe (prepared statements on, through PgBouncer, 30 s at most): $probe_done of 2000 runs completed, $probe_errors 'prepared statement' errors logged"
+echo "probe (prepared statements on, through PgBouncer with 2 server connections, 30 s at most): $probe_done of 2000 runs completed, $probe_errors 'prepared statement' errors logged"
+[ -z "$probe_first" ] || echo "  first: $probe_first"
 for r in $(seq 1 "$rounds"); do
   for way in direct direct-unprepared pgbouncer; do
     load=$(uptime | sed 's/.*average: //')
