@@ -35,4 +35,26 @@ import Testing
             #expect(await agent.waitForExit(timeout: 60) == 0)
         }
     }
+
+    /// The scheduler's two listeners (events, notifications) take PGFLOW_LISTEN_DATABASE_URL; its pool does not.
+    @Test func theSchedulersListenersUseTheListenURL() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            let scheduler = try TestProcess("pgflow-scheduler", [],
+                                            environment: ["PGFLOW_DATABASE_URL": db.conninfo + " application_name=scheduler-pool",
+                                                          "PGFLOW_LISTEN_DATABASE_URL": db.conninfo + " application_name=scheduler-listen"])
+            func sessions(_ name: String, listening: Bool) throws -> Int {
+                try c.query("""
+                    SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND application_name = $1 AND (query LIKE 'LISTEN %') = $2
+                    """, [name, listening]).scalar(Int.self)
+            }
+            let listening = try await eventually(timeout: 60) { try sessions("scheduler-listen", listening: true) == 2 }
+            #expect(listening, "the scheduler's listeners do not use the listen URL:\n\(scheduler.output.suffix(2000))")
+            #expect(try sessions("scheduler-listen", listening: false) == 0)
+            #expect(try sessions("scheduler-pool", listening: true) == 0, "the pool does not listen")
+            scheduler.signal(SIGTERM)
+            #expect(await scheduler.waitForExit(timeout: 60) == 0)
+        }
+    }
 }
