@@ -462,7 +462,12 @@ BEGIN
     IF p_name IS NOT NULL THEN v_where := v_where || ' AND r.state_name = $2'; END IF;
     IF p_flow_id IS NOT NULL THEN v_where := v_where || ' AND r.flow_id = $3'; END IF;
     IF p_dep_id IS NOT NULL THEN v_where := v_where || ' AND r.deployment_id = $4 AND r.flow_id = $12'; END IF;
-    IF p_tag IS NOT NULL THEN v_where := v_where || ' AND r.tags @> ARRAY[$5]'; END IF;
+    -- (the tag route below finds the tag's runs by their rows: a second test of r.tags would only make
+    -- the planner expect few matches, and plan a parallel walk that costs more than the page)
+    IF p_tag IS NOT NULL AND (coalesce(p_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING', 'SCHEDULED', 'FAILED', 'CRASHED', 'CANCELLED'), false)
+                              OR p_dep_id IS NOT NULL OR p_queue_id IS NOT NULL OR p_flow_id IS NOT NULL) THEN
+        v_where := v_where || ' AND r.tags @> ARRAY[$5]';
+    END IF;
     IF p_queue_id IS NOT NULL THEN v_where := v_where || ' AND r.work_queue_id = $6'; END IF;
     IF p_since IS NOT NULL THEN v_where := v_where || ' AND r.created_at >= $7'; END IF;
     IF p_until IS NOT NULL THEN v_where := v_where || ' AND r.created_at < $8'; END IF;
