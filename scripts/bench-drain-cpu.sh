@@ -24,11 +24,7 @@ if [ -n "${4:-}" ]; then cat "$4" >"$work/b.sql"; else cat sql/schema.sql >"$wor
 scripts/db.sh up >/dev/null
 admin=$(cat "$PGFLOW_STATE/admin-url")
 url=$(url_with_database "$admin" pgflow_bench_cpu)
-if [ -z "${PGFLOW_BENCH_NO_BUILD:-}" ]; then
-  log "building release binaries"
-  swift build -c release --product pgflow-bench-agent >/dev/null
-fi
-bin=$(swift build -c release --show-bin-path)
+bin=$(release_binaries pgflow-bench-agent)
 postmaster=$(as_pg_owner head -1 "$(cat "$PGFLOW_STATE/cluster-dir")/data/postmaster.pid")
 hz=$(getconf CLK_TCK)
 

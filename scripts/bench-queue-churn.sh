@@ -21,11 +21,7 @@ ensure_system_packages
 scripts/db.sh up >/dev/null
 admin=$(cat "$PGFLOW_STATE/admin-url")
 url=$(url_with_database "$admin" pgflow_bench_churn)
-if [ -z "${PGFLOW_BENCH_NO_BUILD:-}" ]; then
-  log "building release binaries"
-  swift build -c release --product pgflow-bench-agent >/dev/null
-fi
-bin=$(swift build -c release --show-bin-path)
+bin=$(release_binaries pgflow-bench-agent)
 pids=()
 work=$(mktemp -d)
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT

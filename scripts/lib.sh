@@ -68,3 +68,14 @@ env = {"PGHOST": q.get("host", p.hostname or ""), "PGPORT": q.get("port", str(p.
 print(" ".join("export %s=%s;" % (k, shlex.quote(v)) for k, v in env.items() if v))
 PY
 }
+
+# For benchmarks: builds the release products named (unless PGFLOW_BENCH_NO_BUILD is set, to measure
+# the binaries already built) and prints the folder of the release binaries.
+release_binaries() {
+  if [ -z "${PGFLOW_BENCH_NO_BUILD:-}" ]; then
+    log "building release binaries ($*)"
+    local product
+    for product in "$@"; do swift build -c release --product "$product" >/dev/null || die "swift build of $product failed"; done
+  fi
+  swift build -c release --show-bin-path
+}
