@@ -25,17 +25,7 @@ scripts/db.sh up >/dev/null
 admin=$(cat "$PGFLOW_STATE/admin-url")
 url=$(url_with_database "$admin" pgflow_bench_cpu)
 bin=$(release_binaries pgflow-bench-agent)
-postmaster=$(as_pg_owner head -1 "$(cat "$PGFLOW_STATE/cluster-dir")/data/postmaster.pid")
 hz=$(getconf CLK_TCK)
-
-pg_ticks() {  # CPU ticks of the postmaster and its children (exited children are in its cutime/cstime)
-  local sum=0 p t
-  for p in "$postmaster" $(pgrep -P "$postmaster"); do
-    t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)
-    sum=$((sum + t))
-  done
-  echo "$sum"
-}
 
 one() {  # $1 = schema file; prints "pg_us agent_us runs_per_s"
   psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_cpu WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_cpu" >/dev/null
@@ -46,11 +36,11 @@ SELECT pgflow.create_deployment('bench', 'noop', 'swift:noop', p_work_queue => '
 SQL
   psql "$url" -XAtqc "SELECT count(*) FROM pgflow.run_deployments('bench/noop', array_fill('{}'::jsonb, ARRAY[$jobs]))" -c CHECKPOINT >/dev/null
   local c0 c1 a1 a2 ag rate
-  c0=$(pg_ticks)
+  c0=$(postgres_cpu_ticks)
   "$bin/pgflow-bench-agent" serve "$url" 400 & a1=$!; pids+=($a1)
   "$bin/pgflow-bench-agent" serve "$url" 400 & a2=$!; pids+=($a2)
   until [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED'")" -ge "$jobs" ]; do sleep 0.1; done
-  c1=$(pg_ticks)
+  c1=$(postgres_cpu_ticks)
   ag=$(( $(awk '{print $14 + $15}' "/proc/$a1/stat") + $(awk '{print $14 + $15}' "/proc/$a2/stat") ))
   kill -TERM "$a1" "$a2"; wait "$a1" "$a2" 2>/dev/null || true
   pids=()

@@ -79,3 +79,15 @@ release_binaries() {
   fi
   swift build -c release --show-bin-path
 }
+
+# CPU ticks (getconf CLK_TCK per second) of the private cluster's PostgreSQL: the postmaster and its
+# children, exited ones included (the postmaster's cutime/cstime). For benchmarks on a shared machine.
+postgres_cpu_ticks() {
+  local postmaster sum=0 p t
+  postmaster=$(as_pg_owner head -1 "$(cat "$PGFLOW_STATE/cluster-dir")/data/postmaster.pid")
+  for p in "$postmaster" $(pgrep -P "$postmaster"); do
+    t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}
