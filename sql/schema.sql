@@ -8534,17 +8534,15 @@ END $$;
 CREATE FUNCTION pgflow.fill_event(e pgflow.events) RETURNS pgflow.events
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp COST 500 AS $$
 DECLARE
-    v_run  uuid;
-    v_name text;
-    v_nth  bigint;
+    v_run      uuid;
+    v_name     text;
+    v_nth      bigint;
+    v_payloads jsonb[];
 BEGIN
     IF e.resource <> '{}' OR e.event NOT LIKE 'pgflow.flow-run.%' OR e.resource_id IS NULL THEN
         RETURN e;
     END IF;
-    v_run := pgflow._resource_flow_run(e.resource_id);
-    IF v_run IS NULL THEN
-        RETURN e;
-    END IF;
+    v_run := e.resource_id::uuid;  -- pgflow.flow-run.* events are the engine's: their resource id is the run's
     v_name := substr(e.event, length('pgflow.flow-run.') + 1);
     SELECT jsonb_strip_nulls(jsonb_build_object(
                'id', r.id, 'kind', 'flow-run', 'name', r.name, 'flow', f.name,
@@ -8559,22 +8557,26 @@ BEGIN
         e.payload := jsonb_build_object('state_type', pgflow.state_type_of(v_name), 'state_name', v_name);
         RETURN e;
     END IF;
-    -- the k-th event of this run with this time and name is the k-th such state (one transaction can
-    -- write the same state twice at one time)
-    SELECT count(*) INTO v_nth FROM pgflow.events o
-     WHERE o.occurred = e.occurred AND o.seq < e.seq AND o.resource_id = e.resource_id AND o.event = e.event;
-    SELECT jsonb_strip_nulls(jsonb_build_object(
-               'state_type', s.state_type, 'state_name', s.state_name, 'message', s.message,
-               'run_count', s.run_count, 'scheduled_time', s.scheduled_time))
-      INTO e.payload
-      FROM (SELECT s.*, count(*) FILTER (WHERE s.state_type = 'RUNNING' AND s.prev IS DISTINCT FROM 'PAUSED')
-                            OVER (ORDER BY s.id) AS run_count
-              FROM (SELECT h.*, lag(h.state_type) OVER (ORDER BY h.id) AS prev
-                      FROM pgflow.flow_run_states h WHERE h.flow_run_id = v_run) s) s
-     WHERE s."timestamp" = e.occurred AND s.state_name = v_name
-     ORDER BY s.id
-     OFFSET v_nth LIMIT 1;
-    IF NOT FOUND THEN
+    -- the state of this run with this time and name; when one transaction wrote it twice at one time,
+    -- the k-th such event is the k-th such state
+    v_payloads := ARRAY(
+        SELECT jsonb_strip_nulls(jsonb_build_object(
+                   'state_type', s.state_type, 'state_name', s.state_name, 'message', s.message,
+                   'run_count', s.run_count, 'scheduled_time', s.scheduled_time))
+          FROM (SELECT s.*, count(*) FILTER (WHERE s.state_type = 'RUNNING' AND s.prev IS DISTINCT FROM 'PAUSED')
+                                OVER (ORDER BY s.id) AS run_count
+                  FROM (SELECT h.*, lag(h.state_type) OVER (ORDER BY h.id) AS prev
+                          FROM pgflow.flow_run_states h WHERE h.flow_run_id = v_run) s) s
+         WHERE s."timestamp" = e.occurred AND s.state_name = v_name
+         ORDER BY s.id);
+    IF cardinality(v_payloads) > 1 THEN
+        SELECT count(*) INTO v_nth FROM pgflow.events o
+         WHERE o.occurred = e.occurred AND o.seq < e.seq AND o.resource_id = e.resource_id AND o.event = e.event;
+        e.payload := v_payloads[least(v_nth + 1, cardinality(v_payloads))];
+    ELSE
+        e.payload := v_payloads[1];
+    END IF;
+    IF e.payload IS NULL THEN
         e.payload := jsonb_build_object('state_type', pgflow.state_type_of(v_name), 'state_name', v_name);
     END IF;
     RETURN e;
