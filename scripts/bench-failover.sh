@@ -18,10 +18,9 @@ cd "$PGFLOW_ROOT"
 rounds=${1:-5}
 
 ensure_system_packages
-log "building the tests and a release pgflow-agent"
+log "building the tests"
 swift build --build-tests >/dev/null
-swift build -c release --product pgflow-agent >/dev/null
-release=$(swift build -c release --show-bin-path)
+release=$(release_binaries pgflow-agent)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

@@ -28,9 +28,7 @@ scripts/db.sh up >/dev/null
 admin=$(cat "$PGFLOW_STATE/admin-url")
 dir=$(cat "$PGFLOW_STATE/cluster-dir")
 pgport=$(psql "$admin" -XAtc "SHOW port")
-log "building release binaries"
-swift build -c release --product pgflow-bench-agent >/dev/null
-bin=$(swift build -c release --show-bin-path)
+bin=$(release_binaries pgflow-bench-agent)
 direct=$(url_with_database "$admin" pgflow_bench_agent)
 
 # PgBouncer in a folder the cluster's owner can write.

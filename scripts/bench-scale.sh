@@ -27,10 +27,7 @@ admin=$(cat "$PGFLOW_STATE/admin-url")
 max=$(printf '%s\n' $counts | sort -n | tail -n 1)
 ensure_max_connections "$admin" $((6 * max + 50))
 ensure_pg_stat_statements "$admin"
-log "building release binaries"
-swift build -c release --product pgflow-agent >/dev/null
-swift build -c release --product pgflow-bench-agent >/dev/null
-bin=$(swift build -c release --show-bin-path)
+bin=$(release_binaries pgflow-agent pgflow-bench-agent)
 db=pgflow_bench_scale
 url=$(url_with_database "$admin" $db)
 pids=()
