@@ -135,7 +135,9 @@ public final class TCPProxy: @unchecked Sendable {
             }) { break }
             var sent = 0
             while sent < n {
-                let w = buffer.withUnsafeBytes { write(target, $0.baseAddress! + sent, n - sent) }
+                // send, not write: a peer that already closed must give EPIPE, not SIGPIPE (which
+                // would kill the whole test process)
+                let w = buffer.withUnsafeBytes { send(target, $0.baseAddress! + sent, n - sent, Int32(MSG_NOSIGNAL)) }
                 if w <= 0 { break }
                 sent += w
             }
