@@ -1,8 +1,9 @@
 -- 0016: a cheaper enqueue and slimmer flow-run events (issue 17). Measured with pgbench on
 -- run_deployment, scripts/bench-cost.sh and scripts/bench-agent.sh (BENCHMARKS.md, docs/scaling.md).
--- Nothing a caller sees changes: run_deployment returns and writes what it did; every transition still
--- appends its pgflow.flow-run.<State> event in its own transaction, and every reader of events
--- (event_page, the evaluators, pgflow.event_history) sees the same resource and payload as before.
+-- run_deployment returns and writes what it did; every transition still appends its
+-- pgflow.flow-run.<State> event in its own transaction, and the readers of events (event_page, the
+-- evaluators, the new view pgflow.event_history) see the same resource and payload as before. What
+-- changes for a SQL user: the table pgflow.events shows flow-run events slim (query event_history).
 
 -- ============================================================================================
 -- The enqueue in plpgsql. _enqueue_runs was a LANGUAGE sql function: PostgreSQL parses and plans the
