@@ -24,7 +24,6 @@ release=$(release_binaries pgflow-agent)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 echo "Failover benchmark, $(date -u '+%F %H:%M UTC'), $(nproc) cores, PostgreSQL $("$(pg_bindir)/postgres" --version | awk '{print $3}'), release pgflow-agent"
 for r in $(seq 1 "$rounds"); do
   load=$(uptime | sed 's/.*average: //')

@@ -79,7 +79,6 @@ pgflow_round() {  # prints "runs/s PostgreSQL-µs-per-run" (CPU from just before
 }
 export -f cpu_mark
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 pg=() pq=() pgc=() pqc=()
 for r in $(seq 1 "$rounds"); do

@@ -94,7 +94,6 @@ drain_way() {  # $1 = way; prints runs/s
       PGFLOW_BENCH_AGENT_URL="$bouncer" PGFLOW_LISTEN_DATABASE_URL="$direct" scripts/bench-agent.sh drain "$drain" ;;
   esac | cut -d' ' -f1
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 echo "PgBouncer benchmark, $(date -u '+%F %H:%M UTC'), $(nproc) cores, PostgreSQL $(psql "$admin" -XAtc 'SHOW server_version' | cut -d' ' -f1), $version"
 echo "probe (prepared statements on, through PgBouncer with 2 server connections, 30 s at most): $probe_done of 2000 runs completed, $probe_errors 'prepared statement' errors logged"
 [ -z "$probe_first" ] || echo "  first: $probe_first"

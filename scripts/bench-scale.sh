@@ -81,7 +81,6 @@ SQL
   echo "$(echo "$result" | cut -d' ' -f1,2) $(cat "$out/conns")"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 echo "Scale benchmark, $(date -u '+%F %H:%M UTC'), $(nproc) cores, PostgreSQL $(psql "$admin" -XAtc 'SHOW server_version' | cut -d' ' -f1), max_connections $(psql "$admin" -XAtc 'SHOW max_connections')"
 for r in $(seq 1 "$rounds"); do
