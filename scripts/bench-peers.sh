@@ -45,7 +45,6 @@ cpu_per_job() {  # $1 $2 = ticks before and after
     awk -v c=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="$jobs" 'BEGIN { printf "%.0f", c / hz / n * 1e6 }'
   else echo -; fi
 }
-export -f postgres_cpu_ticks as_pg_owner
 pgqueuer_round() {  # prints "jobs/s PostgreSQL-µs-per-job"
   psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_peers WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_peers" >/dev/null
   "$py" scripts/peers/pgqueuer_drain.py setup "$peers" "$jobs"
