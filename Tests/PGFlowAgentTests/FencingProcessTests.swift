@@ -69,15 +69,20 @@ import Testing
         #expect(!attempt1.contains(where: processIsAlive), "attempt 2 started while attempt 1 ran")
         try await afterRetry(first, c, runID)
         #expect(trace.starts() == [1, 2], "starts: \(trace.starts())")
+        try await cancelAndWaitForAttempt2(c, runID, trace)
+        second.signal(SIGTERM)
+        #expect(await second.waitForExit(timeout: 60) == 0)
+        first.signal(SIGKILL)
+    }
+
+    /// Cancels the run and waits until it is Cancelled and every process of its attempt 2 is gone.
+    static func cancelAndWaitForAttempt2(_ c: PostgresConnection, _ runID: UUID, _ trace: Trace) async throws {
         try c.query("SELECT pgflow.cancel_flow_run($1)", [runID])
         #expect(try await eventually(timeout: 60) {
             try c.query("SELECT state_type::text FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "CANCELLED"
         })
         let attempt2 = trace.pids(attempt: 2)
         #expect(await eventually(timeout: 60) { !attempt2.contains(where: processIsAlive) })
-        second.signal(SIGTERM)
-        #expect(await second.waitForExit(timeout: 60) == 0)
-        first.signal(SIGKILL)
     }
 
     /// After `first` heartbeats again it neither runs the run again nor touches the second attempt.
@@ -133,12 +138,7 @@ import Testing
             #expect(await eventually(timeout: 60) { trace.pids(attempt: 2).count == 2 }, "\(agent.output.suffix(2000))")
             #expect(!attempt1.contains(where: processIsAlive), "attempt 2 started while attempt 1 ran")
             #expect(trace.starts() == [1, 2], "starts: \(trace.starts())")
-            try c.query("SELECT pgflow.cancel_flow_run($1)", [runID])
-            #expect(try await eventually(timeout: 60) {
-                try c.query("SELECT state_type::text FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "CANCELLED"
-            })
-            let attempt2 = trace.pids(attempt: 2)
-            #expect(await eventually(timeout: 60) { !attempt2.contains(where: processIsAlive) })
+            try await Self.cancelAndWaitForAttempt2(c, runID, trace)
             agent.signal(SIGTERM)
             #expect(await agent.waitForExit(timeout: 60) == 0)
         }
