@@ -222,11 +222,10 @@ BEGIN
            'RUNNING'::pgflow.state_type, u.state_name, u.run_count, u.expected_start_time, u.parent_task_run_id,
            d.timeout_seconds
       FROM upd u
-      JOIN cand c ON c.id = u.id
       JOIN pgflow.flows f ON f.id = u.flow_id
       LEFT JOIN pgflow.deployments d ON d.id = u.deployment_id
       LEFT JOIN pgflow.work_queues wq ON wq.id = u.work_queue_id
-     ORDER BY c.ord;
+     ORDER BY array_position(v_cand, u.id);  -- (a join to cand here was a nested loop: each run compared with every candidate)
 END $$;
 
 -- ============================================================================================
