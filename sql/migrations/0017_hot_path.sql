@@ -101,7 +101,8 @@ CREATE TRIGGER logs_inserted AFTER INSERT ON pgflow.logs
 
 
 -- ============================================================================================
--- The claim in one function and five statements. claim_flow_runs called _claim_flow_runs_unchecked
+-- The claim in one function and three queries (the agent and its queues; the candidates; the start).
+-- claim_flow_runs called _claim_flow_runs_unchecked
 -- (a second plpgsql layer whose rows were materialised and joined again for the deployment's
 -- timeout) and checked the agent and its queues in three statements. Same checks in the same order,
 -- same errors; the general path (p_start false, or a concurrency limit active) is
