@@ -9711,6 +9711,31 @@ BEGIN
                             p_why, p_give_back, p_now);
 END $$;
 
+-- The reaper (0003's, same errors and result) also removes the offers of agents it takes offline.
+CREATE OR REPLACE FUNCTION pgflow.reap_crashed_runs(p_heartbeat_timeout interval, p_now timestamptz DEFAULT now())
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp AS $$
+BEGIN
+    IF p_heartbeat_timeout IS NULL OR p_heartbeat_timeout <= interval '0' THEN
+        RAISE EXCEPTION 'pgflow: heartbeat timeout must be positive, got %', coalesce(p_heartbeat_timeout::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'pass a few heartbeat periods, e.g. interval ''90 seconds''';
+    END IF;
+    PERFORM pgflow._check_interval(p_heartbeat_timeout, 'heartbeat timeout', 0, 604800, true);
+    UPDATE pgflow.agents SET status = 'OFFLINE'
+     WHERE status = 'ONLINE' AND last_heartbeat_at < p_now - p_heartbeat_timeout;
+    DELETE FROM pgflow.agent_offers o USING pgflow.agents a WHERE a.id = o.agent_id AND a.status = 'OFFLINE';
+    RETURN pgflow._end_agent_runs(ARRAY(
+               SELECT DISTINCT a.id FROM pgflow.flow_runs r JOIN pgflow.agents a ON a.id = r.agent_id
+                WHERE r.state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING')
+                  AND (a.status = 'OFFLINE' OR a.last_heartbeat_at < p_now - p_heartbeat_timeout)),
+               format('its agent stopped heartbeating (timeout %s)', p_heartbeat_timeout), false, p_now)
+         + pgflow._end_runs(ARRAY(
+               SELECT r.id FROM pgflow.flow_runs r
+                WHERE r.state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING') AND r.agent_id IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM pgflow.agents a WHERE a.id = r.agent_id)),
+               'its agent no longer exists', false, p_now);
+END $$;
+
 -- Privileges (docs/security.md): the agent claims and listens; pgflow_reader and the API may read offers.
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgflow.claim_and_offer(uuid, text[], integer, uuid[], interval, timestamptz),
