@@ -77,7 +77,7 @@ public final class Agent: Service, Sendable {
                     let todo = wake.take()
                     if !todo.pushed.isEmpty {
                         let handles = todo.pushed.compactMap { run -> RunHandle? in
-                            guard pushed.start(run.id), running[run.id] == nil else { return nil }
+                            guard pushed.start(run, pushed: true), running[run.id] == nil else { return nil }
                             let handle = RunHandle(run: run)
                             running.insert(handle)
                             return handle
@@ -113,7 +113,7 @@ public final class Agent: Service, Sendable {
             do {
                 let (queues, max) = (configuration.queues, min(free, configuration.claimBatch))
                 let seen = pushed.unacknowledged
-                let offerFor = listenerReady.withLock { $0 } ? offerSeconds : nil
+                let offerFor = configuration.takesPushes && listenerReady.withLock { $0 } ? offerSeconds : nil
                 claimed = try await running.claiming {
                     let runs = try await pool.withConnection {
                         try PGFlowClient.claimAndOffer(agentID: agentID, queues: queues, max: max, seen: seen, offerFor: offerFor, on: $0)
@@ -121,7 +121,7 @@ public final class Agent: Service, Sendable {
                     pushed.acknowledged(seen)
                     // a run pushed here whose notification was read meanwhile has started: not again
                     return runs.compactMap { run in
-                        guard pushed.remember(run.id), running[run.id] == nil else { return nil }
+                        guard pushed.start(run, pushed: false), running[run.id] == nil else { return nil }
                         let handle = RunHandle(run: run)
                         running.insert(handle)
                         return handle

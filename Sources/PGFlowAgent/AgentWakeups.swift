@@ -37,41 +37,32 @@ final class AgentWakeups: Sendable {
 }
 
 /// The runs pushed to an agent that it started: those no claim has acknowledged yet (sent as the
-/// claim's `p_seen`), and the last few thousand ids (so a run returned both by a claim and by a late
-/// notification starts once).
+/// claim's `p_seen`), and the last few thousand attempts the agent started, claimed or pushed (so an
+/// attempt that a claim returns and a late notification also carries starts once).
 final class PushedRuns: Sendable {
-    private let state = Mutex<(unacknowledged: Set<UUID>, recent: Set<UUID>, order: [UUID])>(([], [], []))
+    private struct Attempt: Hashable { let run: UUID; let count: Int }
+    private let state = Mutex<(unacknowledged: Set<UUID>, recent: Set<Attempt>, order: [Attempt])>(([], [], []))
     private static let remembered = 4096
 
-    /// Records a pushed run about to start; false when it was started before (do not start it again).
-    func start(_ id: UUID) -> Bool {
-        state.withLock { s in
-            guard s.recent.insert(id).inserted else { return false }
-            s.order.append(id)
+    /// Records an attempt about to start (`pushed`: from its notification); false when it started
+    /// before (do not start it again).
+    func start(_ run: ClaimedFlowRun, pushed: Bool) -> Bool {
+        let attempt = Attempt(run: run.id, count: run.runCount)
+        return state.withLock { s in
+            guard s.recent.insert(attempt).inserted else { return false }
+            s.order.append(attempt)
             if s.order.count > Self.remembered {
                 s.recent.remove(s.order.removeFirst())
             }
-            s.unacknowledged.insert(id)
+            if pushed { s.unacknowledged.insert(run.id) }
             return true
         }
     }
 
-    /// Records a run a claim returned; false when it was pushed and started here already.
-    func remember(_ id: UUID) -> Bool {
-        state.withLock { s in
-            guard s.recent.insert(id).inserted else { return false }
-            s.order.append(id)
-            if s.order.count > Self.remembered {
-                s.recent.remove(s.order.removeFirst())
-            }
-            return true
-        }
-    }
+    /// Whether the first attempt of the run started here.
+    func started(_ id: UUID) -> Bool { state.withLock { $0.recent.contains(Attempt(run: id, count: 1)) } }
 
-    /// Whether the run was pushed and started here.
-    func started(_ id: UUID) -> Bool { state.withLock { $0.recent.contains(id) } }
-
-    /// The started runs no claim has acknowledged yet.
+    /// The runs started from their notification that no claim has acknowledged yet.
     var unacknowledged: [UUID] { state.withLock { Array($0.unacknowledged) } }
 
     /// A claim that named these as seen succeeded.
