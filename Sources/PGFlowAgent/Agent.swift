@@ -75,7 +75,10 @@ public final class Agent: Service, Sendable {
                 wake.claim()
                 for await _ in wake.stream.cancelOnGracefulShutdown() {
                     let todo = wake.take()
-                    if !todo.pushed.isEmpty {
+                    if !todo.pushed.isEmpty, !heartbeat.isFresh {
+                        // frozen or cut off since the notification came: the claim checks and returns them
+                        wake.claim()
+                    } else if !todo.pushed.isEmpty {
                         let handles = todo.pushed.compactMap { run -> RunHandle? in
                             guard pushed.start(run, pushed: true), running[run.id] == nil else { return nil }
                             let handle = RunHandle(run: run)
