@@ -1,0 +1,101 @@
+-- Retention in O(1) (0017): history partitioned by day, a day removed by dropping its partitions.
+-- Runs made now fall in today's partitions; retention is then called with a p_now 40 days later, so
+-- that today is old. Each scenario runs from one savepoint.
+BEGIN;
+SELECT plan(32);
+
+\set today '(now() AT TIME ZONE \'UTC\')::date'
+CREATE FUNCTION pg_temp.part(p_table text, p_day date) RETURNS regclass LANGUAGE sql AS
+    $$ SELECT to_regclass(format('pgflow.%I', p_table || '_' || to_char(p_day, 'YYYYMMDD'))) $$;
+CREATE FUNCTION pg_temp.day_parts(p_day date) RETURNS integer LANGUAGE sql AS
+    $$ SELECT count(pg_temp.part(t, p_day))::integer FROM unnest(ARRAY['flow_runs', 'flow_run_states', 'task_run_states', 'results', 'logs']) t $$;
+
+-- ids
+SELECT is(pgflow._uuid7()::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$', true, 'run ids are UUIDv7');
+SELECT cmp_ok(abs(extract(epoch FROM pgflow._uuid7_time(pgflow._uuid7()) - clock_timestamp())), '<', 1::numeric, 'a UUIDv7 carries the time it was made');
+SELECT ok(pgflow._uuid7_floor('2030-01-01') < pgflow._uuid7('2030-01-01 00:00:00.001') AND pgflow._uuid7('2029-12-31 23:59:59.999') < pgflow._uuid7_floor('2030-01-01'),
+          'the floor of an instant sorts between the ids of the instants around it');
+
+-- partitions ahead
+SELECT is(pg_temp.day_parts(:today + k), 5, format('the five tables have partitions %s day(s) ahead after the migration', k)) FROM generate_series(0, 2) k;
+SELECT is(pgflow.delete_old_runs('30 days', 10, now() + interval '10 days'), 0, 'retention 10 days ahead (nothing old)');
+SELECT is(pg_temp.day_parts(:today + 12), 5, 'retention creates the partitions of its day and two days ahead');
+SELECT is(pg_temp.day_parts(:today + 13), 0, 'and no further');
+
+-- the day's history: 3 runs with task runs, task states, results, logs, an input, an artifact, a key
+SELECT pgflow.create_deployment('rd', 'dep', './r.sh') \gset
+SELECT pgflow.register_agent('agent', ARRAY['default']) AS agent \gset
+SELECT count(*) FROM pgflow.run_deployments('rd/dep', array_fill('{}'::jsonb, ARRAY[2]));
+SELECT pgflow.run_deployment('rd/dep', p_idempotency_key => 'once') AS keyed \gset
+SELECT count(*) FROM pgflow.claim_flow_runs(:'agent', NULL, 10, true);
+SELECT count(*) FROM pgflow.flow_runs r, LATERAL pgflow.create_task_runs(r.id, ARRAY['a', 'b']) t;
+SELECT count(pgflow.set_task_run_state(t.id, 'RUNNING')) + count(pgflow.set_task_run_state(t.id, 'COMPLETED', p_result => '1'))
+  FROM pgflow.task_runs t;
+SELECT pgflow.write_logs(ARRAY(SELECT id FROM pgflow.flow_runs), array_fill(20, ARRAY[3]), array_fill('hi'::text, ARRAY[3]));
+SELECT pgflow.request_flow_run_input(:'keyed', '{"type": "object"}');
+SELECT pgflow.create_artifact('markdown', '"# report"', 'report', p_flow_run_id => :'keyed') AS artifact \gset
+SELECT count(pgflow.set_flow_run_state(id, 'COMPLETED', p_result => '{"ok": true}')) FROM pgflow.flow_runs WHERE id <> :'keyed';
+SELECT is((SELECT count(*)::integer FROM pgflow.flow_runs WHERE tableoid = pg_temp.part('flow_runs', :today)), 3,
+          'new runs are in today''s partition');
+SELECT is((SELECT count(*)::integer FROM pgflow.task_run_states s JOIN pgflow.task_runs t ON t.id = s.task_run_id
+            WHERE s.tableoid = pg_temp.part('task_run_states', :today) AND pgflow._uuid7_time(t.id) = pgflow._uuid7_time(t.flow_run_id)), 18,
+          'task runs are minted in their flow run''s millisecond: their states are in its day');
+SELECT is((SELECT count(*)::integer FROM pgflow.results WHERE tableoid = pg_temp.part('results', :today)), 8, 'so are the results of both');
+
+SAVEPOINT made;
+-- a run not ended keeps its day
+SELECT is(pgflow.delete_old_runs('30 days', 10, now() + interval '40 days'), 2, 'a day with a run not ended: its ended runs go by row');
+SELECT is(pg_temp.day_parts(:today), 5, 'and the day stays');
+SELECT results_eq($$SELECT id FROM pgflow.flow_runs WHERE tableoid = pg_temp.part('flow_runs', (now() AT TIME ZONE 'UTC')::date)$$,
+                  ARRAY[:'keyed'::uuid], 'with the running run');
+SELECT is(pg_temp.day_parts(:today - 1), 0, 'an empty old day is dropped');
+ROLLBACK TO SAVEPOINT made;
+
+-- a run ended too recently keeps its day
+SELECT pgflow.set_flow_run_state(:'keyed', 'COMPLETED', p_now => now() + interval '20 days') IS NOT NULL AS ended \gset
+SELECT is(pgflow.delete_old_runs('30 days', 10, now() + interval '40 days'), 2, 'a day with a run that ended 20 days ago: the two older go by row');
+SELECT is(pg_temp.day_parts(:today), 5, 'and the day stays');
+ROLLBACK TO SAVEPOINT made;
+
+-- a day whose runs all ended long ago is dropped whole, with everything hanging off its runs
+SELECT pgflow.set_flow_run_state(:'keyed', 'COMPLETED', p_result => '{"ok": true}') IS NOT NULL AS ended \gset
+SELECT is(pgflow.delete_old_runs('30 days', 1, now() + interval '29 days'), 0, 'nothing is 30 days old yet');
+SELECT is(pgflow.delete_old_runs('30 days', 1, now() + interval '40 days'), 3, 'the day goes: its 3 runs (more than a batch of 1)');
+SELECT is(pg_temp.day_parts(:today), 0, 'its five partitions are dropped');
+SELECT results_eq($$SELECT (SELECT count(*) FROM pgflow.flow_runs), (SELECT count(*) FROM pgflow.flow_run_states),
+                           (SELECT count(*) FROM pgflow.task_runs), (SELECT count(*) FROM pgflow.task_run_states),
+                           (SELECT count(*) FROM pgflow.results), (SELECT count(*) FROM pgflow.logs),
+                           (SELECT count(*) FROM pgflow.flow_run_inputs), (SELECT count(*) FROM pgflow.flow_run_keys)$$,
+                  $$VALUES (0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint)$$,
+                  'runs, states, task runs, task states, results, logs, inputs and keys are gone');
+SELECT is((SELECT flow_run_id FROM pgflow.artifacts WHERE id = :'artifact'), NULL, 'the artifact stays, without its run (as before)');
+SELECT isnt(pgflow.run_deployment('rd/dep', p_idempotency_key => 'once'), :'keyed'::uuid, 'the key is free again once its run is gone');
+SELECT is(pg_temp.day_parts(:today + 40), 5, 'the retention''s own day and the next have partitions');
+ROLLBACK TO SAVEPOINT made;
+
+-- idempotency keys and schedule slots hold across days and partitions
+SELECT is(pgflow.run_deployment('rd/dep', p_idempotency_key => 'once'), :'keyed'::uuid, 'a key used today returns today''s run');
+INSERT INTO pgflow.flow_runs (id, name, flow_id, expected_start_time, state_type, state_name, state_timestamp, created_at, idempotency_key)
+SELECT x.id, 'tomorrow', r.flow_id, now(), 'PENDING', 'Pending', now(), now(), 'once'
+  FROM pgflow.flow_runs r, (VALUES (pgflow._uuid7(now() + interval '1 day')), (gen_random_uuid())) AS x(id)
+ WHERE r.id = :'keyed';
+SELECT is((SELECT count(*)::integer FROM pgflow.flow_runs WHERE idempotency_key = 'once'), 1,
+          'a run with the same key in tomorrow''s partition or the default one is not inserted');
+SELECT pgflow.create_deployment_schedule('rd/dep', 'interval', '1 hour') AS sched \gset
+SELECT is((SELECT inserted FROM pgflow.schedule_flow_runs(:'sched', ARRAY[now() + interval '1 hour'])), 1, 'a slot gets its run');
+SELECT is((SELECT inserted FROM pgflow.schedule_flow_runs(:'sched', ARRAY[now() + interval '1 hour', now() + interval '2 hours'])), 1,
+          'materialised again, only the new slot gets one');
+INSERT INTO pgflow.flow_runs (id, name, flow_id, deployment_id, deployment_schedule_id, expected_start_time, state_type, state_name,
+                              state_timestamp, created_at)
+SELECT x.id, 'again', r.flow_id, r.deployment_id, r.deployment_schedule_id, r.expected_start_time, 'SCHEDULED', 'Scheduled', now(), now()
+  FROM pgflow.flow_runs r, (VALUES (pgflow._uuid7(now() + interval '1 day')), (pgflow._uuid7(now() + interval '2 days'))) AS x(id)
+ WHERE r.deployment_schedule_id IS NOT NULL;
+SELECT is((SELECT count(*)::integer FROM pgflow.flow_runs WHERE deployment_schedule_id IS NOT NULL), 2,
+          'a slot''s second run is not inserted in another day''s partition either');
+-- a descheduled slot frees its key with its run
+SELECT is((SELECT deleted FROM pgflow.schedule_flow_runs(:'sched', ARRAY[now() + interval '2 hours'])), 1, 'a slot that left the schedule loses its run');
+SELECT is((SELECT inserted FROM pgflow.schedule_flow_runs(:'sched', ARRAY[now() + interval '1 hour', now() + interval '2 hours'])), 1,
+          'and can have one again');
+
+SELECT * FROM finish();
+ROLLBACK;
