@@ -1,0 +1,57 @@
+-- An existing database upgraded by the retention migration (0017): the schema is built again from the
+-- migrations before it (in a schema of its own name, the installed one set aside for this transaction),
+-- given a history with random v4 ids, then upgraded. Run from the repository's root (scripts/test.sh does).
+BEGIN;
+SELECT plan(16);
+ALTER SCHEMA pgflow RENAME TO pgflow_set_aside;
+
+-- every migration before the retention one, then a history made by that schema
+\set before `cat $(ls sql/migrations/0*.sql | sort | sed '/_retention\.sql$/,$d')`
+:before
+SELECT pgflow.create_deployment('up', 'dep', './u.sh') IS NOT NULL AS made \gset
+SELECT pgflow.create_deployment_schedule('up/dep', 'interval', '1 hour') AS sched \gset
+SELECT pgflow.register_agent('agent', ARRAY['default']) AS agent \gset
+SELECT count(*) FROM pgflow.run_deployments('up/dep', array_fill('{}'::jsonb, ARRAY[4]));
+SELECT pgflow.run_deployment('up/dep', p_idempotency_key => 'old-key') AS keyed \gset
+SELECT inserted FROM pgflow.schedule_flow_runs(:'sched', ARRAY[now() + interval '1 hour']) \gset
+SELECT count(*) FROM pgflow.claim_flow_runs(:'agent', NULL, 3, true);
+SELECT count(*) FROM pgflow.flow_runs r, LATERAL pgflow.create_task_runs(r.id, ARRAY['a']) t WHERE r.state_type = 'RUNNING';
+SELECT count(pgflow.set_task_run_state(id, 'RUNNING')) + count(pgflow.set_task_run_state(id, 'COMPLETED', p_result => '2')) FROM pgflow.task_runs;
+SELECT pgflow.write_logs(ARRAY(SELECT id FROM pgflow.flow_runs), array_fill(20, ARRAY[6]), array_fill('old'::text, ARRAY[6]));
+SELECT count(pgflow.set_flow_run_state(id, 'COMPLETED', p_result => '1')) FROM pgflow.flow_runs WHERE state_type = 'RUNNING';
+CREATE TEMP TABLE old_runs AS SELECT id, state_type FROM pgflow.flow_runs;
+SELECT is((SELECT count(*)::integer FROM old_runs WHERE id::text ~ '^.{14}4'), 6, 'the old schema made 6 runs with v4 ids');
+
+-- the upgrade
+\set retention `cat sql/migrations/*_retention.sql`
+:retention
+
+SELECT is((SELECT count(*)::integer FROM pgflow.flow_runs WHERE tableoid = 'pgflow.flow_runs_default'::regclass
+              AND id IN (SELECT id FROM old_runs)), 6, 'the old runs are in the default partition');
+SELECT is((SELECT count(*)::integer FROM pgflow.flow_run_states s JOIN old_runs o ON o.id = s.flow_run_id), 15, 'with their states');
+SELECT is((SELECT count(*)::integer FROM pgflow.logs WHERE message = 'old'), 6, 'their logs');
+SELECT is((SELECT count(*)::integer FROM pgflow.results), 6, 'the results of 3 runs and 3 task runs');
+SELECT is((SELECT count(*)::integer FROM pgflow.flow_run_history WHERE id IN (SELECT id FROM old_runs)), 6, 'the history view reads them');
+SELECT is((SELECT count(*)::integer FROM pgflow.flow_run_keys), 2, 'the old key and slot are in flow_run_keys');
+
+-- old runs keep working
+SELECT is(pgflow.run_deployment('up/dep', p_idempotency_key => 'old-key'), :'keyed'::uuid, 'an old idempotency key still returns its run');
+SELECT is((SELECT inserted FROM pgflow.schedule_flow_runs(:'sched', ARRAY[now() + interval '1 hour'])), 0, 'an old slot still has its run');
+SELECT is((SELECT count(*)::integer FROM pgflow.claim_flow_runs(:'agent', NULL, 10, true)), 2, 'the old queued runs are claimed');
+SELECT is((SELECT count(*)::integer FROM pgflow.flow_run_logs(:'keyed')), 1, 'an old run''s logs are read by id');
+SELECT is((pgflow.set_flow_run_state(:'keyed', 'COMPLETED')).status, 'ACCEPTED', 'an old run completes');
+
+-- a new run goes to today's partition; the old ones are removed by the row path, once
+SELECT pgflow.run_deployment('up/dep', p_flow_run_name => 'new') AS new \gset
+SELECT is((SELECT tableoid::regclass::text FROM pgflow.flow_runs WHERE id = :'new'),
+          'pgflow.flow_runs_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD'), 'a new run goes to today''s partition');
+SELECT is(pgflow.delete_old_runs('30 days', 100, now() + interval '40 days'), 4, 'retention deletes the 4 ended old runs by row');
+SELECT is(pgflow.delete_old_runs('30 days', 100, now() + interval '40 days'), 0, 'once');
+SELECT results_eq($$SELECT (SELECT count(*) FROM pgflow.flow_runs_default), (SELECT count(*) FROM pgflow.flow_run_states_default),
+                           (SELECT count(*) FROM pgflow.logs_default), (SELECT count(*) FROM pgflow.results_default),
+                           (SELECT count(*) FROM pgflow.task_run_states_default), (SELECT count(*) FROM pgflow.task_runs)$$,
+                  $$VALUES (2::bigint, 4::bigint, 2::bigint, 0::bigint, 0::bigint, 0::bigint)$$,
+                  'the default partitions keep the two old runs not ended (4 states, 2 logs); the ended ones'' task runs are gone');
+
+SELECT * FROM finish();
+ROLLBACK;
