@@ -8758,10 +8758,11 @@ DROP TABLE _pgflow_views;
 -- Retention: days dropped whole, then the rest by row
 -- ============================================================================================
 -- pgflow.delete_old_runs keeps its signature and checks (0003); its body now: the next days' partitions,
--- the old days dropped, then a batch of row deletes among what is left: rows in the default partitions,
--- and finished runs of days that are over the age but kept (a run in them has not ended, or ended too
--- recently). A run of a day that is not yet over the age waits for its day's drop, even when it ended
--- long ago. Returns the runs removed (a dropped day counts its runs: a call can return more than p_batch).
+-- the old days dropped, then a batch of row deletes among what is left: finished runs created and ended
+-- before the first midnight of the age (p_now - p_older_than, a day's granularity), that is runs of days
+-- that are over the age but kept (a run in them has not ended, or ended too recently) and the runs in the
+-- default partitions (the history from before 0017, once). A run whose day is not yet over the age waits
+-- for its day's drop. Returns the runs removed (a dropped day counts its runs: more than p_batch).
 CREATE OR REPLACE FUNCTION pgflow._delete_old_runs_unchecked(p_older_than interval, p_batch integer DEFAULT 1000,
                                                              p_now timestamptz DEFAULT now())
 RETURNS integer
@@ -8770,7 +8771,7 @@ DECLARE
     v_ids     uuid[];
     v_tasks   uuid[];
     v_dropped integer;
-    v_bound   uuid;
+    v_bound   timestamptz;
 BEGIN
     IF p_older_than IS NULL OR p_older_than < interval '0' OR p_batch IS NULL OR p_batch < 1 THEN
         RAISE EXCEPTION 'pgflow: retention needs a non-negative age and a batch of 1 or more (got %, %)',
@@ -8782,12 +8783,11 @@ BEGIN
     IF v_dropped IS NULL THEN  -- the tables were busy: drop first, on the next pass, then delete the rest
         RETURN 0;
     END IF;
-    -- the first id of the newest day that is wholly older than the age
-    v_bound := pgflow._uuid7_floor(((p_now - p_older_than) AT TIME ZONE 'UTC')::date::timestamp AT TIME ZONE 'UTC');
+    -- the first midnight of the age: the runs of days that are wholly older were created and ended before it
+    v_bound := ((p_now - p_older_than) AT TIME ZONE 'UTC')::date::timestamp AT TIME ZONE 'UTC';
     v_ids := ARRAY(SELECT id FROM pgflow.flow_runs
-                    WHERE end_time IS NOT NULL AND end_time < p_now - p_older_than
+                    WHERE end_time IS NOT NULL AND end_time < v_bound AND created_at < v_bound
                       AND state_type IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED')
-                      AND (id < v_bound OR tableoid = 'pgflow.flow_runs_default'::regclass)
                     ORDER BY end_time LIMIT p_batch FOR UPDATE SKIP LOCKED);
     IF cardinality(v_ids) = 0 THEN
         RETURN v_dropped;
