@@ -185,7 +185,9 @@ ALTER TABLE pgflow.flow_runs ALTER COLUMN id SET DEFAULT pgflow._uuid7();
 -- Creates the five partitions of one UTC day when they do not exist; rows of that day waiting in a
 -- default partition move into them first. Each partition is made apart (LIKE the parent, the default
 -- partition's storage settings) and ATTACHed: that locks the parent in SHARE UPDATE EXCLUSIVE mode only,
--- and the default partition (ACCESS EXCLUSIVE) for a scan that proves none of its rows belongs to the day.
+-- and the default partition (ACCESS EXCLUSIVE) for a scan that proves none of its rows belongs to the day
+-- (a scan of the pre-0017 history until retention has emptied it). Tables busy for more than 500 ms: the
+-- day is made on a later call (nothing of it is kept half made).
 CREATE FUNCTION pgflow._ensure_history_day(p_day date) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -213,7 +215,10 @@ BEGIN
         v_made := true;
     END LOOP;
     RETURN v_made;
+EXCEPTION WHEN lock_not_available THEN  -- busy (lock_timeout): the next call makes the day (2 days ahead)
+    RETURN false;
 END $$;
+ALTER FUNCTION pgflow._ensure_history_day(date) SET lock_timeout = '500ms';
 
 -- The days (UTC dates) that have partitions, oldest first.
 CREATE FUNCTION pgflow._history_days() RETURNS SETOF date
