@@ -8,6 +8,8 @@
 #    (runs are enqueued one at a time, 50 ms apart; "started" is the timestamp of the agent's
 #    "started … as pid" log line, or of the flow's first log line; enqueue is the run's created_at, the
 #    start of the enqueueing transaction; also shown from when run_deployment returned, i.e. committed)
+#    Printed with them: one commit's latency on this cluster (the floor: an enqueue and a claim are two
+#    commits) and run_deployment's own, both pgbench averages taken just before.
 # 3. drain: DRAIN no-op in-process runs enqueued up front, then 2 agents drain them; runs/s from the first
 #    Pending to the last Completed state, with every state transition recorded (checked)
 # 4. idle cost: transactions/s that 10 idle pgflow-agent processes cause (pg_stat_database, 20 s)
@@ -105,6 +107,14 @@ stop_all
 
 log "2/4 in-process flow latency ($runs runs)"
 fresh
+# The floor under both latencies: an enqueue and a claim are two commits, each waiting for its WAL
+# flush. Measured here, on the same cluster, just before: a one-row UPDATE per transaction, and
+# run_deployment alone (pgbench -M prepared, one connection, 300 transactions each).
+psql "$url" -XAtqc "CREATE TABLE bench_tick (id int PRIMARY KEY, n bigint); INSERT INTO bench_tick VALUES (1, 0)"
+echo "UPDATE bench_tick SET n = n + 1 WHERE id = 1;" >"$work/tick.sql"
+echo "SELECT pgflow.run_deployment('bench/cmd', p_scheduled_time => now() + interval '1 day');" >"$work/enq.sql"
+commit_ms=$(pgbench -n -M prepared -c 1 -t 300 -f "$work/tick.sql" "$url" 2>/dev/null | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+enqueue_ms=$(pgbench -n -M prepared -c 1 -t 300 -f "$work/enq.sql" "$url" 2>/dev/null | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
 "$bin/pgflow-bench-agent" serve "$url" 10 & pids+=($!)
 sleep 2
 "$bin/pgflow-bench-agent" enqueue "$url" bench/stamp "$runs" 50 >"$work/swift.csv"
@@ -129,6 +139,8 @@ echo
 echo "Agent benchmarks, $(date -u +%F), $(nproc) cores, PostgreSQL $(psql "$url" -XAtc 'SHOW server_version' | cut -d' ' -f1), release build"
 printf '%-62s %s\n' "enqueue -> subprocess started (idle agent, $cmdn runs)" "p50 $cmd50 ms, p99 $cmd99 ms (from the enqueue's commit: p50 $cmdc50 ms, p99 $cmdc99 ms)"
 printf '%-62s %s\n' "enqueue -> in-process flow started (idle agent, $swiftn runs)" "p50 $swift50 ms, p99 $swift99 ms (from the enqueue's commit: p50 $swiftc50 ms, p99 $swiftc99 ms)"
+printf '%-62s %s\n' "one commit (a one-row UPDATE, pgbench -c1 average)" "$commit_ms ms: the floor of enqueue -> start is two of these"
+printf '%-62s %s\n' "run_deployment alone, committed (pgbench -c1 average)" "$enqueue_ms ms"
 printf '%-62s %s\n' "drain $drain no-op in-process runs, 2 agents" "$rate runs/s ($seconds s, $states state rows = 4 per run)"
 printf '%-62s %s\n' "idle cost, 10 agents" "$idle transactions/s"
 psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_agent WITH (FORCE)" >/dev/null

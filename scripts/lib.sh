@@ -68,3 +68,26 @@ env = {"PGHOST": q.get("host", p.hostname or ""), "PGPORT": q.get("port", str(p.
 print(" ".join("export %s=%s;" % (k, shlex.quote(v)) for k, v in env.items() if v))
 PY
 }
+
+# For benchmarks: builds the release products named (unless PGFLOW_BENCH_NO_BUILD is set, to measure
+# the binaries already built) and prints the folder of the release binaries.
+release_binaries() {
+  if [ -z "${PGFLOW_BENCH_NO_BUILD:-}" ]; then
+    log "building release binaries ($*)"
+    local product
+    for product in "$@"; do swift build -c release --product "$product" >/dev/null || die "swift build of $product failed"; done
+  fi
+  swift build -c release --show-bin-path
+}
+
+# CPU ticks (getconf CLK_TCK per second) of the private cluster's PostgreSQL: the postmaster and its
+# children, exited ones included (the postmaster's cutime/cstime). For benchmarks on a shared machine.
+postgres_cpu_ticks() {
+  local postmaster sum=0 p t
+  postmaster=$(as_pg_owner head -1 "$(cat "$PGFLOW_STATE/cluster-dir")/data/postmaster.pid")
+  for p in "$postmaster" $(pgrep -P "$postmaster"); do
+    t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}

@@ -189,17 +189,21 @@ final class TaskRunRecorder: Sendable {
     /// split until the refused part is alone, so one bad task run fails only its own callers.
     private func write(_ ops: [Op]) async {
         var attempt = 0
+        // One id for the batch's log lines on every try: a try whose commit reply was lost did write
+        // them, and write_logs skips a batch id it has seen (task runs and transitions are idempotent by
+        // their key and transition ids).
+        let logBatch = UUID()
         let fresh = ops.compactMap { op -> TaskRunRecord? in
             if case .create(let record) = op, record.id == nil { return record }
             return nil
         }
         while true {
             do {
-                let answers = try await pool.withConnection { c in try c.withTransaction { try Self.apply(ops, on: $0) } }
+                let answers = try await pool.withConnection { c in try c.withTransaction { try Self.apply(ops, logBatch: logBatch, on: $0) } }
                 for (continuation, outcome) in answers { continuation.resume(returning: outcome) }
                 return
             } catch let error as PostgresError where error.isConnectionFailure && attempt < 5 {
-                for record in fresh { record.id = nil }  // rolled back
+                for record in fresh { record.id = nil }  // rolled back, or committed: the retry finds them by key
                 attempt += 1
                 try? await Task.sleep(for: .milliseconds(100 * attempt))
             } catch {
@@ -228,7 +232,7 @@ final class TaskRunRecorder: Sendable {
     /// in the batch too and nobody waits for their decision (the fast path of `FlowTask.run`): one
     /// `pgflow.record_task_runs` row writes it in its final state with its history and result. Every
     /// other transition is applied afterwards by `pgflow.set_task_run_states`, in the order proposed.
-    private static func apply(_ ops: [Op], on c: PostgresConnection) throws
+    private static func apply(_ ops: [Op], logBatch: UUID, on c: PostgresConnection) throws
         -> [(CheckedContinuation<TransitionOutcome, any Error>, TransitionOutcome)]
     {
         var creates: [TaskRunRecording] = []
@@ -297,7 +301,7 @@ final class TaskRunRecorder: Sendable {
             try PGFlowClient.writeLogs(logs.map {
                 LogLine(flowRunID: $0.flowRunID, taskRunID: $0.record?.id, level: $0.level, name: $0.name,
                         message: $0.message, timestamp: $0.timestamp)
-            }, on: c)
+            }, batchID: logBatch, on: c)
         }
         return answers
     }

@@ -9,7 +9,7 @@ public final class TCPProxy: @unchecked Sendable {
     public let port: Int
     private let upstreamPort: Int
     private let listener: Int32
-    private let state = Mutex<(cut: Bool, sockets: Set<Int32>, closed: Bool, loseReply: Bool)>((false, [], false, false))
+    private let state = Mutex<(cut: Bool, sockets: Set<Int32>, closed: Bool, loseReply: Bool, loseReplyWith: [UInt8]?)>((false, [], false, false, nil))
 
     /// Starts listening on a free port.
     public init(upstreamPort: Int) throws {
@@ -45,6 +45,10 @@ public final class TCPProxy: @unchecked Sendable {
     /// The next bytes the server sends (on any connection) are thrown away and that connection is
     /// closed: the server did the work, the client never hears of it (a commit whose reply was lost).
     public func loseNextReply() { state.withLock { $0.loseReply = true } }
+
+    /// Like `loseNextReply`, for the next server bytes (on any connection) that contain `text`: with
+    /// "COMMIT", the reply to the next explicit transaction's COMMIT (its CommandComplete tag).
+    public func loseNextReply(containing text: String) { state.withLock { $0.loseReplyWith = Array(text.utf8) + [0] } }
 
     /// Lets connections through again.
     public func restore() { state.withLock { $0.cut = false } }
@@ -97,6 +101,16 @@ public final class TCPProxy: @unchecked Sendable {
         }
     }
 
+    private static func contains(_ bytes: ArraySlice<UInt8>, _ pattern: [UInt8]) -> Bool {
+        guard bytes.count >= pattern.count else { return false }
+        var i = bytes.startIndex
+        while i <= bytes.endIndex - pattern.count {
+            if bytes[i] == pattern[0] && bytes[i..<(i + pattern.count)].elementsEqual(pattern) { return true }
+            i += 1
+        }
+        return false
+    }
+
     /// The two pumps of one connection; the second to end closes both descriptors.
     private final class Pair: @unchecked Sendable { var ended = 0 }
 
@@ -107,6 +121,11 @@ public final class TCPProxy: @unchecked Sendable {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 || state.withLock({ $0.cut }) { break }
             if replies && state.withLock({ s in defer { s.loseReply = false }; return s.loseReply }) { break }
+            if replies && state.withLock({ s -> Bool in
+                guard let pattern = s.loseReplyWith, Self.contains(buffer[..<n], pattern) else { return false }
+                s.loseReplyWith = nil
+                return true
+            }) { break }
             var sent = 0
             while sent < n {
                 let w = buffer.withUnsafeBytes { write(target, $0.baseAddress! + sent, n - sent) }

@@ -121,4 +121,40 @@ import Testing
                 """).scalar(Int.self) == 0)
         }
     }
+
+    /// A batch whose COMMIT reached PostgreSQL but whose reply was lost is sent again: its task runs
+    /// come back by their keys and transition ids, its log lines by their batch id, each written once.
+    @Test func aBatchWhoseCommitReplyIsLostIsWrittenOnce() async throws {
+        try await TestDatabase.with { database in
+            let c = try database.connect()
+            let port = try #require(Int(try c.query("SHOW port").scalar(String.self)))
+            let user = try c.query("SELECT current_user::text").scalar(String.self)
+            let proxy = try TCPProxy(upstreamPort: port)
+            defer { proxy.close() }
+            let pool = PostgresPool(
+                configuration: PostgresConfiguration("host=127.0.0.1 port=\(proxy.port) user=\(user) dbname=\(database.name)", connectTimeout: 2),
+                maxConnections: 4)
+            defer { pool.close() }
+            let engine = PGFlowEngine(pool: pool, maxPayloadBytes: 4_096)
+            let step = FlowTask("step") { (n: Int) -> Int in
+                runLogger().info("step \(n)")
+                return n
+            }
+            let flow = Flow("lossy") { (n: Int) -> Int in
+                proxy.loseNextReply(containing: "COMMIT")  // the recorder's next group commit
+                let futures = (0..<n).map { step.submit($0) }
+                return try await wait(futures).reduce(0, +)
+            }
+            let result = try await engine.activate { try await flow.run(50) }
+            #expect(try result.get() == 1_225)
+            let counts = try c.query(
+                """
+                SELECT (SELECT count(*) FROM pgflow.task_runs WHERE flow_run_id = $1),
+                       (SELECT count(*) FROM pgflow.task_run_states s JOIN pgflow.task_runs t ON t.id = s.task_run_id WHERE t.flow_run_id = $1),
+                       (SELECT count(*) FROM pgflow.logs WHERE flow_run_id = $1 AND message LIKE 'step %'),
+                       (SELECT count(DISTINCT message) FROM pgflow.logs WHERE flow_run_id = $1 AND message LIKE 'step %')
+                """, [result.flowRunID]).rows[0].values
+            #expect(counts == ["50", "150", "50", "50"], "task runs, their states, log lines, distinct lines")
+        }
+    }
 }

@@ -50,7 +50,7 @@ SELECT is((SELECT value FROM pgflow.results WHERE run_id = :'fast1'), '{"r": 1}'
 SELECT is((SELECT array_agg(event ORDER BY seq) FROM pgflow.events WHERE resource_id = :'fast1'),
           ARRAY['pgflow.flow-run.Scheduled', 'pgflow.flow-run.Pending', 'pgflow.flow-run.Running', 'pgflow.flow-run.Completed'],
           'every transition emitted its event in the transaction, fast path included');
-SELECT is((SELECT resource ->> 'deployment' FROM pgflow.events WHERE resource_id = :'fast1' AND event = 'pgflow.flow-run.Completed'),
+SELECT is((SELECT resource ->> 'deployment' FROM pgflow.event_history WHERE resource_id = :'fast1' AND event = 'pgflow.flow-run.Completed'),
           'dr/a', 'the event names the deployment (looked up by the run''s key)');
 
 -- replays and refusals: the general path's answers

@@ -1,7 +1,7 @@
 -- Events, automations and notifications (0008_events.sql). Everything here happens in one
 -- transaction, so evaluate_events reads this transaction's own events (p_own_transaction).
 BEGIN;
-SELECT plan(52);
+SELECT plan(60);
 
 CREATE FUNCTION pg_temp.err(p_sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE v_state text;
@@ -34,9 +34,36 @@ SELECT pgflow.set_flow_run_state(:'up', 'PENDING');
 SELECT pgflow.set_flow_run_state(:'up', 'RUNNING');
 SELECT is((SELECT array_agg(event ORDER BY seq) FROM pgflow.events WHERE resource_id = :'up'),
           ARRAY['pgflow.flow-run.Scheduled', 'pgflow.flow-run.Pending', 'pgflow.flow-run.Running'], 'each transition, in order');
-SELECT is((SELECT resource ->> 'deployment' FROM pgflow.events WHERE resource_id = :'up' LIMIT 1), 'evf/up', 'the resource names the deployment');
-SELECT is((SELECT resource -> 'tags' FROM pgflow.events WHERE resource_id = :'up' LIMIT 1), '["nightly"]'::jsonb, 'and the tags');
-SELECT is((SELECT payload ->> 'state_type' FROM pgflow.events WHERE resource_id = :'up' AND event = 'pgflow.flow-run.Running'), 'RUNNING', 'the payload has the state');
+SELECT is((SELECT resource ->> 'deployment' FROM pgflow.event_history WHERE resource_id = :'up' LIMIT 1), 'evf/up', 'the resource names the deployment');
+SELECT is((SELECT resource -> 'tags' FROM pgflow.event_history WHERE resource_id = :'up' LIMIT 1), '["nightly"]'::jsonb, 'and the tags');
+SELECT is((SELECT payload ->> 'state_type' FROM pgflow.event_history WHERE resource_id = :'up' AND event = 'pgflow.flow-run.Running'), 'RUNNING', 'the payload has the state');
+-- 0016: the stored row is slim; readers get the resource and payload from the run and its state
+SELECT is((SELECT count(*)::int FROM pgflow.events WHERE resource_id = :'up' AND resource = '{}' AND payload = '{}'), 3,
+          'a flow-run event row stores no copy of the run');
+SELECT is((SELECT resource FROM pgflow.event_history WHERE resource_id = :'up' AND event = 'pgflow.flow-run.Pending'),
+          jsonb_build_object('id', :'up', 'kind', 'flow-run', 'name', (SELECT name FROM pgflow.flow_runs WHERE id = :'up'),
+                             'flow', 'evf', 'deployment', 'evf/up', 'tags', '["nightly"]'::jsonb),
+          'event_history fills the resource: id, kind, name, flow, deployment, tags');
+SELECT is((SELECT payload FROM pgflow.event_history WHERE resource_id = :'up' AND event = 'pgflow.flow-run.Scheduled'),
+          jsonb_build_object('state_type', 'SCHEDULED', 'state_name', 'Scheduled', 'run_count', 0,
+                             'scheduled_time', (SELECT expected_start_time FROM pgflow.flow_runs WHERE id = :'up')),
+          'and the payload: the state, its scheduled time, the attempt count then');
+SELECT is((SELECT array_agg(payload ->> 'run_count' ORDER BY seq) FROM pgflow.event_history WHERE resource_id = :'up'),
+          ARRAY['0', '0', '1'], 'the attempt count as of each state');
+SELECT is((SELECT resource ->> 'deployment' FROM pgflow.event_page(p_resource_id => :'up', p_limit => 1)), 'evf/up',
+          'event_page returns filled events');
+SELECT is((SELECT payload ->> 'state_name' FROM pgflow.event_page('pgflow.flow-run.*', p_limit => 1)), 'Running',
+          'whichever branch it takes');
+SELECT pgflow.create_deployment('evf', 'retry', './r.sh', p_retries => 1);
+SELECT pgflow.run_deployment('evf/retry') AS rr \gset
+SELECT pgflow.set_flow_run_state(:'rr', s) FROM unnest(ARRAY['PENDING', 'RUNNING', 'FAILED', 'PENDING', 'RUNNING']) s;
+SELECT is((SELECT array_agg((payload ->> 'state_name') || ':' || (payload ->> 'run_count') ORDER BY seq) FROM pgflow.event_history WHERE resource_id = :'rr'),
+          ARRAY['Scheduled:0', 'Pending:0', 'Running:1', 'AwaitingRetry:1', 'Pending:1', 'Retrying:2'],
+          'a retried run: the retry''s states, the attempt count of each');
+DELETE FROM pgflow.flow_runs WHERE id = :'rr';
+SELECT is((SELECT resource || payload FROM pgflow.event_history WHERE resource_id = :'rr' AND event = 'pgflow.flow-run.Retrying'),
+          jsonb_build_object('id', :'rr', 'kind', 'flow-run', 'state_type', 'RUNNING', 'state_name', 'Retrying'),
+          'a deleted run''s events keep what their own row says');
 SELECT count(*) FROM pgflow.run_deployments('evf/down', array_fill('{}'::jsonb, ARRAY[5])) \gset batch_
 SELECT is((SELECT count(*)::int FROM pgflow.events e JOIN pgflow.flow_runs r ON r.id::text = e.resource_id
             WHERE r.deployment_id = pgflow._deployment_id('evf/down')), 5, 'a batch of 5 runs: 5 events');

@@ -4,7 +4,7 @@
 -- flow_runs; keyset pages neither overlap nor skip; the CLI's listing keeps its semantics with created
 -- order and refuses the orders that sorted the whole history.
 BEGIN;
-SELECT plan(35);
+SELECT plan(38);
 
 SELECT pgflow.create_work_queue('q2');
 SELECT pgflow.create_deployment('a', 'd1', './a.sh', p_tags => ARRAY['nightly']);
@@ -59,6 +59,9 @@ INSERT INTO cases (label, args, filter) VALUES
   ('time range',             $$p_since => now() - interval '23 hours', p_until => now() - interval '22 hours'$$,
                              $$created_at >= now() - interval '23 hours' AND created_at < now() - interval '22 hours'$$),
   ('flow a and FAILED',      'p_flow => ''a'', p_state_type => ''FAILED''', $$flow_id = (SELECT id FROM pgflow.flows WHERE name = 'a') AND state_type = 'FAILED'$$),
+  ('tag and time range',     $$p_tag => 'x', p_since => now() - interval '23 hours', p_until => now() - interval '22 hours'$$,
+                             $$tags @> '{x}' AND created_at >= now() - interval '23 hours' AND created_at < now() - interval '22 hours'$$),
+  ('tag and COMPLETED',      'p_tag => ''x'', p_state_type => ''COMPLETED''', $$tags @> '{x}' AND state_type = 'COMPLETED'$$),
   ('deployment and tag',     'p_deployment => ''a/d1'', p_tag => ''x''', $$deployment_id = (SELECT id FROM pgflow.deployments WHERE name = 'd1') AND tags @> '{x}'$$),
   ('queue and CANCELLED',    'p_work_queue => ''q2'', p_state_type => ''CANCELLED''', $$work_queue_id = (SELECT id FROM pgflow.work_queues WHERE name = 'q2') AND state_type = 'CANCELLED'$$),
   ('RUNNING of deployment',  'p_state_type => ''RUNNING'', p_deployment => ''a/d1''', $$state_type = 'RUNNING' AND deployment_id = (SELECT id FROM pgflow.deployments WHERE name = 'd1')$$);
@@ -172,5 +175,14 @@ SELECT ok(pg_temp.uses($$SELECT * FROM pgflow.flow_runs r WHERE r.deployment_id 
 SELECT ok(pg_temp.uses($$SELECT * FROM pgflow.flow_runs r WHERE r.work_queue_id = (SELECT id FROM pgflow.work_queues WHERE name = 'q2')
                           ORDER BY r.created_at DESC, r.id DESC LIMIT 50$$, 'flow_runs_queue'), 'a work queue reads flow_runs_queue');
 
+-- 0016: a run's tags are rows of flow_run_tags from its creation to its deletion
+SELECT is((SELECT count(*) FROM pgflow.flow_run_tags), (SELECT sum(cardinality(tags)) FROM pgflow.flow_runs),
+          'flow_run_tags: one row per tag of every run');
+SELECT pgflow.run_deployment('a/d1', p_tags => ARRAY['fresh', 'nightly']) AS fresh \gset
+DELETE FROM pgflow.flow_runs WHERE id IN (SELECT id FROM pgflow.flow_runs WHERE tags @> '{y}' LIMIT 3);
+SELECT is((SELECT array_agg(tag ORDER BY tag) FROM pgflow.flow_run_tags WHERE flow_run_id = :'fresh'), ARRAY['fresh', 'nightly'],
+          'a new run''s tags (its own and its deployment''s) are there at once');
+SELECT is((SELECT count(*) FROM pgflow.flow_run_tags g WHERE NOT EXISTS (SELECT 1 FROM pgflow.flow_runs r WHERE r.id = g.flow_run_id)), 0::bigint,
+          'and a deleted run''s go with it');
 SELECT * FROM finish();
 ROLLBACK;

@@ -2,13 +2,13 @@
 -- Runs made now fall in today's partitions; retention is then called with a p_now 40 days later, so
 -- that today is old. Each scenario runs from one savepoint.
 BEGIN;
-SELECT plan(32);
+SELECT plan(33);
 
 \set today '(now() AT TIME ZONE \'UTC\')::date'
 CREATE FUNCTION pg_temp.part(p_table text, p_day date) RETURNS regclass LANGUAGE sql AS
     $$ SELECT to_regclass(format('pgflow.%I', p_table || '_' || to_char(p_day, 'YYYYMMDD'))) $$;
 CREATE FUNCTION pg_temp.day_parts(p_day date) RETURNS integer LANGUAGE sql AS
-    $$ SELECT count(pg_temp.part(t, p_day))::integer FROM unnest(ARRAY['flow_runs', 'flow_run_states', 'task_run_states', 'results', 'logs']) t $$;
+    $$ SELECT count(pg_temp.part(t, p_day))::integer FROM unnest(ARRAY['flow_runs', 'flow_run_states', 'task_run_states', 'results', 'logs', 'flow_run_tags']) t $$;
 
 -- ids
 SELECT is(pgflow._uuid7()::text ~ '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$', true, 'run ids are UUIDv7');
@@ -17,16 +17,16 @@ SELECT ok(pgflow._uuid7_floor('2030-01-01') < pgflow._uuid7('2030-01-01 00:00:00
           'the floor of an instant sorts between the ids of the instants around it');
 
 -- partitions ahead
-SELECT is(pg_temp.day_parts(:today + k), 5, format('the five tables have partitions %s day(s) ahead after the migration', k)) FROM generate_series(0, 2) k;
+SELECT is(pg_temp.day_parts(:today + k), 6, format('the six tables have partitions %s day(s) ahead after the migration', k)) FROM generate_series(0, 2) k;
 SELECT is(pgflow.delete_old_runs('30 days', 10, now() + interval '10 days'), 0, 'retention 10 days ahead (nothing old)');
-SELECT is(pg_temp.day_parts(:today + 12), 5, 'retention creates the partitions of its day and two days ahead');
+SELECT is(pg_temp.day_parts(:today + 12), 6, 'retention creates the partitions of its day and two days ahead');
 SELECT is(pg_temp.day_parts(:today + 13), 0, 'and no further');
 
 -- the day's history: 3 runs with task runs, task states, results, logs, an input, an artifact, a key
 SELECT pgflow.create_deployment('rd', 'dep', './r.sh') \gset
 SELECT pgflow.register_agent('agent', ARRAY['default']) AS agent \gset
 SELECT count(*) FROM pgflow.run_deployments('rd/dep', array_fill('{}'::jsonb, ARRAY[2]));
-SELECT pgflow.run_deployment('rd/dep', p_idempotency_key => 'once') AS keyed \gset
+SELECT pgflow.run_deployment('rd/dep', p_idempotency_key => 'once', p_tags => ARRAY['nightly']) AS keyed \gset
 SELECT count(*) FROM pgflow.claim_flow_runs(:'agent', NULL, 10, true);
 SELECT count(*) FROM pgflow.flow_runs r, LATERAL pgflow.create_task_runs(r.id, ARRAY['a', 'b']) t;
 SELECT count(pgflow.set_task_run_state(t.id, 'RUNNING')) + count(pgflow.set_task_run_state(t.id, 'COMPLETED', p_result => '1'))
@@ -37,6 +37,8 @@ SELECT pgflow.create_artifact('markdown', '"# report"', 'report', p_flow_run_id 
 SELECT count(pgflow.set_flow_run_state(id, 'COMPLETED', p_result => '{"ok": true}')) FROM pgflow.flow_runs WHERE id <> :'keyed';
 SELECT is((SELECT count(*)::integer FROM pgflow.flow_runs WHERE tableoid = pg_temp.part('flow_runs', :today)), 3,
           'new runs are in today''s partition');
+SELECT is((SELECT count(*)::integer FROM pgflow.flow_run_tags WHERE tableoid = pg_temp.part('flow_run_tags', :today)), 1,
+          'and their tags');
 SELECT is((SELECT count(*)::integer FROM pgflow.task_run_states s JOIN pgflow.task_runs t ON t.id = s.task_run_id
             WHERE s.tableoid = pg_temp.part('task_run_states', :today) AND pgflow._uuid7_time(t.id) = pgflow._uuid7_time(t.flow_run_id)), 18,
           'task runs are minted in their flow run''s millisecond: their states are in its day');
@@ -45,7 +47,7 @@ SELECT is((SELECT count(*)::integer FROM pgflow.results WHERE tableoid = pg_temp
 SAVEPOINT made;
 -- a run not ended keeps its day
 SELECT is(pgflow.delete_old_runs('30 days', 10, now() + interval '40 days'), 2, 'a day with a run not ended: its ended runs go by row');
-SELECT is(pg_temp.day_parts(:today), 5, 'and the day stays');
+SELECT is(pg_temp.day_parts(:today), 6, 'and the day stays');
 SELECT results_eq($$SELECT id FROM pgflow.flow_runs WHERE tableoid = pg_temp.part('flow_runs', (now() AT TIME ZONE 'UTC')::date)$$,
                   ARRAY[:'keyed'::uuid], 'with the running run');
 SELECT is(pg_temp.day_parts(:today - 1), 0, 'an empty old day is dropped');
@@ -54,23 +56,24 @@ ROLLBACK TO SAVEPOINT made;
 -- a run ended too recently keeps its day
 SELECT pgflow.set_flow_run_state(:'keyed', 'COMPLETED', p_now => now() + interval '20 days') IS NOT NULL AS ended \gset
 SELECT is(pgflow.delete_old_runs('30 days', 10, now() + interval '40 days'), 2, 'a day with a run that ended 20 days ago: the two older go by row');
-SELECT is(pg_temp.day_parts(:today), 5, 'and the day stays');
+SELECT is(pg_temp.day_parts(:today), 6, 'and the day stays');
 ROLLBACK TO SAVEPOINT made;
 
 -- a day whose runs all ended long ago is dropped whole, with everything hanging off its runs
 SELECT pgflow.set_flow_run_state(:'keyed', 'COMPLETED', p_result => '{"ok": true}') IS NOT NULL AS ended \gset
 SELECT is(pgflow.delete_old_runs('30 days', 1, now() + interval '29 days'), 0, 'nothing is 30 days old yet');
 SELECT is(pgflow.delete_old_runs('30 days', 1, now() + interval '40 days'), 3, 'the day goes: its 3 runs (more than a batch of 1)');
-SELECT is(pg_temp.day_parts(:today), 0, 'its five partitions are dropped');
+SELECT is(pg_temp.day_parts(:today), 0, 'its six partitions are dropped');
 SELECT results_eq($$SELECT (SELECT count(*) FROM pgflow.flow_runs), (SELECT count(*) FROM pgflow.flow_run_states),
                            (SELECT count(*) FROM pgflow.task_runs), (SELECT count(*) FROM pgflow.task_run_states),
                            (SELECT count(*) FROM pgflow.results), (SELECT count(*) FROM pgflow.logs),
-                           (SELECT count(*) FROM pgflow.flow_run_inputs), (SELECT count(*) FROM pgflow.flow_run_keys)$$,
-                  $$VALUES (0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint)$$,
-                  'runs, states, task runs, task states, results, logs, inputs and keys are gone');
+                           (SELECT count(*) FROM pgflow.flow_run_inputs), (SELECT count(*) FROM pgflow.flow_run_keys),
+                           (SELECT count(*) FROM pgflow.flow_run_tags)$$,
+                  $$VALUES (0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint)$$,
+                  'runs, states, task runs, task states, results, logs, inputs, keys and tags are gone');
 SELECT is((SELECT flow_run_id FROM pgflow.artifacts WHERE id = :'artifact'), NULL, 'the artifact stays, without its run (as before)');
 SELECT isnt(pgflow.run_deployment('rd/dep', p_idempotency_key => 'once'), :'keyed'::uuid, 'the key is free again once its run is gone');
-SELECT is(pg_temp.day_parts(:today + 40), 5, 'the retention''s own day and the next have partitions');
+SELECT is(pg_temp.day_parts(:today + 40), 6, 'the retention''s own day and the next have partitions');
 ROLLBACK TO SAVEPOINT made;
 
 -- idempotency keys and schedule slots hold across days and partitions

@@ -5,13 +5,13 @@
 --     moment its run was created. A task run's id carries its flow run's 48 bits (a trigger mints it), so
 --     a task run, its states and its result live in its flow run's day.
 --   * flow_runs (by id), flow_run_states (by flow_run_id), task_run_states (by task_run_id), results (by
---     run_id) and logs (by flow_run_id) are PARTITION BY RANGE on those ids, one partition per UTC day
---     (bounds: the UUIDv7 of each midnight, pgflow._uuid7_floor), all five on the same bounds, plus a
+--     run_id), logs and flow_run_tags (0016; by flow_run_id) are PARTITION BY RANGE on those ids, one
+--     partition per UTC day (bounds: the UUIDv7 of each midnight, pgflow._uuid7_floor), all six on the same bounds, plus a
 --     DEFAULT partition each (X_default): the rows from before this migration (random v4 ids: they sort
 --     anywhere, no day range holds them) and any row that finds no day partition.
 --   * pgflow.delete_old_runs (the scheduler's RetentionService, `pgflow db prune`) now first creates the
 --     next days' partitions, then drops every day whose runs have all ended more than the retention age
---     ago (DROP TABLE of its five partitions, no row-by-row DELETE; a day with a run not ended, or ended
+--     ago (DROP TABLE of its six partitions, no row-by-row DELETE; a day with a run not ended, or ended
 --     too recently, is kept), and only then deletes row by row what is left older than the age: runs in
 --     the default partitions (the pre-0017 history, once) and finished runs of kept days.
 --   * What is still deleted by row when a day is dropped, bounded by what that day has of each: its
@@ -61,17 +61,17 @@ $$;
 CREATE FUNCTION pgflow._history_tables() RETURNS TABLE (name text, key text)
 LANGUAGE sql IMMUTABLE AS $$
     VALUES ('logs', 'flow_run_id'), ('results', 'run_id'), ('task_run_states', 'task_run_id'),
-           ('flow_run_states', 'flow_run_id'), ('flow_runs', 'id')
+           ('flow_run_states', 'flow_run_id'), ('flow_run_tags', 'flow_run_id'), ('flow_runs', 'id')
 $$;
 
 -- ============================================================================================
--- Views over the five tables: their definitions, to point them at the new tables
+-- Views over the six tables: their definitions, to point them at the new tables
 -- ============================================================================================
 CREATE TEMP TABLE _pgflow_views AS
 WITH RECURSIVE deps(oid) AS (
     SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
      WHERE d.refobjid IN ('pgflow.flow_runs'::regclass, 'pgflow.flow_run_states'::regclass, 'pgflow.task_run_states'::regclass,
-                          'pgflow.results'::regclass, 'pgflow.logs'::regclass)
+                          'pgflow.results'::regclass, 'pgflow.logs'::regclass, 'pgflow.flow_run_tags'::regclass)
     UNION
     SELECT r.ev_class FROM deps JOIN pg_depend d ON d.refobjid = deps.oid
       JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
@@ -89,7 +89,7 @@ BEGIN
 END $$;
 
 -- ============================================================================================
--- The five tables become partitioned; the old tables become their DEFAULT partitions
+-- The six tables become partitioned; the old tables become their DEFAULT partitions
 -- ============================================================================================
 DROP INDEX pgflow.flow_runs_idempotency;   -- replaced by pgflow.flow_run_keys
 DROP INDEX pgflow.flow_runs_scheduled;
@@ -161,6 +161,12 @@ BEGIN
             EXECUTE replace(i.def, ' ON pgflow.' || v_old || ' ', ' ON pgflow.' || t.name || ' ');
         END LOOP;
         EXECUTE format('REVOKE ALL ON pgflow.%I FROM PUBLIC', t.name);
+        -- the old table's grants (the API and the admin read every table; the agent reads results)
+        FOR i IN SELECT a.privilege_type, a.grantee::regrole::text AS grantee
+                   FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+                  WHERE c.oid = format('pgflow.%I', v_old)::regclass AND a.grantee <> 0 AND a.grantee <> c.relowner LOOP
+            EXECUTE format('GRANT %s ON pgflow.%I TO %I', i.privilege_type, t.name, i.grantee);
+        END LOOP;
     END LOOP;
     PERFORM set_config('search_path', v_path, true);
 END $$;
@@ -172,17 +178,13 @@ CREATE UNIQUE INDEX flow_run_states_transition ON pgflow.flow_run_states (transi
 CREATE UNIQUE INDEX task_run_states_transition ON pgflow.task_run_states (transition_id, task_run_id) WHERE transition_id IS NOT NULL;
 CREATE INDEX logs_id ON pgflow.logs (flow_run_id, id);
 
--- Privileges as before (the API and the admin read every table; the agent reads results).
-GRANT SELECT ON pgflow.flow_runs, pgflow.flow_run_states, pgflow.task_run_states, pgflow.results, pgflow.logs
-    TO pgflow_api, pgflow_admin;
-GRANT SELECT ON pgflow.results TO pgflow_agent;
 
 ALTER TABLE pgflow.flow_runs ALTER COLUMN id SET DEFAULT pgflow._uuid7();
 
 -- ============================================================================================
 -- Day partitions
 -- ============================================================================================
--- Creates the five partitions of one UTC day when they do not exist; rows of that day waiting in a
+-- Creates the six partitions of one UTC day when they do not exist; rows of that day waiting in a
 -- default partition move into them first. Each partition is made apart (LIKE the parent, the default
 -- partition's storage settings) and ATTACHed: that locks the parent in SHARE UPDATE EXCLUSIVE mode only,
 -- and the default partition (ACCESS EXCLUSIVE) for a scan that proves none of its rows belongs to the day
@@ -241,7 +243,7 @@ $$;
 
 -- Drops every day partition older than p_older_than whose runs have all ended more than p_older_than
 -- ago; returns the number of runs they held, or NULL when the tables could not be locked within the
--- function's lock_timeout (busy: the caller tries again on its next pass). Dropping needs the five
+-- function's lock_timeout (busy: the caller tries again on its next pass). Dropping needs the six
 -- parents in ACCESS EXCLUSIVE mode for a moment; lock_timeout (500 ms, below deadlock_timeout) keeps a
 -- busy hot path from queueing behind it for long.
 CREATE FUNCTION pgflow._drop_history_days(p_older_than interval, p_now timestamptz) RETURNS integer
@@ -261,8 +263,8 @@ BEGIN
         RETURN 0;
     END IF;
     BEGIN
-        LOCK TABLE pgflow.flow_runs, pgflow.flow_run_states, pgflow.task_run_states, pgflow.results, pgflow.logs
-            IN ACCESS EXCLUSIVE MODE;
+        LOCK TABLE pgflow.flow_runs, pgflow.flow_run_states, pgflow.task_run_states, pgflow.results, pgflow.logs,
+                   pgflow.flow_run_tags IN ACCESS EXCLUSIVE MODE;
     EXCEPTION WHEN lock_not_available THEN
         RETURN NULL;
     END;
@@ -372,8 +374,9 @@ ALTER TABLE pgflow.flow_run_states ATTACH PARTITION pgflow.flow_run_states_defau
 ALTER TABLE pgflow.task_run_states ATTACH PARTITION pgflow.task_run_states_default DEFAULT;
 ALTER TABLE pgflow.results ATTACH PARTITION pgflow.results_default DEFAULT;
 ALTER TABLE pgflow.logs ATTACH PARTITION pgflow.logs_default DEFAULT;
+ALTER TABLE pgflow.flow_run_tags ATTACH PARTITION pgflow.flow_run_tags_default DEFAULT;
 REVOKE ALL ON pgflow.flow_runs_default, pgflow.flow_run_states_default, pgflow.task_run_states_default, pgflow.results_default,
-              pgflow.logs_default FROM pgflow_api, pgflow_admin, pgflow_agent, pgflow_reader, pgflow_scheduler;
+              pgflow.logs_default, pgflow.flow_run_tags_default FROM pgflow_api, pgflow_admin, pgflow_agent, pgflow_reader, pgflow_scheduler;
 
 -- The views again, as they were, now over the partitioned tables (CREATE OR REPLACE keeps each view,
 -- its grants and the functions that return its rows).
