@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Removing one day of history, the old way (row by row) and the new way (0017: the day's partitions
+# Removing one day of history, the old way (row by row) and the new way (0018: the day's partitions
 # dropped):   scripts/bench-retention.sh [RUNS=30000] [ROUNDS=3]
 #
 # Each round builds two databases afresh: `old` with every migration before the retention one, `new` with

@@ -1,6 +1,6 @@
 // RetentionService: removes finished runs (with their states, task runs, logs and results) older than
 // a configurable age. Each batch is one call of pgflow.delete_old_runs, its own short transaction: since
-// 0017 it creates the next days' history partitions, drops whole days whose runs all ended more than the
+// 0018 it creates the next days' history partitions, drops whole days whose runs all ended more than the
 // age ago (DROP TABLE, no row-by-row DELETE), then deletes by row what is left (docs/scaling.md).
 import Foundation
 import Logging

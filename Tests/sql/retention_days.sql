@@ -1,4 +1,4 @@
--- Retention in O(1) (0017): history partitioned by day, a day removed by dropping its partitions.
+-- Retention in O(1) (0018): history partitioned by day, a day removed by dropping its partitions.
 -- Runs made now fall in today's partitions; retention is then called with a p_now 40 days later, so
 -- that today is old. Each scenario runs from one savepoint.
 BEGIN;

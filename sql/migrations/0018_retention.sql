@@ -1,4 +1,4 @@
--- 0017: retention in O(1) (issue 17): a day of history is removed by dropping that day's partitions,
+-- 0018: retention in O(1) (issue 17): a day of history is removed by dropping that day's partitions,
 -- not by deleting its rows. docs/scaling.md ("Retention in O(1)") has the design and the figures.
 --
 --   * Flow run ids are UUIDv7 (pgflow._uuid7(): 48-bit Unix milliseconds first), so an id carries the
@@ -13,7 +13,7 @@
 --     next days' partitions, then drops every day whose runs have all ended more than the retention age
 --     ago (DROP TABLE of its six partitions, no row-by-row DELETE; a day with a run not ended, or ended
 --     too recently, is kept), and only then deletes row by row what is left older than the age: runs in
---     the default partitions (the pre-0017 history, once) and finished runs of kept days.
+--     the default partitions (the pre-0018 history, once) and finished runs of kept days.
 --   * What is still deleted by row when a day is dropped, bounded by what that day has of each: its
 --     task_runs rows (one per task run; task_runs is not partitioned, see docs/scaling.md), its
 --     flow_run_inputs, its idempotency keys and schedule slots (pgflow.flow_run_keys), and its
@@ -187,9 +187,12 @@ ALTER TABLE pgflow.flow_runs ALTER COLUMN id SET DEFAULT pgflow._uuid7();
 -- Creates the six partitions of one UTC day when they do not exist; rows of that day waiting in a
 -- default partition move into them first. Each partition is made apart (LIKE the parent, the default
 -- partition's storage settings) and ATTACHed: that locks the parent in SHARE UPDATE EXCLUSIVE mode only,
--- and the default partition (ACCESS EXCLUSIVE) for a scan that proves none of its rows belongs to the day
--- (a scan of the pre-0017 history until retention has emptied it). Tables busy for more than 500 ms: the
--- day is made on a later call (nothing of it is kept half made).
+-- and the default partition (ACCESS EXCLUSIVE) for a scan that proves none of its rows belongs to the day.
+-- On a database upgraded with history that scan reads only the small part of the old rows whose ids sort
+-- before 20 years ahead (`<table>_legacy_lo`, ≈ 0.9 % of random v4 ids): the rest (`<table>_legacy`)
+-- has a CHECK constraint that proves it holds no day's rows, and PostgreSQL skips it (see the end of this
+-- migration). Tables busy for more than 500 ms: the day is made on a later call (nothing of it is kept
+-- half made).
 CREATE FUNCTION pgflow._ensure_history_day(p_day date) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -206,12 +209,14 @@ BEGIN
         CONTINUE WHEN to_regclass('pgflow.' || v_part) IS NOT NULL;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
           FROM pg_attribute WHERE attrelid = format('pgflow.%I', t.name)::regclass AND attnum > 0 AND NOT attisdropped;
+        -- the default partition's storage settings (its old rows' table when it is split, below)
         SELECT coalesce(' WITH (' || array_to_string(reloptions, ', ') || ')', '') INTO v_options
-          FROM pg_class WHERE oid = format('pgflow.%I', t.name || '_default')::regclass;
+          FROM pg_class WHERE oid = coalesce(to_regclass(format('pgflow.%I', t.name || '_legacy')),
+                                             format('pgflow.%I', t.name || '_default')::regclass);
         EXECUTE format('CREATE TABLE pgflow.%I (LIKE pgflow.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)%s',
                        v_part, t.name, v_options);
         EXECUTE format('REVOKE ALL ON pgflow.%I FROM PUBLIC', v_part);
-        EXECUTE format('WITH m AS (DELETE FROM ONLY pgflow.%I WHERE %I >= %L AND %I < %L RETURNING %s) INSERT INTO pgflow.%I (%s) SELECT %s FROM m',
+        EXECUTE format('WITH m AS (DELETE FROM pgflow.%I WHERE %I >= %L AND %I < %L RETURNING %s) INSERT INTO pgflow.%I (%s) SELECT %s FROM m',
                        t.name || '_default', t.key, v_lo, t.key, v_hi, v_cols, v_part, v_cols, v_cols);
         EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I FOR VALUES FROM (%L) TO (%L)', t.name, v_part, v_lo, v_hi);
         v_made := true;
@@ -366,15 +371,58 @@ CREATE TRIGGER task_runs_id BEFORE INSERT ON pgflow.task_runs FOR EACH ROW EXECU
 -- The first days, then the old tables attached as the DEFAULT partitions
 -- ============================================================================================
 -- Day partitions from yesterday to 3 days ahead first (rows of those days that the old tables hold,
--- random v4 ids that happen to fall there, move in), then ATTACH ... DEFAULT, which reads each old
--- table once to check that none of its rows belongs to a day.
+-- random v4 ids that happen to fall there, move in), then the old tables become the DEFAULT partitions.
+--
+-- An old table with rows is not attached as it is: its random v4 ids sort anywhere, ≈ 3 per 10 million
+-- rows in each future day's range, so PostgreSQL would have to read all of it, holding the default
+-- partition in ACCESS EXCLUSIVE mode (claims wait), each time delete_old_runs makes a day (0.35–0.70 s
+-- per day at 200,000 old runs, tens of seconds at 10 million) until retention has deleted them. Instead
+-- the default partition is itself partitioned by the same key, in two:
+--   * <table>_legacy: the old table (no rewrite), its rows with ids from the first midnight 20 years
+--     ahead on (≈ 99 % of random v4 ids), with CHECK (key >= that bound): PostgreSQL proves from it that
+--     no row belongs to a new day and skips the table when a day partition is attached;
+--   * <table>_legacy_lo: the rest (ids before that bound, ≈ 0.9 % of them; copied here at the upgrade),
+--     the only part still read when a day is made (≈ 1,800 rows at 200,000 old runs).
+-- An empty old table (a new database) stays the plain default partition. In 20 years the bound is
+-- reached and days are made in _legacy's range: they are then checked by a scan of it, as before.
 SELECT pgflow._ensure_history_day((now() AT TIME ZONE 'UTC')::date + k) FROM generate_series(-1, 3) k;
-ALTER TABLE pgflow.flow_runs ATTACH PARTITION pgflow.flow_runs_default DEFAULT;
-ALTER TABLE pgflow.flow_run_states ATTACH PARTITION pgflow.flow_run_states_default DEFAULT;
-ALTER TABLE pgflow.task_run_states ATTACH PARTITION pgflow.task_run_states_default DEFAULT;
-ALTER TABLE pgflow.results ATTACH PARTITION pgflow.results_default DEFAULT;
-ALTER TABLE pgflow.logs ATTACH PARTITION pgflow.logs_default DEFAULT;
-ALTER TABLE pgflow.flow_run_tags ATTACH PARTITION pgflow.flow_run_tags_default DEFAULT;
+DO $$
+DECLARE
+    t      record;
+    v_cut  uuid := pgflow._uuid7_floor(date_trunc('year', now() AT TIME ZONE 'UTC' + interval '21 years') AT TIME ZONE 'UTC');
+    v_cols text;
+    v_rows boolean;
+    i      record;
+BEGIN
+    FOR t IN SELECT * FROM pgflow._history_tables() LOOP
+        EXECUTE format('SELECT string_agg(quote_ident(attname), '', '' ORDER BY attnum) FROM pg_attribute
+                         WHERE attrelid = %L::regclass AND attnum > 0 AND NOT attisdropped', 'pgflow.' || t.name) INTO v_cols;
+        EXECUTE format('SELECT EXISTS (SELECT FROM pgflow.%I)', t.name || '_default') INTO v_rows;
+        IF v_rows THEN
+            EXECUTE format('ALTER TABLE pgflow.%I RENAME TO %I', t.name || '_default', t.name || '_legacy');
+            FOR i IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+                      WHERE x.indrelid = format('pgflow.%I', t.name || '_legacy')::regclass LOOP
+                EXECUTE format('ALTER INDEX pgflow.%I RENAME TO %I', i.relname,
+                               t.name || '_legacy' || substr(i.relname, length(t.name || '_default') + 1));
+            END LOOP;
+            EXECUTE format('CREATE TABLE pgflow.%I (LIKE pgflow.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE (%I)',
+                           t.name || '_default', t.name, t.key);
+            EXECUTE format('CREATE TABLE pgflow.%I (LIKE pgflow.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)%s', t.name || '_legacy_lo', t.name,
+                           (SELECT coalesce(' WITH (' || array_to_string(reloptions, ', ') || ')', '') FROM pg_class
+                             WHERE oid = format('pgflow.%I', t.name || '_legacy')::regclass));
+            EXECUTE format('WITH m AS (DELETE FROM pgflow.%I WHERE %I < %L RETURNING %s) INSERT INTO pgflow.%I (%s) SELECT %s FROM m',
+                           t.name || '_legacy', t.key, v_cut, v_cols, t.name || '_legacy_lo', v_cols, v_cols);
+            EXECUTE format('ALTER TABLE pgflow.%I ADD CONSTRAINT %I CHECK (%I >= %L::uuid)', t.name || '_legacy', t.name || '_legacy_ids', t.key, v_cut);
+            EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I FOR VALUES FROM (MINVALUE) TO (%L)',
+                           t.name || '_default', t.name || '_legacy_lo', v_cut);
+            EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I FOR VALUES FROM (%L) TO (MAXVALUE)',
+                           t.name || '_default', t.name || '_legacy', v_cut);
+            EXECUTE format('REVOKE ALL ON pgflow.%I, pgflow.%I FROM PUBLIC, pgflow_api, pgflow_admin, pgflow_agent, pgflow_reader, pgflow_scheduler',
+                           t.name || '_legacy', t.name || '_legacy_lo');
+        END IF;
+        EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I DEFAULT', t.name, t.name || '_default');
+    END LOOP;
+END $$;
 REVOKE ALL ON pgflow.flow_runs_default, pgflow.flow_run_states_default, pgflow.task_run_states_default, pgflow.results_default,
               pgflow.logs_default, pgflow.flow_run_tags_default FROM pgflow_api, pgflow_admin, pgflow_agent, pgflow_reader, pgflow_scheduler;
 
@@ -397,7 +445,7 @@ DROP TABLE _pgflow_views;
 -- the old days dropped, then a batch of row deletes among what is left: finished runs created and ended
 -- before the first midnight of the age (p_now - p_older_than, a day's granularity), that is runs of days
 -- that are over the age but kept (a run in them has not ended, or ended too recently) and the runs in the
--- default partitions (the history from before 0017, once). A run whose day is not yet over the age waits
+-- default partitions (the history from before 0018, once). A run whose day is not yet over the age waits
 -- for its day's drop. Returns the runs removed (a dropped day counts its runs: more than p_batch).
 CREATE OR REPLACE FUNCTION pgflow._delete_old_runs_unchecked(p_older_than interval, p_batch integer DEFAULT 1000,
                                                              p_now timestamptz DEFAULT now())
