@@ -12,6 +12,10 @@
 #    commits) and run_deployment's own, both pgbench averages taken just before.
 # 3. drain: DRAIN no-op in-process runs enqueued up front, then 2 agents drain them; runs/s from the first
 #    Pending to the last Completed state, with every state transition recorded (checked)
+#    (PGFLOW_BENCH_AGENTS: how many agent processes, default 2; PGFLOW_BENCH_LIMIT: each one's --limit,
+#    default 400; PGFLOW_BENCH_AGENT_URL: the URL they use, default the database's own, e.g. a PgBouncer's;
+#    agent i sets application_name=pgflow-bench-agent-i. scripts/bench-scale.sh and bench-pgbouncer.sh
+#    use these.)
 # 4. idle cost: transactions/s that 10 idle pgflow-agent processes cause (pg_stat_database, 20 s)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -70,8 +74,10 @@ drain_once() {
   psql "$url" -XAtqc "SELECT count(*) FROM pgflow.run_deployments('bench/noop', array_fill('{}'::jsonb, ARRAY[$drain]))" >/dev/null
   psql "$url" -XAtqc "CHECKPOINT" >/dev/null
   [ -n "${PGFLOW_BENCH_BEFORE:-}" ] && eval "$PGFLOW_BENCH_BEFORE"
-  "$bin/pgflow-bench-agent" serve "$url" 400 & pids+=($!)
-  "$bin/pgflow-bench-agent" serve "$url" 400 & pids+=($!)
+  local i agent_url=${PGFLOW_BENCH_AGENT_URL:-$url}
+  for i in $(seq 1 "${PGFLOW_BENCH_AGENTS:-2}"); do
+    "$bin/pgflow-bench-agent" serve "$(url_with_param "$agent_url" application_name "pgflow-bench-agent-$i")" "${PGFLOW_BENCH_LIMIT:-400}" & pids+=($!)
+  done
   wait_completed "$drain"
   [ -n "${PGFLOW_BENCH_AFTER:-}" ] && eval "$PGFLOW_BENCH_AFTER"
   read -r seconds rate states <<<"$(psql "$url" -XAtF ' ' -c "

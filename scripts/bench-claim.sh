@@ -27,7 +27,6 @@ round() {
   psql "$url" -XAtqc "VACUUM ANALYZE pgflow.run_queue" >/dev/null
   pgbench -n -M prepared -c 1 -t "$claims" -f "$work/claim.sql" "$url" 2>/dev/null | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p'
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 log "empty history: $rounds rounds of $claims claims"
 for r in $(seq 1 "$rounds"); do round; done >"$work/empty"

@@ -15,15 +15,9 @@ jobs=${1:-20000}
 
 scripts/db.sh up >/dev/null
 admin=$(cat "$PGFLOW_STATE/admin-url")
-if ! psql "$admin" -XAtc "SHOW shared_preload_libraries" | grep -q pg_stat_statements; then
-  [ -z "${PGFLOW_DATABASE_URL:-}" ] || die "add pg_stat_statements to shared_preload_libraries of your server and restart it"
-  log "preloading pg_stat_statements in the private cluster (a restart)"
-  psql "$admin" -XAtqc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
-  scripts/db.sh restart >/dev/null
-fi
+ensure_pg_stat_statements "$admin"
 psql "$admin" -XAtqc "ALTER SYSTEM SET pg_stat_statements.track = 'all'" -c "ALTER SYSTEM SET track_io_timing = on" \
   -c "SELECT pg_reload_conf()"
-psql "$admin" -XAtqc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

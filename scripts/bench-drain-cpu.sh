@@ -50,7 +50,6 @@ SQL
   awk -v c=$((c1 - c0)) -v a="$ag" -v hz="$hz" -v n="$jobs" -v r="$rate" 'BEGIN { printf "%.0f %.0f %s\n", c / hz / n * 1e6, a / hz / n * 1e6, r }'
 }
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 : >"$work/A"; : >"$work/B"
 for r in $(seq 1 "$rounds"); do
   if [ $((r % 2)) = 1 ]; then order="a b"; else order="b a"; fi

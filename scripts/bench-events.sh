@@ -40,7 +40,6 @@ SELECT pgflow.create_deployment('bench', 'noop', 'swift:noop', p_work_queue => '
 SQL
 }
 stop_all() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 if [[ $parts == *1* ]]; then
 log "1/3 event -> action started ($pings events)"

@@ -34,7 +34,6 @@ psql "$admin" -XAtqc "DROP DATABASE IF EXISTS ${db}_empty WITH (FORCE)" -c "CREA
 psql "$empty" -XAtq -v ON_ERROR_STOP=1 -f sql/schema.sql >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"; psql "$admin" -XAtqc "DROP DATABASE IF EXISTS ${db}_empty WITH (FORCE)" >/dev/null 2>&1' EXIT
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 # the claim's deployment and agent, in both databases (kept when they exist)
 for u in "$empty" "$url"; do

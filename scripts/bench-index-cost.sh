@@ -62,7 +62,6 @@ round() {  # $1 = without|with; prints "enqueue-WAL/run drain-WAL/run runs/s"
   [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.run_queue")" = 0 ] || die "the drain left runs in the queue"
   echo "$(( $(bytes "$a" "$b") / runs )) $(( $(bytes "$b" "$c") / runs )) $(awk -v n="$runs" -v a="$t0" -v b="$t1" 'BEGIN{printf "%d", n / (b - a)}')"
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 for i in $(seq "$rounds"); do
   for v in without with; do echo "$v $(round $v) $(cut -d' ' -f1 /proc/loadavg)" | tee -a "$work/results" >&2; done
 done

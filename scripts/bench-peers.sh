@@ -45,7 +45,6 @@ cpu_per_job() {  # $1 $2 = ticks before and after
     awk -v c=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="$jobs" 'BEGIN { printf "%.0f", c / hz / n * 1e6 }'
   else echo -; fi
 }
-export -f postgres_cpu_ticks as_pg_owner
 pgqueuer_round() {  # prints "jobs/s PostgreSQL-µs-per-job"
   psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_peers WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_peers" >/dev/null
   "$py" scripts/peers/pgqueuer_drain.py setup "$peers" "$jobs"
@@ -79,7 +78,6 @@ pgflow_round() {  # prints "runs/s PostgreSQL-µs-per-run" (CPU from just before
 }
 export -f cpu_mark
 
-median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 pg=() pq=() pgc=() pqc=()
 for r in $(seq 1 "$rounds"); do

@@ -32,7 +32,6 @@ for r in $(seq 1 "$rounds"); do
   "$bench" "$url" "$tasks" >>"$work/results"
 done
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 m() { awk -v k="$1" '$1 == k {print $2}' "$work/results" | median; }
 echo
 echo "SDK benchmark: $tasks no-op tasks per flow, medians of $rounds rounds, local mode, every task run, state and result recorded, $(date -u +%F), $(nproc) cores"

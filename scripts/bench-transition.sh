@@ -35,7 +35,6 @@ round() {
   psql "$url" -XAtqc "VACUUM ANALYZE pgflow.run_queue" >/dev/null
   pgbench -n -M prepared -c 1 -t "$runs" -f "$work/$1.sql" "$url" 2>/dev/null | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p'
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 for i in $(seq "$rounds"); do
   echo "before $(round before)" >>"$work/results"
   echo "after $(round after)" >>"$work/results"

@@ -8,7 +8,8 @@ PGFLOW_STATE="$PGFLOW_ROOT/.pgflow"
 log() { printf '[pgflow] %s\n' "$*" >&2; }
 die() { printf '[pgflow] error: %s\n' "$*" >&2; exit 1; }
 
-# Installs libpq-dev, pkg-config, the PostgreSQL server and pgTAP with apt when any is missing.
+# Installs libpq-dev, pkg-config, the PostgreSQL server and pgTAP (PGFLOW_WITH_PGTAP=1) and PgBouncer
+# (PGFLOW_WITH_PGBOUNCER=1) with apt when any is missing.
 ensure_system_packages() {
   local missing=()
   dpkg -s libpq-dev >/dev/null 2>&1 || missing+=(libpq-dev)
@@ -20,6 +21,9 @@ ensure_system_packages() {
     dpkg -s postgresql-15-pgtap >/dev/null 2>&1 || [ -n "$(ls /usr/share/postgresql/*/extension/pgtap.control 2>/dev/null)" ] \
       || missing+=("postgresql-$(pg_server_major)-pgtap")
     command -v pg_prove >/dev/null 2>&1 || missing+=(libtap-parser-sourcehandler-pgtap-perl)
+  fi
+  if [ "${PGFLOW_WITH_PGBOUNCER:-0}" = 1 ]; then
+    command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   fi
   [ ${#missing[@]} -eq 0 ] && return 0
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get here: install them by hand"
@@ -69,6 +73,35 @@ print(" ".join("export %s=%s;" % (k, shlex.quote(v)) for k, v in env.items() if 
 PY
 }
 
+# Preloads pg_stat_statements (a restart of the private cluster, once; a server of PGFLOW_DATABASE_URL
+# must have it preloaded already) and creates the extension. $1 = the admin URL.
+ensure_pg_stat_statements() {
+  if ! psql "$1" -XAtc "SHOW shared_preload_libraries" | grep -q pg_stat_statements; then
+    [ -z "${PGFLOW_DATABASE_URL:-}" ] || die "add pg_stat_statements to shared_preload_libraries of your server and restart it"
+    log "preloading pg_stat_statements in the private cluster (a restart)"
+    psql "$1" -XAtqc "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+    "$PGFLOW_ROOT/scripts/db.sh" restart >/dev/null
+  fi
+  psql "$1" -XAtqc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+}
+
+# Raises max_connections of the private cluster to at least $2 (a restart; never lowers it). $1 = the
+# admin URL. A server of PGFLOW_DATABASE_URL must be configured by hand.
+ensure_max_connections() {
+  local now
+  now=$(psql "$1" -XAtc "SHOW max_connections")
+  [ "$now" -ge "$2" ] && return 0
+  [ -z "${PGFLOW_DATABASE_URL:-}" ] || die "max_connections is $now, $2 needed: raise it on your server and restart it"
+  log "raising max_connections of the private cluster from $now to $2 (a restart)"
+  psql "$1" -XAtqc "ALTER SYSTEM SET max_connections = $2"
+  "$PGFLOW_ROOT/scripts/db.sh" restart >/dev/null
+}
+
+# The same postgresql:// URL with one more query parameter: url_with_param URL KEY VALUE.
+url_with_param() {
+  case $1 in *\?*) echo "$1&$2=$3" ;; *) echo "$1?$2=$3" ;; esac
+}
+
 # For benchmarks: builds the release products named (unless PGFLOW_BENCH_NO_BUILD is set, to measure
 # the binaries already built) and prints the folder of the release binaries.
 release_binaries() {
@@ -91,3 +124,6 @@ postgres_cpu_ticks() {
   done
   echo "$sum"
 }
+
+# The median of the numbers on standard input, one per line (the mean of the middle two for an even count).
+median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }

@@ -8404,9 +8404,10 @@ GRANT EXECUTE ON FUNCTION pgflow.record_task_runs(uuid, text[], text[], text[], 
 -- ============================================================================================
 -- 0016: a cheaper enqueue and slimmer flow-run events (issue 17). Measured with pgbench on
 -- run_deployment, scripts/bench-cost.sh and scripts/bench-agent.sh (BENCHMARKS.md, docs/scaling.md).
--- Nothing a caller sees changes: run_deployment returns and writes what it did; every transition still
--- appends its pgflow.flow-run.<State> event in its own transaction, and every reader of events
--- (event_page, the evaluators, pgflow.event_history) sees the same resource and payload as before.
+-- run_deployment returns and writes what it did; every transition still appends its
+-- pgflow.flow-run.<State> event in its own transaction, and the readers of events (event_page, the
+-- evaluators, the new view pgflow.event_history) see the same resource and payload as before. What
+-- changes for a SQL user: the table pgflow.events shows flow-run events slim (query event_history).
 
 -- ============================================================================================
 -- The enqueue in plpgsql. _enqueue_runs was a LANGUAGE sql function: PostgreSQL parses and plans the
@@ -8936,12 +8937,12 @@ REVOKE ALL ON ALL TABLES IN SCHEMA pgflow FROM PUBLIC;
 -- ============================================================================================
 -- The hot path's joins give PostgreSQL the runs as an array. The claim's UPDATE joined flow_runs to
 -- its locked CTE by id, and the completion's to its proposals and its transition-id check to the
--- state rows by transition id alone: with the history partitioned by day (0017), a join key prunes
--- partitions only at run time, after the executor opened every partition and its indexes, on each
--- call; an array parameter (`= ANY (v_ids)`) prunes once, at executor start. Measured by the
--- retention work (BENCHMARKS.md, "Pruning the hot path's joins"): with 36 day partitions the drain
--- fell 38 % without these edits and 2.5 % with them. Same rows, same results: the conditions only
--- repeat what the joins already say (and a replayed transition id is its own run's).
+-- state rows by transition id alone: once the history is partitioned by day (the retention work,
+-- branch `retention`, not merged yet), a join key prunes partitions only at run time, after the
+-- executor opened every partition and its indexes, on each call; an array parameter (`= ANY (v_ids)`)
+-- prunes once, at executor start. Measured there with 36 day partitions: the drain fell 38 % without
+-- these edits and 2.5 % with them. Same rows, same results here: the conditions only repeat what the
+-- joins already say (and a replayed transition id is its own run's).
 -- ============================================================================================
 CREATE OR REPLACE FUNCTION pgflow._claim_flow_runs_unchecked(
     p_agent_id uuid,

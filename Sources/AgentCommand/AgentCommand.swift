@@ -17,7 +17,8 @@ public struct AgentCommand: AsyncParsableCommand {
         discussion: """
             Environment: PGFLOW_DATABASE_URL (else the libpq PG* variables), PGFLOW_QUEUES (comma-separated,
             used when no --queue is given), PGFLOW_AGENT_LIMIT, PGFLOW_AGENT_NAME, PGFLOW_LOG_LEVEL,
-            PGFLOW_HEARTBEAT_TIMEOUT (as --heartbeat-timeout).
+            PGFLOW_HEARTBEAT_TIMEOUT (as --heartbeat-timeout), PGFLOW_LISTEN_DATABASE_URL (as
+            --listen-database-url).
             SIGTERM or SIGINT: stop claiming, let running work finish (--shutdown-grace), then stop it.
 
             At most one live attempt: each command runs in its own process group under a supervisor
@@ -59,6 +60,8 @@ public struct AgentCommand: AsyncParsableCommand {
     var commandDatabaseURL: String?
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).")
     var databaseURL: String?
+    @Option(name: .customLong("listen-database-url"), help: "libpq URL of the LISTEN connection (default: $PGFLOW_LISTEN_DATABASE_URL, else the database URL). Behind a transaction-mode PgBouncer: PostgreSQL's own URL (LISTEN needs a session).")
+    var listenDatabaseURL: String?
 
     /// Flags are parsed by ArgumentParser.
     public init() {}
@@ -131,6 +134,7 @@ public struct AgentCommand: AsyncParsableCommand {
             killGracePeriod: try seconds(killGrace, "--kill-grace", 0...3600),
             shutdownGracePeriod: try seconds(shutdownGrace, "--shutdown-grace", 0...86_400),
             databaseURL: databaseURL ?? env["PGFLOW_DATABASE_URL"] ?? "",
+            listenDatabaseURL: listenDatabaseURL ?? env["PGFLOW_LISTEN_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 },
             commandDatabaseURL: commandDatabaseURL,
             passEnvironment: passEnv,
             reconcileAfter: try seconds(reconcileAfter, "--reconcile-after", 0...86_400),

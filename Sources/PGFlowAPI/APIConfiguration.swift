@@ -15,6 +15,9 @@ public struct APIConfiguration: Sendable {
     public var metricsPort: Int?
     /// libpq URL of the database.
     public var databaseURL = ""
+    /// libpq URL of the live stream's LISTEN connection (nil: `databaseURL`). LISTEN needs a session:
+    /// behind a transaction-mode PgBouncer, PostgreSQL's own URL (or a session-mode pool's).
+    public var listenDatabaseURL: String?
     /// Most database connections this process opens.
     public var poolSize = 8
     /// Serve without tokens (only allowed on a loopback address).

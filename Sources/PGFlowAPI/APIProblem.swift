@@ -53,7 +53,8 @@ public struct APIProblem: Error, HTTPResponseError, CustomStringConvertible {
         }
     }
 
-    /// SQLSTATE classes to statuses: invalid input 400/422, constraint 409/422, not found 404, wrong state 409.
+    /// SQLSTATE classes to statuses: invalid input 400/422, constraint 409/422, not found 404, wrong state 409,
+    /// a read-only database (a replica) 503.
     public static func from(_ error: PostgresError) -> APIProblem {
         let message = error.message.hasPrefix("pgflow: ") ? String(error.message.dropFirst(8)) : error.message
         switch error.kind {
@@ -63,6 +64,10 @@ public struct APIProblem: Error, HTTPResponseError, CustomStringConvertible {
         case .server: break
         }
         let state = error.sqlState ?? ""
+        if state == "25006" {  // a change sent to an API whose database is a replica (read-only)
+            return APIProblem(.serviceUnavailable, message, sqlState: state,
+                              hint: "this pgflow-api's --database-url is read-only (a replica): send changes to a pgflow-api on the primary")
+        }
         let status: HTTPResponse.Status
         switch state {
         case "22023", "23502", "23514", "23503": status = .unprocessableContent

@@ -24,7 +24,9 @@ public struct APIServer: Sendable {
         try configuration.validate()
         let database = PostgresConfiguration(configuration.databaseURL, applicationName: "pgflow-api")
         let pool = PostgresPool(configuration: database, maxConnections: configuration.poolSize)
-        let hub = EventHub(pool: pool, configuration: database, keepAlive: .milliseconds(Int(configuration.keepAliveSeconds * 1000)), logger: logger)
+        var listening = database
+        if let url = configuration.listenDatabaseURL { listening.conninfo = url }
+        let hub = EventHub(pool: pool, configuration: listening, keepAlive: .milliseconds(Int(configuration.keepAliveSeconds * 1000)), logger: logger)
         let metrics = MetricsScrape(pool: pool, registry: registry)
 
         let router = Router(context: APIRequestContext.self)

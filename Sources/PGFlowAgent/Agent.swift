@@ -177,7 +177,9 @@ public final class Agent: Service, Sendable {
 
     private func listen(wake: AsyncStream<Void>.Continuation) async {
         let queues = Set(configuration.queues)
-        for await event in PostgresListener.listen(configuration: pool.configuration, channels: ["pgflow_runs", "pgflow_cancel"]) {
+        var listening = pool.configuration
+        if let url = configuration.listenDatabaseURL { listening.conninfo = url }
+        for await event in PostgresListener.listen(configuration: listening, channels: ["pgflow_runs", "pgflow_cancel"]) {
             switch event {
             case .listening:
                 wake.yield()  // after a reconnect, look: notifications may have been missed

@@ -24,6 +24,10 @@ public struct AgentConfiguration: Sendable {
     public var shutdownGracePeriod: Duration
     /// The agent's database URL (empty: libpq's `PG*` environment).
     public var databaseURL: String
+    /// The URL of the LISTEN connection (nil: `databaseURL`). LISTEN needs a session of its own: behind
+    /// a transaction-mode PgBouncer, give the pool PgBouncer's URL and this one PostgreSQL's (or a
+    /// session-mode pool's).
+    public var listenDatabaseURL: String?
     /// The URL handed to command runs as `PGFLOW_DATABASE_URL` (nil: `databaseURL`). Operators should
     /// give a less-privileged role's URL here: commands are user code.
     public var commandDatabaseURL: String?
@@ -51,7 +55,7 @@ public struct AgentConfiguration: Sendable {
         queues: [String], name: String? = nil, limit: Int = 10, claimBatch: Int = 100,
         pollInterval: Duration = .seconds(1), heartbeatInterval: Duration = .seconds(5),
         killGracePeriod: Duration = .seconds(5), shutdownGracePeriod: Duration = .seconds(30),
-        databaseURL: String = "", commandDatabaseURL: String? = nil, passEnvironment: [String] = [],
+        databaseURL: String = "", listenDatabaseURL: String? = nil, commandDatabaseURL: String? = nil, passEnvironment: [String] = [],
         reconcileAfter: Duration = .seconds(30), fenceTimeout: Duration = .seconds(20),
         heartbeatTimeout: Duration = .seconds(60), logMemoryBytes: Int = 64 << 20, logSpillBytes: Int = 1 << 30,
         secretKey: SecretKey? = nil
@@ -65,6 +69,7 @@ public struct AgentConfiguration: Sendable {
         self.killGracePeriod = killGracePeriod
         self.shutdownGracePeriod = shutdownGracePeriod
         self.databaseURL = databaseURL
+        self.listenDatabaseURL = listenDatabaseURL
         self.commandDatabaseURL = commandDatabaseURL
         self.passEnvironment = passEnvironment
         self.reconcileAfter = reconcileAfter

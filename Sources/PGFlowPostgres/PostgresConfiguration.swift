@@ -8,12 +8,23 @@ public struct PostgresConfiguration: Sendable, Equatable {
     public var applicationName: String
     /// Seconds to wait for a connection before giving up.
     public var connectTimeout: Int
+    /// Whether statements are prepared once per session and reused (named prepared statements; the
+    /// default). Off, every statement is parsed each time (unnamed statements): what a transaction-mode
+    /// PgBouncer older than 1.21 (or without `max_prepared_statements`) needs, since it hands each
+    /// transaction any server session. Default: on, unless `PGFLOW_PREPARED_STATEMENTS` is `off`, `0` or `false`.
+    public var preparedStatements: Bool
 
-    /// Creates a configuration from a conninfo string or URI.
+    /// Creates a configuration from a conninfo string or URI (`preparedStatements` from the environment).
     public init(_ conninfo: String, applicationName: String = "pgflow", connectTimeout: Int = 10) {
         self.conninfo = conninfo
         self.applicationName = applicationName
         self.connectTimeout = connectTimeout
+        self.preparedStatements = Self.preparedStatementsFromEnvironment()
+    }
+
+    /// False when `PGFLOW_PREPARED_STATEMENTS` is `off`, `0` or `false` (any case), else true.
+    public static func preparedStatementsFromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        !["off", "0", "false"].contains(environment["PGFLOW_PREPARED_STATEMENTS"]?.lowercased() ?? "")
     }
 
     /// `PGFLOW_DATABASE_URL`, else libpq's `PG*` variables (`PGHOST`, `PGPORT`, `PGDATABASE`, …).

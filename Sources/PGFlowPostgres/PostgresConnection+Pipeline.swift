@@ -18,12 +18,14 @@ extension PostgresConnection {
     /// Sends every statement in one round trip (libpq pipeline mode) and returns their results in order.
     ///
     /// The statements run as one implicit transaction: if one fails, the later ones are skipped, nothing
-    /// is committed, and the first error is thrown. Statements are prepared (once per connection) first.
+    /// is committed, and the first error is thrown. Statements are prepared (once per connection) first,
+    /// unless the configuration turns prepared statements off.
     public func pipeline(_ statements: [PostgresStatement]) throws -> [PostgresResult] {
         if statements.isEmpty { return [] }
+        let prepared = configuration.preparedStatements
         var names: [String] = []
         names.reserveCapacity(statements.count)
-        for s in statements { names.append(try ensurePrepared(s.sql)) }
+        if prepared { for s in statements { names.append(try ensurePrepared(s.sql)) } }
 
         guard PQenterPipelineMode(handle) == 1 else { throw connectionError("could not enter pipeline mode") }
         PQsetnonblocking(handle, 1)
@@ -34,7 +36,8 @@ extension PostgresConnection {
         for (n, statement) in statements.enumerated() {
             let texts = try Self.texts(statement.parameters)
             let sent = Self.withCStrings(texts) { values in
-                PQsendQueryPrepared(handle, names[n], Int32(values.count), values, nil, nil, 0)
+                prepared ? PQsendQueryPrepared(handle, names[n], Int32(values.count), values, nil, nil, 0)
+                    : PQsendQueryParams(handle, statement.sql, Int32(values.count), nil, values, nil, nil, 0)
             }
             guard sent == 1 else { throw connectionError("could not send pipeline statement \(n + 1)") }
             if n % 64 == 63 { try flushAndRead(waitUntilFlushed: false) }

@@ -5,7 +5,8 @@ import Foundation
 ///
 /// Not thread-safe: use it from one thread at a time. Its calls block, so async code never holds one
 /// directly; it gets one inside `PostgresPool.withConnection`, on a thread the pool owns.
-/// Statements run through a per-connection cache of prepared statements.
+/// Statements run through a per-connection cache of prepared statements (unless the configuration
+/// turns them off: `PostgresConfiguration.preparedStatements`).
 public final class PostgresConnection {
     /// The configuration it connected with.
     public let configuration: PostgresConfiguration
@@ -50,6 +51,7 @@ public final class PostgresConnection {
     /// never spliced into the SQL.
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws -> PostgresResult {
+        guard configuration.preparedStatements else { return try queryUnprepared(sql, parameters) }
         let name = try preparedName(for: sql)
         do {
             return try execPrepared(name, parameters)

@@ -24,6 +24,9 @@ public struct EventEvaluator: Service, Sendable {
         public var pollInterval: Double = 1
         /// Seconds between proactive passes (default 1).
         public var proactiveInterval: Double = 1
+        /// The URL of its LISTEN connection (nil: the pool's). LISTEN needs a session: behind a
+        /// transaction-mode PgBouncer, PostgreSQL's own URL (`pgflow-scheduler --listen-database-url`).
+        public var listenDatabaseURL: String?
 
         /// The defaults.
         public init() {}
@@ -60,8 +63,10 @@ public struct EventEvaluator: Service, Sendable {
         let (wakes, wake) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(1))
         try? await cancelWhenGracefulShutdown { [self] in
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { [pool] in
-                    for await _ in PostgresListener.listen(configuration: pool.configuration, channels: ["pgflow_events"]) {
+                group.addTask { [pool, configuration] in
+                    var listening = pool.configuration
+                    if let url = configuration.listenDatabaseURL { listening.conninfo = url }
+                    for await _ in PostgresListener.listen(configuration: listening, channels: ["pgflow_events"]) {
                         wake.yield(true)
                     }
                 }

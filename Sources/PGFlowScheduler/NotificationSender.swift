@@ -28,6 +28,9 @@ public struct NotificationSender: Service, Sendable {
         public var secretKey: SecretKey?
         /// Seconds between looks when no NOTIFY arrives (default 0.5: retries fall due between NOTIFYs).
         public var pollInterval: Double = 0.5
+        /// The URL of its LISTEN connection (nil: the pool's). LISTEN needs a session: behind a
+        /// transaction-mode PgBouncer, PostgreSQL's own URL (`pgflow-scheduler --listen-database-url`).
+        public var listenDatabaseURL: String?
 
         /// The defaults.
         public init() {}
@@ -69,8 +72,10 @@ public struct NotificationSender: Service, Sendable {
         let (wakes, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         try? await cancelWhenGracefulShutdown { [self] in
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { [pool] in
-                    for await _ in PostgresListener.listen(configuration: pool.configuration, channels: ["pgflow_notifications"]) {
+                group.addTask { [pool, configuration] in
+                    var listening = pool.configuration
+                    if let url = configuration.listenDatabaseURL { listening.conninfo = url }
+                    for await _ in PostgresListener.listen(configuration: listening, channels: ["pgflow_notifications"]) {
                         wake.yield()
                     }
                 }

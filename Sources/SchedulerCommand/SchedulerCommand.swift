@@ -21,7 +21,8 @@ public struct SchedulerCommand: AsyncParsableCommand {
             when scheduled runs fall due; events: automations (the evaluator), webhook notifications, event
             partitions (--events-only runs just these, --no-events none of them). Stateless and leaderless:
             run as many as you like.
-            Environment: PGFLOW_DATABASE_URL (else the libpq PG* variables), PGFLOW_LOG_LEVEL.
+            Environment: PGFLOW_DATABASE_URL (else the libpq PG* variables), PGFLOW_LISTEN_DATABASE_URL (as
+            --listen-database-url), PGFLOW_LOG_LEVEL.
             SIGTERM or SIGINT: finish the current pass and stop.
             """)
 
@@ -61,6 +62,8 @@ public struct SchedulerCommand: AsyncParsableCommand {
     var once = false
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).")
     var databaseURL: String?
+    @Option(name: .customLong("listen-database-url"), help: "libpq URL of the LISTEN connections (default: $PGFLOW_LISTEN_DATABASE_URL, else the database URL). Behind a transaction-mode PgBouncer: PostgreSQL's own URL (LISTEN needs a session).")
+    var listenDatabaseURL: String?
 
     /// Flags are parsed by ArgumentParser.
     public init() {}
@@ -106,6 +109,10 @@ public struct SchedulerCommand: AsyncParsableCommand {
         }
         c.eventMaintenance?.retention = eventRetentionDays * 86_400
         c.events?.batchSize = eventBatchSize
+        if let url = listenDatabaseURL ?? env["PGFLOW_LISTEN_DATABASE_URL"], !url.isEmpty {
+            c.events?.listenDatabaseURL = url
+            c.notifications?.listenDatabaseURL = url
+        }
         if let file = notifyCAFile ?? env["PGFLOW_NOTIFY_CA_FILE"], !file.isEmpty {
             guard FileManager.default.isReadableFile(atPath: file) else {
                 throw SchedulerConfigurationError("cannot read the notification CA file \(file): pass a readable PEM file to --notify-ca-file")

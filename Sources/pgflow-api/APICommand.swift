@@ -14,7 +14,7 @@ struct APICommand: AsyncParsableCommand {
         abstract: "Serve pgflow's HTTP API (JSON, OpenAPI at /api/openapi.json, live stream at /api/stream, /metrics) and the web dashboard at /.",
         discussion: """
             Environment: PGFLOW_DATABASE_URL (else the libpq PG* variables), PGFLOW_API_HOST, PGFLOW_API_PORT,
-            PGFLOW_API_METRICS_PORT, PGFLOW_API_POOL_SIZE, PGFLOW_LOG_LEVEL, PGFLOW_API_SESSION_KEY (seals dashboard
+            PGFLOW_API_METRICS_PORT, PGFLOW_API_POOL_SIZE, PGFLOW_LISTEN_DATABASE_URL, PGFLOW_LOG_LEVEL, PGFLOW_API_SESSION_KEY (seals dashboard
             session cookies; give replicas the same one). Every request needs
             `Authorization: Bearer <token>` (create one with `pgflow api token create --name NAME --scope read|run|admin`)
             except GET /api/health and GET /api/openapi.json.
@@ -28,6 +28,7 @@ struct APICommand: AsyncParsableCommand {
     @Flag(name: .customLong("insecure-no-auth"), help: "Serve without tokens (loopback addresses only).") var insecureNoAuth = false
     @Flag(name: .customLong("no-ui"), help: "Do not serve the web dashboard at / (the JSON API only).") var noUI = false
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).") var databaseURL: String?
+    @Option(name: .customLong("listen-database-url"), help: "libpq URL of the live stream's LISTEN connection (default: $PGFLOW_LISTEN_DATABASE_URL, else the database URL). Behind a transaction-mode PgBouncer: PostgreSQL's own URL (LISTEN needs a session).") var listenDatabaseURL: String?
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
@@ -48,6 +49,7 @@ struct APICommand: AsyncParsableCommand {
         c.dashboard = !noUI
         c.sessionSecret = env["PGFLOW_API_SESSION_KEY"]
         c.databaseURL = databaseURL ?? env["PGFLOW_DATABASE_URL"] ?? ""
+        c.listenDatabaseURL = listenDatabaseURL ?? env["PGFLOW_LISTEN_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
         do {
             let registry = APIServer.bootstrapMetrics()
             let host = c.host

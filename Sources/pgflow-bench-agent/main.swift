@@ -2,6 +2,7 @@
 // benchmarks; run by scripts/bench-agent.sh (not a test).
 //
 //   pgflow-bench-agent serve URL LIMIT        an agent on queue "bench" with flows swift:noop and swift:stamp
+//                                             (LISTEN on $PGFLOW_LISTEN_DATABASE_URL when set)
 //   pgflow-bench-agent enqueue URL DEPLOYMENT N GAP_MS
 //                                             enqueues N runs one by one, GAP_MS apart (an idle agent between);
 //                                             prints each run's id and when its enqueue returned (committed)
@@ -33,7 +34,8 @@ case "serve":
     ]
     let pool = PostgresPool(configuration: PostgresConfiguration(url, applicationName: "pgflow-bench-agent"), maxConnections: 4)
     let agent = Agent(
-        configuration: AgentConfiguration(queues: ["bench"], limit: limit, claimBatch: 200, databaseURL: url),
+        configuration: AgentConfiguration(queues: ["bench"], limit: limit, claimBatch: 200, databaseURL: url,
+                                          listenDatabaseURL: ProcessInfo.processInfo.environment["PGFLOW_LISTEN_DATABASE_URL"]),
         pool: pool, flows: flows, logger: logger)
     let group = ServiceGroup(configuration: .init(services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     do { try await group.run() } catch { fail("\(error)") }

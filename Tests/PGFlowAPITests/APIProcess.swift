@@ -10,8 +10,13 @@ struct APIProcess {
 
     /// Starts `pgflow-api --port 0` on `db` and waits (up to 60 s) for the port it prints.
     static func start(_ db: TestDatabase, _ extra: [String] = []) async throws -> APIProcess {
+        try await start(conninfo: db.conninfo, extra)
+    }
+
+    /// Starts `pgflow-api --port 0` on the database of `conninfo` and waits (up to 60 s) for its port.
+    static func start(conninfo: String, _ extra: [String] = []) async throws -> APIProcess {
         let process = try TestProcess("pgflow-api", ["--host", "127.0.0.1", "--port", "0"] + extra,
-                                      environment: ["PGFLOW_DATABASE_URL": db.conninfo, "PGFLOW_LOG_LEVEL": "info"])
+                                      environment: ["PGFLOW_DATABASE_URL": conninfo, "PGFLOW_LOG_LEVEL": "info"])
         var port: Int?
         _ = await eventually(timeout: 60) {
             if let line = process.output.components(separatedBy: "\n").first(where: { $0.hasPrefix("pgflow-api: listening on http://127.0.0.1:") }) {

@@ -109,6 +109,26 @@ import Testing
         }
     }
 
+    /// For a transaction-mode PgBouncer without prepared-statement support: nothing is prepared in the
+    /// session, and queries and pipelines work the same.
+    @Test func withoutPreparedStatementsNothingIsPreparedAndEverythingWorks() async throws {
+        try await TestDatabase.with(schema: false) { db in
+            var configuration = db.configuration
+            configuration.preparedStatements = false
+            let c = try PostgresConnection(configuration: configuration)
+            #expect(try c.query("SELECT $1::int + 1", [41]).scalar(Int.self) == 42)
+            let results = try c.pipeline((0..<100).map { PostgresStatement("SELECT $1::int * 2", [$0]) })
+            #expect(try results.enumerated().allSatisfy { n, r in try r.scalar(Int.self) == n * 2 })
+            #expect(try c.query("SELECT count(*) FROM pg_prepared_statements").scalar(Int.self) == 0)
+            // The default prepares: the same statements leave prepared statements behind.
+            let prepared = try db.connect()
+            _ = try prepared.pipeline([PostgresStatement("SELECT $1::int * 2", [1])])
+            #expect(try prepared.query("SELECT count(*) FROM pg_prepared_statements").scalar(Int.self) >= 1)
+            #expect(!PostgresConfiguration.preparedStatementsFromEnvironment(["PGFLOW_PREPARED_STATEMENTS": "OFF"]))
+            #expect(PostgresConfiguration.preparedStatementsFromEnvironment([:]))
+        }
+    }
+
     @Test func connectErrorNamesTheTargetButNotThePassword() throws {
         let config = PostgresConfiguration("postgresql://someone:s3cr3t@127.0.0.1:1/nowhere", connectTimeout: 2)
         let error = try #require(throws: PostgresError.self) { try PostgresConnection(configuration: config) }

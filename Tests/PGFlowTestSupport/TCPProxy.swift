@@ -1,5 +1,6 @@
 // Test support: a TCP proxy on 127.0.0.1 that a test can cut (every connection closed, new ones refused)
-// and restore, to take a process off the database without touching the database.
+// and restore, to take a process off the database without touching the database, or point at another
+// server (a failover: the new primary behind the same address).
 import Foundation
 import Synchronization
 
@@ -7,13 +8,12 @@ import Synchronization
 public final class TCPProxy: @unchecked Sendable {
     /// The port it listens on.
     public let port: Int
-    private let upstreamPort: Int
     private let listener: Int32
-    private let state = Mutex<(cut: Bool, sockets: Set<Int32>, closed: Bool, loseReply: Bool, loseReplyWith: [UInt8]?)>((false, [], false, false, nil))
+    private let state: Mutex<(cut: Bool, sockets: Set<Int32>, closed: Bool, loseReply: Bool, loseReplyWith: [UInt8]?, upstreamPort: Int)>
 
     /// Starts listening on a free port.
     public init(upstreamPort: Int) throws {
-        self.upstreamPort = upstreamPort
+        state = Mutex((false, [], false, false, nil, upstreamPort))
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -53,6 +53,13 @@ public final class TCPProxy: @unchecked Sendable {
     /// Lets connections through again.
     public func restore() { state.withLock { $0.cut = false } }
 
+    /// Sends new connections to 127.0.0.1:`port` from now on (a failover: the same address, another
+    /// server). Open connections stay where they are; they end when their server goes away.
+    public func retarget(upstreamPort port: Int) { state.withLock { $0.upstreamPort = port } }
+
+    /// Where new connections go.
+    public var upstreamPort: Int { state.withLock { $0.upstreamPort } }
+
     /// Stops listening and closes everything.
     public func close() {
         let first = state.withLock { s -> Bool in
@@ -80,7 +87,7 @@ public final class TCPProxy: @unchecked Sendable {
                 if errno == EINTR { continue }
                 return
             }
-            if state.withLock({ $0.cut || $0.closed }) {
+            guard let upstreamPort = state.withLock({ s in s.cut || s.closed ? nil : s.upstreamPort }) else {
                 Glibc.close(client)
                 continue
             }
@@ -128,7 +135,9 @@ public final class TCPProxy: @unchecked Sendable {
             }) { break }
             var sent = 0
             while sent < n {
-                let w = buffer.withUnsafeBytes { write(target, $0.baseAddress! + sent, n - sent) }
+                // send, not write: a peer that already closed must give EPIPE, not SIGPIPE (which
+                // would kill the whole test process)
+                let w = buffer.withUnsafeBytes { send(target, $0.baseAddress! + sent, n - sent, Int32(MSG_NOSIGNAL)) }
                 if w <= 0 { break }
                 sent += w
             }
