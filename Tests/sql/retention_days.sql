@@ -2,7 +2,7 @@
 -- Runs made now fall in today's partitions; retention is then called with a p_now 40 days later, so
 -- that today is old. Each scenario runs from one savepoint.
 BEGIN;
-SELECT plan(33);
+SELECT plan(35);
 
 \set today '(now() AT TIME ZONE \'UTC\')::date'
 CREATE FUNCTION pg_temp.part(p_table text, p_day date) RETURNS regclass LANGUAGE sql AS
@@ -45,6 +45,18 @@ SELECT is((SELECT count(*)::integer FROM pgflow.task_run_states s JOIN pgflow.ta
 SELECT is((SELECT count(*)::integer FROM pgflow.results WHERE tableoid = pg_temp.part('results', :today)), 8, 'so are the results of both');
 
 SAVEPOINT made;
+-- the SDK's path: record_task_runs mints the ids in its INSERT (the trigger does not fire), same rule
+CREATE TEMP TABLE recorded AS SELECT * FROM pgflow.record_task_runs(:'keyed', ARRAY['x', 'y'], p_started_at => ARRAY[now(), now()],
+                                                                 p_completed_at => ARRAY[now(), now()], p_results => '{1, 2}') id;
+SELECT is((SELECT count(*)::integer FROM recorded r JOIN pgflow.task_runs t USING (id)
+            WHERE t.id::text ~ '^.{14}7' AND pgflow._uuid7_time(t.id) = pgflow._uuid7_time(t.flow_run_id)), 2,
+          'record_task_runs makes task run ids (UUIDv7) in their flow run''s millisecond');
+SELECT is((SELECT count(*)::integer FROM pgflow.task_run_states s JOIN recorded r ON r.id = s.task_run_id
+            WHERE s.tableoid = pg_temp.part('task_run_states', :today))
+          + (SELECT count(*)::integer FROM pgflow.results s JOIN recorded r ON r.id = s.run_id WHERE s.tableoid = pg_temp.part('results', :today)),
+          8, 'their 6 states and 2 results are in their flow run''s day');
+ROLLBACK TO SAVEPOINT made;
+
 -- a run not ended keeps its day
 SELECT is(pgflow.delete_old_runs('30 days', 10, now() + interval '40 days'), 2, 'a day with a run not ended: its ended runs go by row');
 SELECT is(pg_temp.day_parts(:today), 6, 'and the day stays');

@@ -2,7 +2,7 @@
 -- not by deleting its rows. docs/scaling.md ("Retention in O(1)") has the design and the figures.
 --
 --   * Flow run ids are UUIDv7 (pgflow._uuid7(): 48-bit Unix milliseconds first), so an id carries the
---     moment its run was created. A task run's id carries its flow run's 48 bits (a trigger mints it), so
+--     moment its run was created. A task run's id carries its flow run's 48 bits (record_task_runs or a trigger mints it), so
 --     a task run, its states and its result live in its flow run's day.
 --   * flow_runs (by id), flow_run_states (by flow_run_id), task_run_states (by task_run_id), results (by
 --     run_id), logs and flow_run_tags (0016; by flow_run_id) are PARTITION BY RANGE on those ids, one
@@ -26,7 +26,8 @@
 --   * Foreign keys INTO flow_runs cannot stay (a referenced partition cannot be dropped): task_runs,
 --     flow_run_inputs and artifacts lose theirs; a statement trigger after DELETE on flow_runs does what
 --     their ON DELETE actions did (cascade, cascade, set null).
--- No hot-path function changes: the id defaults and the triggers do it.
+-- One hot-path function changes: the SDK's record_task_runs gives task runs their ids itself (end of this
+-- file); otherwise the id defaults and the triggers do it.
 
 -- ============================================================================================
 -- UUIDv7
@@ -358,14 +359,19 @@ END $$;
 CREATE TRIGGER flow_runs_deleted AFTER DELETE ON pgflow.flow_runs REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION pgflow._flow_runs_deleted();
 
--- Task run ids in their flow run's millisecond (so its day).
+-- Task run ids in their flow run's millisecond (so its day). The SDK's record_task_runs (below) gives
+-- each new task run its id itself (pgflow._uuid_beside, inlined: a PL/pgSQL row trigger cost ≈ 5 µs a
+-- task run, ≈ 7 % of PostgreSQL's CPU per SDK task); any other INSERT leaves id NULL (the column has no
+-- default any more) and this trigger mints it.
+ALTER TABLE pgflow.task_runs ALTER COLUMN id DROP DEFAULT;
 CREATE FUNCTION pgflow._task_run_id() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     NEW.id := pgflow._uuid_beside(NEW.flow_run_id);
     RETURN NEW;
 END $$;
-CREATE TRIGGER task_runs_id BEFORE INSERT ON pgflow.task_runs FOR EACH ROW EXECUTE FUNCTION pgflow._task_run_id();
+CREATE TRIGGER task_runs_id BEFORE INSERT ON pgflow.task_runs FOR EACH ROW WHEN (NEW.id IS NULL)
+    EXECUTE FUNCTION pgflow._task_run_id();
 
 -- ============================================================================================
 -- The first days, then the old tables attached as the DEFAULT partitions
@@ -489,6 +495,202 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pgflow.flow_runs r WHERE r.agent_id = a.id
                         AND r.state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING'));
     RETURN v_dropped + cardinality(v_ids);
+END $$;
+
+-- ============================================================================================
+-- The SDK's record_task_runs (0015), two changes: each new task run gets its id in the INSERT, in its
+-- flow run's millisecond (no row trigger), and the flow run's state is read with the id's value
+-- (EXECUTE: planned for one partition; the function's generic plans would plan and lock all of them).
+-- Its arguments, checks, rules and result are 0015's.
+-- ============================================================================================
+CREATE OR REPLACE FUNCTION pgflow.record_task_runs(
+    p_flow_run_id              uuid,
+    p_task_keys                text[],
+    p_dynamic_keys             text[]        DEFAULT NULL,
+    p_names                    text[]        DEFAULT NULL,
+    p_inputs                   jsonb[]       DEFAULT NULL,
+    p_tags                     text[]        DEFAULT NULL,
+    p_cache_keys               text[]        DEFAULT NULL,
+    p_cache_expirations        interval[]    DEFAULT NULL,
+    p_retries                  integer[]     DEFAULT NULL,
+    p_retry_delays             text[]        DEFAULT NULL,
+    p_retry_backoffs           text[]        DEFAULT NULL,
+    p_retry_jitters            float8[]      DEFAULT NULL,
+    p_created_at               timestamptz[] DEFAULT NULL,
+    p_cache_refresh            boolean[]     DEFAULT NULL,
+    p_started_at               timestamptz[] DEFAULT NULL,
+    p_start_transition_ids     uuid[]        DEFAULT NULL,
+    p_completed_at             timestamptz[] DEFAULT NULL,
+    p_results                  jsonb[]       DEFAULT NULL,
+    p_complete_transition_ids  uuid[]        DEFAULT NULL,
+    p_now                      timestamptz   DEFAULT now()
+) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    v_n     integer := coalesce(cardinality(p_task_keys), 0);
+    v_state pgflow.state_type;
+    v_bad   record;
+    v_ids   uuid[];
+    v_slow  integer[];  -- ordinals of started runs that take the general path
+BEGIN
+    PERFORM pgflow._check_batch(v_n, 'record_task_runs');
+    -- planned with the id's value (EXECUTE), so pruned to its day's partition when planned: a cached
+    -- generic plan would plan and lock every partition of flow_runs
+    EXECUTE 'SELECT state_type FROM pgflow.flow_runs WHERE id = $1' INTO v_state USING p_flow_run_id;
+    IF v_state IS NULL THEN
+        RAISE EXCEPTION 'pgflow: unknown flow run %', p_flow_run_id
+            USING ERRCODE = 'P0002', HINT = 'create the flow run first (pgflow.create_flow_run or pgflow.run_deployment)';
+    END IF;
+    IF p_task_keys IS NULL
+       OR coalesce(cardinality(p_dynamic_keys), v_n) <> v_n OR coalesce(cardinality(p_names), v_n) <> v_n
+       OR coalesce(cardinality(p_inputs), v_n) <> v_n OR coalesce(cardinality(p_tags), v_n) <> v_n
+       OR coalesce(cardinality(p_cache_keys), v_n) <> v_n OR coalesce(cardinality(p_cache_expirations), v_n) <> v_n
+       OR coalesce(cardinality(p_retries), v_n) <> v_n OR coalesce(cardinality(p_retry_delays), v_n) <> v_n
+       OR coalesce(cardinality(p_retry_backoffs), v_n) <> v_n OR coalesce(cardinality(p_retry_jitters), v_n) <> v_n
+       OR coalesce(cardinality(p_created_at), v_n) <> v_n OR coalesce(cardinality(p_cache_refresh), v_n) <> v_n
+       OR coalesce(cardinality(p_started_at), v_n) <> v_n OR coalesce(cardinality(p_start_transition_ids), v_n) <> v_n
+       OR coalesce(cardinality(p_completed_at), v_n) <> v_n OR coalesce(cardinality(p_results), v_n) <> v_n
+       OR coalesce(cardinality(p_complete_transition_ids), v_n) <> v_n THEN
+        RAISE EXCEPTION 'pgflow: the arrays of a batch of task runs must be of one length (% task keys)', v_n
+            USING ERRCODE = '22023', HINT = 'pass one element per task key in every array, or NULL for an array of defaults';
+    END IF;
+    IF v_n = 0 THEN
+        RETURN;
+    END IF;
+    p_inputs := coalesce(p_inputs, array_fill('{}'::jsonb, ARRAY[v_n]));
+    p_retries := coalesce(p_retries, array_fill(0, ARRAY[v_n]));
+    p_retry_delays := coalesce(p_retry_delays, array_fill('{0}'::text, ARRAY[v_n]));
+    p_retry_backoffs := coalesce(p_retry_backoffs, array_fill('fixed'::text, ARRAY[v_n]));
+    p_retry_jitters := coalesce(p_retry_jitters, array_fill(0::float8, ARRAY[v_n]));
+    p_started_at := coalesce(p_started_at, array_fill(NULL::timestamptz, ARRAY[v_n]));
+    p_completed_at := coalesce(p_completed_at, array_fill(NULL::timestamptz, ARRAY[v_n]));
+
+    -- the checks of create_task_runs (0002, 0003), with its messages
+    -- (a name of printable ASCII without leading or trailing space, 1 to 255 long, passes _check_name:
+    -- only the others are checked by it, which saves three regular expressions per task run name)
+    PERFORM pgflow._check_name(k, 'task key') FROM (SELECT DISTINCT k FROM unnest(p_task_keys) k WHERE k <> '') t
+      WHERE NOT (char_length(k) <= 255 AND k ~ '^[!-~]([ -~]*[!-~])?$');
+    PERFORM pgflow._check_name(n, 'task run name') FROM (SELECT DISTINCT n FROM unnest(p_names) n WHERE n IS NOT NULL) t
+      WHERE NOT (char_length(n) <= 255 AND n ~ '^[!-~]([ -~]*[!-~])?$');
+    PERFORM pgflow._check_number(extract(epoch FROM e)::float8, 'a cache expiration (in seconds)', 0, 3153600000)
+       FROM unnest(p_cache_expirations) e WHERE e >= interval '0';
+    SELECT x.ord, x.k, x.i, x.ce INTO v_bad
+      FROM unnest(p_task_keys, p_inputs, p_cache_expirations) WITH ORDINALITY x(k, i, ce, ord)
+     WHERE x.k IS NULL OR x.k = '' OR x.i IS NULL OR x.ce < interval '0'
+     ORDER BY x.ord LIMIT 1;
+    IF v_bad.ord IS NOT NULL THEN
+        IF v_bad.k IS NULL OR v_bad.k = '' THEN
+            RAISE EXCEPTION 'pgflow: a task run needs a task key'
+                USING ERRCODE = '22023', HINT = 'pass the task''s stable name, e.g. ''extract''';
+        ELSIF v_bad.i IS NULL THEN
+            RAISE EXCEPTION 'pgflow: task inputs must not be NULL' USING ERRCODE = '22023', HINT = 'pass ''{}'' for none';
+        ELSE
+            RAISE EXCEPTION 'pgflow: cache expiration must not be negative, got %', v_bad.ce
+                USING ERRCODE = '22023', HINT = 'pass a positive interval, or NULL for never';
+        END IF;
+    END IF;
+    PERFORM pgflow._check_retry_policy(r.retries, r.backoff, r.delays::float8[], r.jitter)
+       FROM (SELECT DISTINCT x.retries, x.backoff, x.delays, x.jitter
+               FROM unnest(p_retries, p_retry_backoffs, p_retry_delays, p_retry_jitters) x(retries, backoff, delays, jitter)) r;
+    -- what is new here: times that make sense, each task run once
+    SELECT x.ord, x.s, x.c INTO v_bad
+      FROM unnest(p_started_at, p_completed_at) WITH ORDINALITY x(s, c, ord)
+     WHERE (x.c IS NOT NULL AND x.s IS NULL) OR NOT isfinite(x.s) OR NOT isfinite(x.c)
+     ORDER BY x.ord LIMIT 1;
+    IF v_bad.ord IS NOT NULL THEN
+        RAISE EXCEPTION 'pgflow: task run % of the batch has % (start %, end %)', v_bad.ord,
+                        CASE WHEN v_bad.s IS NULL THEN 'an end time but no start time' ELSE 'an infinite time' END, v_bad.s, v_bad.c
+            USING ERRCODE = '22023', HINT = 'give every ended run its start time, and finite times';
+    END IF;
+    IF v_n > 1 AND (SELECT count(*) FROM (SELECT DISTINCT x.k, coalesce(x.d, '0') FROM unnest(p_task_keys, p_dynamic_keys) x(k, d)) u) <> v_n THEN
+        RAISE EXCEPTION 'pgflow: a batch of recorded task runs names a (task key, dynamic key) twice'
+            USING ERRCODE = '22023', HINT = 'record each task run once per call';
+    END IF;
+    IF pgflow.is_terminal(v_state) AND EXISTS (
+            SELECT 1 FROM unnest(p_task_keys, p_dynamic_keys) x(k, d)
+             WHERE NOT EXISTS (SELECT 1 FROM pgflow.task_runs t
+                                WHERE t.flow_run_id = p_flow_run_id AND t.task_key = x.k AND t.dynamic_key = coalesce(x.d, '0'))) THEN
+        RAISE EXCEPTION 'pgflow: flow run % is %, it cannot get new task runs', p_flow_run_id, v_state
+            USING ERRCODE = '55000', HINT = 'create task runs while the flow run is RUNNING';
+    END IF;
+
+    WITH x AS MATERIALIZED (
+        SELECT x.ord, x.k, coalesce(x.d, '0') AS d, x.n, x.i, x.t, x.ck, x.ce, x.r, x.rd, x.rb, x.rj, x.ts, x.cr,
+               -- the fast path: started, no tag limit to wait for, no cache entry to look up
+               x.s IS NOT NULL AND (x.t IS NULL OR x.t = '{}') AND (x.ck IS NULL OR x.cr) AS fast,
+               CASE WHEN x.s IS NOT NULL THEN greatest(x.s, x.ts) END AS s,  -- (greatest skips NULLs)
+               CASE WHEN x.c IS NOT NULL THEN greatest(x.c, x.s, x.ts) END AS c, x.res, x.sid, x.cid
+          FROM (SELECT x.ord, x.k, x.d, x.n, x.i, x.t, x.ck, x.ce, x.r, x.rd, x.rb, x.rj, coalesce(x.ts, p_now) AS ts,
+                       coalesce(x.cr, false) AS cr, x.s, x.c, x.res, x.sid, x.cid
+                  FROM unnest(p_task_keys, p_dynamic_keys, p_names, p_inputs, p_tags, p_cache_keys, p_cache_expirations,
+                              p_retries, p_retry_delays, p_retry_backoffs, p_retry_jitters, p_created_at, p_cache_refresh,
+                              p_started_at, p_completed_at, p_results, p_start_transition_ids, p_complete_transition_ids)
+                       WITH ORDINALITY AS x(k, d, n, i, t, ck, ce, r, rd, rb, rj, ts, cr, s, c, res, sid, cid, ord)) x),
+    ins AS (
+        INSERT INTO pgflow.task_runs (id, flow_run_id, task_key, dynamic_key, name, inputs, tags, cache_key, cache_expiration,
+                                          cache_refresh, retries, retry_delays, retry_backoff, retry_jitter, run_count,
+                                          expected_start_time, start_time, end_time, total_run_time,
+                                          state_type, state_name, state_timestamp, created_at)
+        SELECT pgflow._uuid_beside(p_flow_run_id), p_flow_run_id, x.k, x.d, coalesce(x.n, x.k || '-' || x.d), x.i,
+               CASE WHEN x.t IS NULL OR x.t = '{}' THEN '{}' ELSE pgflow._check_tags(x.t::text[]) END,
+               x.ck, x.ce, x.cr, x.r, x.rd::float8[], x.rb, x.rj, CASE WHEN x.fast THEN 1 ELSE 0 END,
+               x.ts, CASE WHEN x.fast THEN x.s END, CASE WHEN x.fast THEN x.c END,
+               CASE WHEN x.fast AND x.c IS NOT NULL THEN x.c - x.s ELSE interval '0' END,
+               CASE WHEN NOT x.fast THEN 'PENDING' WHEN x.c IS NULL THEN 'RUNNING' ELSE 'COMPLETED' END::pgflow.state_type,
+               CASE WHEN NOT x.fast THEN 'Pending' WHEN x.c IS NULL THEN 'Running' ELSE 'Completed' END,
+               CASE WHEN NOT x.fast THEN x.ts ELSE coalesce(x.c, x.s) END, x.ts
+          FROM x ORDER BY x.ord
+        ON CONFLICT (flow_run_id, task_key, dynamic_key) DO NOTHING
+        RETURNING id, task_key, dynamic_key),
+    made AS (SELECT x.*, i.id FROM x JOIN ins i ON i.task_key = x.k AND i.dynamic_key = x.d),
+    hist AS (
+        INSERT INTO pgflow.task_run_states (task_run_id, state_type, state_name, "timestamp", transition_id)
+        SELECT h.id, h.type, h.name, h.at, h.tid
+          FROM (SELECT m.id, m.ord, 1 AS step, 'PENDING'::pgflow.state_type AS type, 'Pending' AS name, m.ts AS at, NULL::uuid AS tid
+                  FROM made m
+                UNION ALL
+                SELECT m.id, m.ord, 2, 'RUNNING', 'Running', m.s, m.sid FROM made m WHERE m.fast
+                UNION ALL
+                SELECT m.id, m.ord, 3, 'COMPLETED', 'Completed', m.c, m.cid FROM made m WHERE m.fast AND m.c IS NOT NULL) h
+         ORDER BY h.ord, h.step),
+    results AS (
+        INSERT INTO pgflow.results (run_id, value, created_at)
+        SELECT m.id, m.res, m.c FROM made m WHERE m.fast AND m.c IS NOT NULL AND m.res IS NOT NULL),
+    cache AS (
+        INSERT INTO pgflow.task_run_cache (cache_key, value, task_run_id, created_at, expires_at)
+        SELECT m.ck, coalesce(m.res, 'null'), m.id, m.c, m.c + m.ce
+          FROM made m WHERE m.fast AND m.c IS NOT NULL AND m.ck IS NOT NULL
+        ON CONFLICT (cache_key) DO UPDATE SET value = excluded.value, task_run_id = excluded.task_run_id,
+                                              created_at = excluded.created_at, expires_at = excluded.expires_at)
+    SELECT array_agg(m.id ORDER BY x.ord), array_agg(x.ord ORDER BY x.ord) FILTER (WHERE x.s IS NOT NULL AND NOT coalesce(m.fast, false))
+      INTO v_ids, v_slow
+      FROM x LEFT JOIN made m ON m.ord = x.ord;
+
+    IF array_position(v_ids, NULL) IS NOT NULL THEN  -- existing task runs (this statement sees ones a concurrent call just made)
+        v_ids := ARRAY(SELECT coalesce(v_ids[x.ord], t.id)
+                         FROM unnest(p_task_keys, p_dynamic_keys) WITH ORDINALITY x(k, d, ord)
+                         LEFT JOIN pgflow.task_runs t
+                                ON t.flow_run_id = p_flow_run_id AND t.task_key = x.k AND t.dynamic_key = coalesce(x.d, '0')
+                        ORDER BY x.ord);
+    END IF;
+
+    -- the general path: Running, then Completed, by the rules of set_task_run_states
+    IF cardinality(v_slow) > 0 THEN
+        PERFORM 1 FROM pgflow._transition_task_runs_isolated(
+            ARRAY(SELECT ROW(v_ids[o], 'RUNNING', 'Running', NULL, NULL, NULL, NULL, p_start_transition_ids[o], NULL)::pgflow._proposal
+                    FROM unnest(v_slow) o ORDER BY o),
+            true, p_now, ARRAY(SELECT p_started_at[o] FROM unnest(v_slow) o ORDER BY o));
+        v_slow := ARRAY(SELECT o FROM unnest(v_slow) o WHERE p_completed_at[o] IS NOT NULL ORDER BY o);
+        IF cardinality(v_slow) > 0 THEN
+            PERFORM 1 FROM pgflow._transition_task_runs_isolated(
+                ARRAY(SELECT ROW(v_ids[o], 'COMPLETED', 'Completed', NULL, p_results[o], NULL, NULL, p_complete_transition_ids[o],
+                                 NULL)::pgflow._proposal
+                        FROM unnest(v_slow) o ORDER BY o),
+                true, p_now, ARRAY(SELECT p_completed_at[o] FROM unnest(v_slow) o ORDER BY o));
+        END IF;
+    END IF;
+    RETURN QUERY SELECT x.id FROM unnest(v_ids) WITH ORDINALITY x(id, ord) ORDER BY x.ord;
 END $$;
 
 -- Privileges: only internal functions are new (delete_old_runs, granted to the scheduler since 0003,
