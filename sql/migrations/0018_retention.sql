@@ -186,9 +186,10 @@ ALTER TABLE pgflow.flow_runs ALTER COLUMN id SET DEFAULT pgflow._uuid7();
 -- Day partitions
 -- ============================================================================================
 -- Creates the six partitions of one UTC day when they do not exist; rows of that day waiting in a
--- default partition move into them first. Each partition is made apart (LIKE the parent, the default
--- partition's storage settings) and ATTACHed: that locks the parent in SHARE UPDATE EXCLUSIVE mode only,
--- and the default partition (ACCESS EXCLUSIVE) for a scan that proves none of its rows belongs to the day.
+-- default partition move into them first. Each partition is made apart (LIKE the parent with its
+-- indexes, the default partition's storage settings), then the six are ATTACHed together: that locks
+-- the parent in SHARE UPDATE EXCLUSIVE mode only, and the default partition (ACCESS EXCLUSIVE, until the
+-- transaction ends) for a scan that proves none of its rows belongs to the day.
 -- On a database upgraded with history that scan reads only the small part of the old rows whose ids sort
 -- before 20 years ahead (`<table>_legacy_lo`, ≈ 0.9 % of random v4 ids): the rest (`<table>_legacy`)
 -- has a CHECK constraint that proves it holds no day's rows, and PostgreSQL skips it (see the end of this
@@ -199,13 +200,15 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_lo      uuid := pgflow._uuid7_floor(p_day::timestamp AT TIME ZONE 'UTC');
     v_hi      uuid := pgflow._uuid7_floor((p_day + 1)::timestamp AT TIME ZONE 'UTC');
-    v_made    boolean := false;
+    v_new     text[] := '{}';  -- the tables whose partition of the day is made here
     v_part    text;
     v_cols    text;
     v_options text;
     t         record;
 BEGIN
-    FOR t IN SELECT * FROM pgflow._history_tables() ORDER BY name = 'flow_runs' DESC LOOP
+    -- first each partition apart, with its indexes (copies of the parent's, which ATTACH adopts instead of
+    -- building), and the day's rows waiting in the default partition: no lock that stops the hot path
+    FOR t IN SELECT * FROM pgflow._history_tables() LOOP
         v_part := t.name || '_' || to_char(p_day, 'YYYYMMDD');
         CONTINUE WHEN to_regclass('pgflow.' || v_part) IS NOT NULL;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
@@ -214,15 +217,20 @@ BEGIN
         SELECT coalesce(' WITH (' || array_to_string(reloptions, ', ') || ')', '') INTO v_options
           FROM pg_class WHERE oid = coalesce(to_regclass(format('pgflow.%I', t.name || '_legacy')),
                                              format('pgflow.%I', t.name || '_default')::regclass);
-        EXECUTE format('CREATE TABLE pgflow.%I (LIKE pgflow.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)%s',
+        EXECUTE format('CREATE TABLE pgflow.%I (LIKE pgflow.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)%s',
                        v_part, t.name, v_options);
         EXECUTE format('REVOKE ALL ON pgflow.%I FROM PUBLIC', v_part);
         EXECUTE format('WITH m AS (DELETE FROM pgflow.%I WHERE %I >= %L AND %I < %L RETURNING %s) INSERT INTO pgflow.%I (%s) SELECT %s FROM m',
                        t.name || '_default', t.key, v_lo, t.key, v_hi, v_cols, v_part, v_cols, v_cols);
-        EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I FOR VALUES FROM (%L) TO (%L)', t.name, v_part, v_lo, v_hi);
-        v_made := true;
+        v_new := v_new || t.name;
     END LOOP;
-    RETURN v_made;
+    -- then the six ATTACHes, back to back: each holds its default partition in ACCESS EXCLUSIVE mode (the
+    -- hot path waits) until the transaction ends; flow_runs first, the order in which the hot path locks
+    FOR t IN SELECT * FROM pgflow._history_tables() WHERE name = ANY (v_new) ORDER BY name = 'flow_runs' DESC LOOP
+        EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I FOR VALUES FROM (%L) TO (%L)',
+                       t.name, t.name || '_' || to_char(p_day, 'YYYYMMDD'), v_lo, v_hi);
+    END LOOP;
+    RETURN cardinality(v_new) > 0;
 EXCEPTION WHEN lock_not_available THEN  -- busy (lock_timeout): the next call makes the day (2 days ahead)
     RETURN false;
 END $$;
