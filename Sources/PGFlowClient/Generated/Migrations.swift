@@ -9066,12 +9066,248 @@ BEGIN
     RETURN v_res;
 END $$;
 """##),
-        Migration(version: 17, name: "retention", sql: ##"""
--- 0017: retention in O(1) (issue 17): a day of history is removed by dropping that day's partitions,
+        Migration(version: 17, name: "hot_path", sql: ##"""
+-- 0017: less work per statement on the hot path (issue 17: enqueue -> start latency and the drain).
+-- Found with perf on a backend running run_deployment and claim_flow_runs: a third of their CPU was
+-- spent before and after the rows were written, not in writing them. Same rows, same results, same
+-- errors; measured in BENCHMARKS.md ("0017").
+
+-- ============================================================================================
+-- state_type_of in plpgsql. The CHECK constraints of flow_runs, flow_run_states, task_runs and
+-- task_run_states call it, and PostgreSQL prepares a table's CHECK expressions once per statement that
+-- writes the table: a LANGUAGE sql function there is inlined each time, i.e. its body (a CASE of
+-- sixteen names) parsed and analysed again — ≈ 15 % of a one-run claim's backend CPU (perf). A
+-- plpgsql body is compiled once per session; per row it costs ≈ 0.5 µs more than the inlined CASE
+-- (200,000 rows: 0.67 vs 1.15 µs each), against ≈ 0.1 ms saved per statement.
+-- ============================================================================================
+CREATE OR REPLACE FUNCTION pgflow.state_type_of(p_state_name text) RETURNS pgflow.state_type
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN CASE p_state_name
+        WHEN 'Scheduled' THEN 'SCHEDULED'::pgflow.state_type WHEN 'Late' THEN 'SCHEDULED'::pgflow.state_type
+        WHEN 'AwaitingRetry' THEN 'SCHEDULED'::pgflow.state_type WHEN 'AwaitingConcurrencySlot' THEN 'SCHEDULED'::pgflow.state_type
+        WHEN 'Pending' THEN 'PENDING'::pgflow.state_type
+        WHEN 'Running' THEN 'RUNNING'::pgflow.state_type WHEN 'Retrying' THEN 'RUNNING'::pgflow.state_type
+        WHEN 'Paused' THEN 'PAUSED'::pgflow.state_type WHEN 'Suspended' THEN 'PAUSED'::pgflow.state_type
+        WHEN 'Cancelling' THEN 'CANCELLING'::pgflow.state_type
+        WHEN 'Completed' THEN 'COMPLETED'::pgflow.state_type WHEN 'Cached' THEN 'COMPLETED'::pgflow.state_type
+        WHEN 'Failed' THEN 'FAILED'::pgflow.state_type WHEN 'TimedOut' THEN 'FAILED'::pgflow.state_type
+        WHEN 'Cancelled' THEN 'CANCELLED'::pgflow.state_type
+        WHEN 'Crashed' THEN 'CRASHED'::pgflow.state_type
+    END;
+END $$;
+
+-- resolve_parameters (every deployment run's parameters pass through it): a SECURITY DEFINER SQL
+-- function is never inlined, so its body was parsed on every call. Same checks in plpgsql.
+CREATE OR REPLACE FUNCTION pgflow.resolve_parameters(p_parameters jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp AS $$
+BEGIN
+    IF p_parameters IS NULL OR strpos(p_parameters::text, '{{') = 0 THEN
+        RETURN p_parameters;
+    END IF;
+    RETURN pgflow._check_parameters(pgflow._resolve_templates(p_parameters), 'parameters with their variables resolved');
+END $$;
+
+-- ============================================================================================
+-- One AFTER trigger per table where there were two or three. Each statement-level trigger costs a
+-- plpgsql call and its own queries at the end of every statement that inserts state rows (the
+-- enqueue, the claim, every transition) or log lines; one function now does what the three on
+-- flow_run_states did (the pgflow.flow-run.<State> events of 0016, the wake-up of followers on
+-- pgflow_flow_run_states, the API stream's notification while it has a live lease), and one what
+-- the two on logs did.
+-- ============================================================================================
+CREATE FUNCTION pgflow._flow_run_states_inserted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pgflow.events (occurred, event, resource_id)
+    SELECT n."timestamp", 'pgflow.flow-run.' || n.state_name, n.flow_run_id::text
+      FROM new_rows n
+     ORDER BY n.id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pgflow.notify('pgflow_flow_run_states', '');
+    IF EXISTS (SELECT 1 FROM pgflow.automations WHERE NOT paused) THEN
+        PERFORM pg_notify('pgflow_events', '');
+    END IF;
+    IF EXISTS (SELECT 1 FROM pgflow.stream_listeners WHERE expires_at > now()) THEN
+        PERFORM pg_notify('pgflow_stream_states', string_agg(c.flow_run_id::text || ':' || c.id, ',' ORDER BY c.id))
+           FROM (SELECT n.flow_run_id, n.id, (row_number() OVER (ORDER BY n.id) - 1) / 100 AS chunk FROM new_rows n) c
+          GROUP BY c.chunk;
+    END IF;
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER flow_run_states_events ON pgflow.flow_run_states;
+DROP TRIGGER flow_run_states_notify ON pgflow.flow_run_states;
+DROP TRIGGER flow_run_states_stream_notify ON pgflow.flow_run_states;
+DROP FUNCTION pgflow._flow_run_state_events();
+DROP FUNCTION pgflow._notify_flow_run_states();
+DROP FUNCTION pgflow._notify_stream_states();
+CREATE TRIGGER flow_run_states_inserted AFTER INSERT ON pgflow.flow_run_states
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgflow._flow_run_states_inserted();
+
+CREATE FUNCTION pgflow._logs_inserted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pgflow.notify('pgflow_logs', '');
+    IF EXISTS (SELECT 1 FROM pgflow.stream_listeners WHERE expires_at > now()) THEN
+        PERFORM pg_notify('pgflow_stream_logs', string_agg(c.flow_run_id::text || ':' || c.id, ','))
+           FROM (SELECT m.flow_run_id, m.id, (row_number() OVER () - 1) / 100 AS chunk
+                   FROM (SELECT n.flow_run_id, max(n.id) AS id FROM new_rows n WHERE n.flow_run_id IS NOT NULL
+                          GROUP BY n.flow_run_id) m) c
+          GROUP BY c.chunk;
+    END IF;
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER logs_notify ON pgflow.logs;
+DROP TRIGGER logs_stream_notify ON pgflow.logs;
+DROP FUNCTION pgflow._notify_logs();
+DROP FUNCTION pgflow._notify_stream_logs();
+CREATE TRIGGER logs_inserted AFTER INSERT ON pgflow.logs
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pgflow._logs_inserted();
+
+
+-- ============================================================================================
+-- The claim in one function and five statements. claim_flow_runs called _claim_flow_runs_unchecked
+-- (a second plpgsql layer whose rows were materialised and joined again for the deployment's
+-- timeout) and checked the agent and its queues in three statements. Same checks in the same order,
+-- same errors; the general path (p_start false, or a concurrency limit active) is
+-- _claim_flow_runs_general as before.
+-- ============================================================================================
+CREATE OR REPLACE FUNCTION pgflow.claim_flow_runs(
+    p_agent_id uuid,
+    p_queues   text[]      DEFAULT NULL,
+    p_max      integer     DEFAULT 1,
+    p_start    boolean     DEFAULT false,
+    p_now      timestamptz DEFAULT now()
+) RETURNS TABLE (
+    flow_run_id         uuid,
+    flow_run_name       text,
+    flow_name           text,
+    deployment_id       uuid,
+    deployment_name     text,
+    entrypoint          text,
+    parameters          jsonb,
+    tags                text[],
+    work_queue          text,
+    state_type          pgflow.state_type,
+    state_name          text,
+    run_count           integer,
+    expected_start_time timestamptz,
+    parent_task_run_id  uuid,
+    timeout_seconds     double precision
+)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+DECLARE
+    v_status  text;
+    v_queues  text[];
+    v_qids    uuid[];
+    v_unknown boolean;
+    v_limited boolean;
+    v_cand    uuid[];
+BEGIN
+    IF p_max > 10000 THEN
+        RAISE EXCEPTION 'pgflow: claim at most 10000 runs at once, not %', p_max
+            USING ERRCODE = '22023', HINT = 'pass p_max => 1 to 10000';
+    END IF;
+    IF p_max IS NULL OR p_max < 1 THEN
+        RAISE EXCEPTION 'pgflow: claim at least one run, not %', coalesce(p_max::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'pass p_max => 1 or more';
+    END IF;
+    SELECT a.status, x.qs,
+           ARRAY(SELECT q.id FROM pgflow.work_queues q WHERE q.name = ANY (x.qs) AND NOT q.paused),
+           (SELECT count(*) FROM pgflow.work_queues q WHERE q.name = ANY (x.qs)) < cardinality(ARRAY(SELECT DISTINCT unnest(x.qs))),
+           NOT p_start OR EXISTS (SELECT 1 FROM pgflow.concurrency_limits l WHERE l.active)
+      INTO v_status, v_queues, v_qids, v_unknown, v_limited
+      FROM pgflow.agents a CROSS JOIN LATERAL (SELECT coalesce(nullif(p_queues, '{}'), a.work_queues) AS qs) x
+     WHERE a.id = p_agent_id;
+    IF v_status IS NULL THEN
+        RAISE EXCEPTION 'pgflow: unknown agent %', coalesce(p_agent_id::text, 'NULL')
+            USING ERRCODE = 'P0002', HINT = 'register with SELECT pgflow.register_agent(name, queues) and claim with its id';
+    END IF;
+    IF v_status <> 'ONLINE' THEN
+        RAISE EXCEPTION 'pgflow: agent % is offline (its heartbeat lapsed or it deregistered)', p_agent_id
+            USING ERRCODE = '55000', HINT = 'call pgflow.heartbeat(agent id) to come back, or register again';
+    END IF;
+    IF v_unknown THEN
+        RAISE EXCEPTION 'pgflow: unknown work queue in %', v_queues
+            USING ERRCODE = 'P0002', HINT = 'create it with pgflow.create_work_queue(name)';
+    END IF;
+    IF v_limited THEN
+        RETURN QUERY SELECT c.*, d.timeout_seconds
+                       FROM pgflow._claim_flow_runs_general(p_agent_id, p_queues, p_max, p_start, p_now) c
+                       LEFT JOIN pgflow.deployments d ON d.id = c.deployment_id;
+        RETURN;
+    END IF;
+
+    -- candidates, as in the general claim (no limit is active, so none is full)
+    v_cand := ARRAY(
+        SELECT c.flow_run_id
+          FROM pgflow.work_queues q
+          CROSS JOIN LATERAL (
+              SELECT rq.flow_run_id, rq.scheduled_at FROM pgflow.run_queue rq
+               WHERE rq.work_queue_id = q.id AND rq.scheduled_at <= p_now
+               ORDER BY rq.scheduled_at
+               LIMIT p_max
+               FOR UPDATE SKIP LOCKED) c
+         WHERE q.id = ANY (v_qids)
+         ORDER BY q.priority, c.scheduled_at
+         LIMIT p_max);
+    IF cardinality(v_cand) = 0 THEN
+        RETURN;
+    END IF;
+
+    -- lock the runs, skipping any a concurrent transition holds (as the general claim does: waiting
+    -- for one would deadlock with a transition that waits for this claim's run_queue row), and start
+    -- them: Pending is accepted from SCHEDULED, Running (Retrying after a first attempt) from Pending
+    RETURN QUERY
+    WITH cand AS (
+        SELECT c.id, c.ord FROM unnest(v_cand) WITH ORDINALITY c(id, ord)),
+    locked AS (
+        SELECT r.id FROM pgflow.flow_runs r WHERE r.id = ANY (v_cand) AND r.state_type = 'SCHEDULED'
+         ORDER BY r.id FOR UPDATE SKIP LOCKED),
+    upd AS (
+        UPDATE pgflow.flow_runs r SET
+            state_type = 'RUNNING', state_name = CASE WHEN r.run_count >= 1 THEN 'Retrying' ELSE 'Running' END,
+            state_timestamp = p_now, state_message = NULL, run_count = r.run_count + 1,
+            start_time = coalesce(r.start_time, p_now), end_time = NULL,
+            next_scheduled_start = NULL, pause_expires_at = NULL, agent_id = p_agent_id
+          FROM locked l WHERE r.id = l.id AND r.id = ANY (v_cand)
+        RETURNING r.id, r.name, r.flow_id, r.deployment_id, r.work_queue_id, r.parameters, r.tags, r.state_name,
+                  r.run_count, r.expected_start_time, r.parent_task_run_id),
+    hist AS (
+        INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp")
+        SELECT u.id, s.state_type, CASE WHEN s.n = 1 THEN 'Pending' ELSE u.state_name END, p_now
+          FROM upd u JOIN cand c ON c.id = u.id
+         CROSS JOIN (VALUES (1, 'PENDING'::pgflow.state_type), (2, 'RUNNING'::pgflow.state_type)) s(n, state_type)
+         ORDER BY c.ord, s.n),
+    deq AS (
+        DELETE FROM pgflow.run_queue q USING upd u WHERE q.flow_run_id = u.id)
+    SELECT u.id, u.name, f.name, d.id, d.name, d.entrypoint, u.parameters, u.tags, wq.name,
+           'RUNNING'::pgflow.state_type, u.state_name, u.run_count, u.expected_start_time, u.parent_task_run_id,
+           d.timeout_seconds
+      FROM upd u
+      JOIN cand c ON c.id = u.id
+      JOIN pgflow.flows f ON f.id = u.flow_id
+      LEFT JOIN pgflow.deployments d ON d.id = u.deployment_id
+      LEFT JOIN pgflow.work_queues wq ON wq.id = u.work_queue_id
+     ORDER BY c.ord;
+END $$;
+
+DROP FUNCTION pgflow._claim_flow_runs_unchecked(uuid, text[], integer, boolean, timestamptz);
+
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
+"""##),
+        Migration(version: 18, name: "retention", sql: ##"""
+-- 0018: retention in O(1) (issue 17): a day of history is removed by dropping that day's partitions,
 -- not by deleting its rows. docs/scaling.md ("Retention in O(1)") has the design and the figures.
 --
 --   * Flow run ids are UUIDv7 (pgflow._uuid7(): 48-bit Unix milliseconds first), so an id carries the
---     moment its run was created. A task run's id carries its flow run's 48 bits (a trigger mints it), so
+--     moment its run was created. A task run's id carries its flow run's 48 bits (record_task_runs or a trigger mints it), so
 --     a task run, its states and its result live in its flow run's day.
 --   * flow_runs (by id), flow_run_states (by flow_run_id), task_run_states (by task_run_id), results (by
 --     run_id), logs and flow_run_tags (0016; by flow_run_id) are PARTITION BY RANGE on those ids, one
@@ -9082,7 +9318,7 @@ END $$;
 --     next days' partitions, then drops every day whose runs have all ended more than the retention age
 --     ago (DROP TABLE of its six partitions, no row-by-row DELETE; a day with a run not ended, or ended
 --     too recently, is kept), and only then deletes row by row what is left older than the age: runs in
---     the default partitions (the pre-0017 history, once) and finished runs of kept days.
+--     the default partitions (the pre-0018 history, once) and finished runs of kept days.
 --   * What is still deleted by row when a day is dropped, bounded by what that day has of each: its
 --     task_runs rows (one per task run; task_runs is not partitioned, see docs/scaling.md), its
 --     flow_run_inputs, its idempotency keys and schedule slots (pgflow.flow_run_keys), and its
@@ -9095,7 +9331,8 @@ END $$;
 --   * Foreign keys INTO flow_runs cannot stay (a referenced partition cannot be dropped): task_runs,
 --     flow_run_inputs and artifacts lose theirs; a statement trigger after DELETE on flow_runs does what
 --     their ON DELETE actions did (cascade, cascade, set null).
--- No hot-path function changes: the id defaults and the triggers do it.
+-- One hot-path function changes: the SDK's record_task_runs gives task runs their ids itself (end of this
+-- file); otherwise the id defaults and the triggers do it.
 
 -- ============================================================================================
 -- UUIDv7
@@ -9254,38 +9491,51 @@ ALTER TABLE pgflow.flow_runs ALTER COLUMN id SET DEFAULT pgflow._uuid7();
 -- Day partitions
 -- ============================================================================================
 -- Creates the six partitions of one UTC day when they do not exist; rows of that day waiting in a
--- default partition move into them first. Each partition is made apart (LIKE the parent, the default
--- partition's storage settings) and ATTACHed: that locks the parent in SHARE UPDATE EXCLUSIVE mode only,
--- and the default partition (ACCESS EXCLUSIVE) for a scan that proves none of its rows belongs to the day
--- (a scan of the pre-0017 history until retention has emptied it). Tables busy for more than 500 ms: the
--- day is made on a later call (nothing of it is kept half made).
+-- default partition move into them first. Each partition is made apart (LIKE the parent with its
+-- indexes, the default partition's storage settings), then the six are ATTACHed together: that locks
+-- the parent in SHARE UPDATE EXCLUSIVE mode only, and the default partition (ACCESS EXCLUSIVE, until the
+-- transaction ends) for a scan that proves none of its rows belongs to the day.
+-- On a database upgraded with history that scan reads only the small part of the old rows whose ids sort
+-- before 20 years ahead (`<table>_legacy_lo`, ≈ 0.9 % of random v4 ids): the rest (`<table>_legacy`)
+-- has a CHECK constraint that proves it holds no day's rows, and PostgreSQL skips it (see the end of this
+-- migration). Tables busy for more than 500 ms: the day is made on a later call (nothing of it is kept
+-- half made).
 CREATE FUNCTION pgflow._ensure_history_day(p_day date) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
     v_lo      uuid := pgflow._uuid7_floor(p_day::timestamp AT TIME ZONE 'UTC');
     v_hi      uuid := pgflow._uuid7_floor((p_day + 1)::timestamp AT TIME ZONE 'UTC');
-    v_made    boolean := false;
+    v_new     text[] := '{}';  -- the tables whose partition of the day is made here
     v_part    text;
     v_cols    text;
     v_options text;
     t         record;
 BEGIN
-    FOR t IN SELECT * FROM pgflow._history_tables() ORDER BY name = 'flow_runs' DESC LOOP
+    -- first each partition apart, with its indexes (copies of the parent's, which ATTACH adopts instead of
+    -- building), and the day's rows waiting in the default partition: no lock that stops the hot path
+    FOR t IN SELECT * FROM pgflow._history_tables() LOOP
         v_part := t.name || '_' || to_char(p_day, 'YYYYMMDD');
         CONTINUE WHEN to_regclass('pgflow.' || v_part) IS NOT NULL;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
           FROM pg_attribute WHERE attrelid = format('pgflow.%I', t.name)::regclass AND attnum > 0 AND NOT attisdropped;
+        -- the default partition's storage settings (its old rows' table when it is split, below)
         SELECT coalesce(' WITH (' || array_to_string(reloptions, ', ') || ')', '') INTO v_options
-          FROM pg_class WHERE oid = format('pgflow.%I', t.name || '_default')::regclass;
-        EXECUTE format('CREATE TABLE pgflow.%I (LIKE pgflow.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)%s',
+          FROM pg_class WHERE oid = coalesce(to_regclass(format('pgflow.%I', t.name || '_legacy')),
+                                             format('pgflow.%I', t.name || '_default')::regclass);
+        EXECUTE format('CREATE TABLE pgflow.%I (LIKE pgflow.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)%s',
                        v_part, t.name, v_options);
         EXECUTE format('REVOKE ALL ON pgflow.%I FROM PUBLIC', v_part);
-        EXECUTE format('WITH m AS (DELETE FROM ONLY pgflow.%I WHERE %I >= %L AND %I < %L RETURNING %s) INSERT INTO pgflow.%I (%s) SELECT %s FROM m',
+        EXECUTE format('WITH m AS (DELETE FROM pgflow.%I WHERE %I >= %L AND %I < %L RETURNING %s) INSERT INTO pgflow.%I (%s) SELECT %s FROM m',
                        t.name || '_default', t.key, v_lo, t.key, v_hi, v_cols, v_part, v_cols, v_cols);
-        EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I FOR VALUES FROM (%L) TO (%L)', t.name, v_part, v_lo, v_hi);
-        v_made := true;
+        v_new := v_new || t.name;
     END LOOP;
-    RETURN v_made;
+    -- then the six ATTACHes, back to back: each holds its default partition in ACCESS EXCLUSIVE mode (the
+    -- hot path waits) until the transaction ends; flow_runs first, the order in which the hot path locks
+    FOR t IN SELECT * FROM pgflow._history_tables() WHERE name = ANY (v_new) ORDER BY name = 'flow_runs' DESC LOOP
+        EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I FOR VALUES FROM (%L) TO (%L)',
+                       t.name, t.name || '_' || to_char(p_day, 'YYYYMMDD'), v_lo, v_hi);
+    END LOOP;
+    RETURN cardinality(v_new) > 0;
 EXCEPTION WHEN lock_not_available THEN  -- busy (lock_timeout): the next call makes the day (2 days ahead)
     RETURN false;
 END $$;
@@ -9422,28 +9672,76 @@ END $$;
 CREATE TRIGGER flow_runs_deleted AFTER DELETE ON pgflow.flow_runs REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION pgflow._flow_runs_deleted();
 
--- Task run ids in their flow run's millisecond (so its day).
+-- Task run ids in their flow run's millisecond (so its day). The SDK's record_task_runs (below) gives
+-- each new task run its id itself (pgflow._uuid_beside, inlined: a PL/pgSQL row trigger cost ≈ 5 µs a
+-- task run, ≈ 7 % of PostgreSQL's CPU per SDK task); any other INSERT leaves id NULL (the column has no
+-- default any more) and this trigger mints it.
+ALTER TABLE pgflow.task_runs ALTER COLUMN id DROP DEFAULT;
 CREATE FUNCTION pgflow._task_run_id() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     NEW.id := pgflow._uuid_beside(NEW.flow_run_id);
     RETURN NEW;
 END $$;
-CREATE TRIGGER task_runs_id BEFORE INSERT ON pgflow.task_runs FOR EACH ROW EXECUTE FUNCTION pgflow._task_run_id();
+CREATE TRIGGER task_runs_id BEFORE INSERT ON pgflow.task_runs FOR EACH ROW WHEN (NEW.id IS NULL)
+    EXECUTE FUNCTION pgflow._task_run_id();
 
 -- ============================================================================================
 -- The first days, then the old tables attached as the DEFAULT partitions
 -- ============================================================================================
 -- Day partitions from yesterday to 3 days ahead first (rows of those days that the old tables hold,
--- random v4 ids that happen to fall there, move in), then ATTACH ... DEFAULT, which reads each old
--- table once to check that none of its rows belongs to a day.
+-- random v4 ids that happen to fall there, move in), then the old tables become the DEFAULT partitions.
+--
+-- An old table with rows is not attached as it is: its random v4 ids sort anywhere, ≈ 3 per 10 million
+-- rows in each future day's range, so PostgreSQL would have to read all of it, holding the default
+-- partition in ACCESS EXCLUSIVE mode (claims wait), each time delete_old_runs makes a day (0.35–0.70 s
+-- per day at 200,000 old runs, tens of seconds at 10 million) until retention has deleted them. Instead
+-- the default partition is itself partitioned by the same key, in two:
+--   * <table>_legacy: the old table (no rewrite), its rows with ids from the first midnight 20 years
+--     ahead on (≈ 99 % of random v4 ids), with CHECK (key >= that bound): PostgreSQL proves from it that
+--     no row belongs to a new day and skips the table when a day partition is attached;
+--   * <table>_legacy_lo: the rest (ids before that bound, ≈ 0.9 % of them; copied here at the upgrade),
+--     the only part still read when a day is made (≈ 1,800 rows at 200,000 old runs).
+-- An empty old table (a new database) stays the plain default partition. In 20 years the bound is
+-- reached and days are made in _legacy's range: they are then checked by a scan of it, as before.
 SELECT pgflow._ensure_history_day((now() AT TIME ZONE 'UTC')::date + k) FROM generate_series(-1, 3) k;
-ALTER TABLE pgflow.flow_runs ATTACH PARTITION pgflow.flow_runs_default DEFAULT;
-ALTER TABLE pgflow.flow_run_states ATTACH PARTITION pgflow.flow_run_states_default DEFAULT;
-ALTER TABLE pgflow.task_run_states ATTACH PARTITION pgflow.task_run_states_default DEFAULT;
-ALTER TABLE pgflow.results ATTACH PARTITION pgflow.results_default DEFAULT;
-ALTER TABLE pgflow.logs ATTACH PARTITION pgflow.logs_default DEFAULT;
-ALTER TABLE pgflow.flow_run_tags ATTACH PARTITION pgflow.flow_run_tags_default DEFAULT;
+DO $$
+DECLARE
+    t      record;
+    v_cut  uuid := pgflow._uuid7_floor(date_trunc('year', now() AT TIME ZONE 'UTC' + interval '21 years') AT TIME ZONE 'UTC');
+    v_cols text;
+    v_rows boolean;
+    i      record;
+BEGIN
+    FOR t IN SELECT * FROM pgflow._history_tables() LOOP
+        EXECUTE format('SELECT string_agg(quote_ident(attname), '', '' ORDER BY attnum) FROM pg_attribute
+                         WHERE attrelid = %L::regclass AND attnum > 0 AND NOT attisdropped', 'pgflow.' || t.name) INTO v_cols;
+        EXECUTE format('SELECT EXISTS (SELECT FROM pgflow.%I)', t.name || '_default') INTO v_rows;
+        IF v_rows THEN
+            EXECUTE format('ALTER TABLE pgflow.%I RENAME TO %I', t.name || '_default', t.name || '_legacy');
+            FOR i IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+                      WHERE x.indrelid = format('pgflow.%I', t.name || '_legacy')::regclass LOOP
+                EXECUTE format('ALTER INDEX pgflow.%I RENAME TO %I', i.relname,
+                               t.name || '_legacy' || substr(i.relname, length(t.name || '_default') + 1));
+            END LOOP;
+            EXECUTE format('CREATE TABLE pgflow.%I (LIKE pgflow.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE (%I)',
+                           t.name || '_default', t.name, t.key);
+            EXECUTE format('CREATE TABLE pgflow.%I (LIKE pgflow.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)%s', t.name || '_legacy_lo', t.name,
+                           (SELECT coalesce(' WITH (' || array_to_string(reloptions, ', ') || ')', '') FROM pg_class
+                             WHERE oid = format('pgflow.%I', t.name || '_legacy')::regclass));
+            EXECUTE format('WITH m AS (DELETE FROM pgflow.%I WHERE %I < %L RETURNING %s) INSERT INTO pgflow.%I (%s) SELECT %s FROM m',
+                           t.name || '_legacy', t.key, v_cut, v_cols, t.name || '_legacy_lo', v_cols, v_cols);
+            EXECUTE format('ALTER TABLE pgflow.%I ADD CONSTRAINT %I CHECK (%I >= %L::uuid)', t.name || '_legacy', t.name || '_legacy_ids', t.key, v_cut);
+            EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I FOR VALUES FROM (MINVALUE) TO (%L)',
+                           t.name || '_default', t.name || '_legacy_lo', v_cut);
+            EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I FOR VALUES FROM (%L) TO (MAXVALUE)',
+                           t.name || '_default', t.name || '_legacy', v_cut);
+            EXECUTE format('REVOKE ALL ON pgflow.%I, pgflow.%I FROM PUBLIC, pgflow_api, pgflow_admin, pgflow_agent, pgflow_reader, pgflow_scheduler',
+                           t.name || '_legacy', t.name || '_legacy_lo');
+        END IF;
+        EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I DEFAULT', t.name, t.name || '_default');
+    END LOOP;
+END $$;
 REVOKE ALL ON pgflow.flow_runs_default, pgflow.flow_run_states_default, pgflow.task_run_states_default, pgflow.results_default,
               pgflow.logs_default, pgflow.flow_run_tags_default FROM pgflow_api, pgflow_admin, pgflow_agent, pgflow_reader, pgflow_scheduler;
 
@@ -9466,7 +9764,7 @@ DROP TABLE _pgflow_views;
 -- the old days dropped, then a batch of row deletes among what is left: finished runs created and ended
 -- before the first midnight of the age (p_now - p_older_than, a day's granularity), that is runs of days
 -- that are over the age but kept (a run in them has not ended, or ended too recently) and the runs in the
--- default partitions (the history from before 0017, once). A run whose day is not yet over the age waits
+-- default partitions (the history from before 0018, once). A run whose day is not yet over the age waits
 -- for its day's drop. Returns the runs removed (a dropped day counts its runs: more than p_batch).
 CREATE OR REPLACE FUNCTION pgflow._delete_old_runs_unchecked(p_older_than interval, p_batch integer DEFAULT 1000,
                                                              p_now timestamptz DEFAULT now())
@@ -9510,6 +9808,202 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pgflow.flow_runs r WHERE r.agent_id = a.id
                         AND r.state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING'));
     RETURN v_dropped + cardinality(v_ids);
+END $$;
+
+-- ============================================================================================
+-- The SDK's record_task_runs (0015), two changes: each new task run gets its id in the INSERT, in its
+-- flow run's millisecond (no row trigger), and the flow run's state is read with the id's value
+-- (EXECUTE: planned for one partition; the function's generic plans would plan and lock all of them).
+-- Its arguments, checks, rules and result are 0015's.
+-- ============================================================================================
+CREATE OR REPLACE FUNCTION pgflow.record_task_runs(
+    p_flow_run_id              uuid,
+    p_task_keys                text[],
+    p_dynamic_keys             text[]        DEFAULT NULL,
+    p_names                    text[]        DEFAULT NULL,
+    p_inputs                   jsonb[]       DEFAULT NULL,
+    p_tags                     text[]        DEFAULT NULL,
+    p_cache_keys               text[]        DEFAULT NULL,
+    p_cache_expirations        interval[]    DEFAULT NULL,
+    p_retries                  integer[]     DEFAULT NULL,
+    p_retry_delays             text[]        DEFAULT NULL,
+    p_retry_backoffs           text[]        DEFAULT NULL,
+    p_retry_jitters            float8[]      DEFAULT NULL,
+    p_created_at               timestamptz[] DEFAULT NULL,
+    p_cache_refresh            boolean[]     DEFAULT NULL,
+    p_started_at               timestamptz[] DEFAULT NULL,
+    p_start_transition_ids     uuid[]        DEFAULT NULL,
+    p_completed_at             timestamptz[] DEFAULT NULL,
+    p_results                  jsonb[]       DEFAULT NULL,
+    p_complete_transition_ids  uuid[]        DEFAULT NULL,
+    p_now                      timestamptz   DEFAULT now()
+) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    v_n     integer := coalesce(cardinality(p_task_keys), 0);
+    v_state pgflow.state_type;
+    v_bad   record;
+    v_ids   uuid[];
+    v_slow  integer[];  -- ordinals of started runs that take the general path
+BEGIN
+    PERFORM pgflow._check_batch(v_n, 'record_task_runs');
+    -- planned with the id's value (EXECUTE), so pruned to its day's partition when planned: a cached
+    -- generic plan would plan and lock every partition of flow_runs
+    EXECUTE 'SELECT state_type FROM pgflow.flow_runs WHERE id = $1' INTO v_state USING p_flow_run_id;
+    IF v_state IS NULL THEN
+        RAISE EXCEPTION 'pgflow: unknown flow run %', p_flow_run_id
+            USING ERRCODE = 'P0002', HINT = 'create the flow run first (pgflow.create_flow_run or pgflow.run_deployment)';
+    END IF;
+    IF p_task_keys IS NULL
+       OR coalesce(cardinality(p_dynamic_keys), v_n) <> v_n OR coalesce(cardinality(p_names), v_n) <> v_n
+       OR coalesce(cardinality(p_inputs), v_n) <> v_n OR coalesce(cardinality(p_tags), v_n) <> v_n
+       OR coalesce(cardinality(p_cache_keys), v_n) <> v_n OR coalesce(cardinality(p_cache_expirations), v_n) <> v_n
+       OR coalesce(cardinality(p_retries), v_n) <> v_n OR coalesce(cardinality(p_retry_delays), v_n) <> v_n
+       OR coalesce(cardinality(p_retry_backoffs), v_n) <> v_n OR coalesce(cardinality(p_retry_jitters), v_n) <> v_n
+       OR coalesce(cardinality(p_created_at), v_n) <> v_n OR coalesce(cardinality(p_cache_refresh), v_n) <> v_n
+       OR coalesce(cardinality(p_started_at), v_n) <> v_n OR coalesce(cardinality(p_start_transition_ids), v_n) <> v_n
+       OR coalesce(cardinality(p_completed_at), v_n) <> v_n OR coalesce(cardinality(p_results), v_n) <> v_n
+       OR coalesce(cardinality(p_complete_transition_ids), v_n) <> v_n THEN
+        RAISE EXCEPTION 'pgflow: the arrays of a batch of task runs must be of one length (% task keys)', v_n
+            USING ERRCODE = '22023', HINT = 'pass one element per task key in every array, or NULL for an array of defaults';
+    END IF;
+    IF v_n = 0 THEN
+        RETURN;
+    END IF;
+    p_inputs := coalesce(p_inputs, array_fill('{}'::jsonb, ARRAY[v_n]));
+    p_retries := coalesce(p_retries, array_fill(0, ARRAY[v_n]));
+    p_retry_delays := coalesce(p_retry_delays, array_fill('{0}'::text, ARRAY[v_n]));
+    p_retry_backoffs := coalesce(p_retry_backoffs, array_fill('fixed'::text, ARRAY[v_n]));
+    p_retry_jitters := coalesce(p_retry_jitters, array_fill(0::float8, ARRAY[v_n]));
+    p_started_at := coalesce(p_started_at, array_fill(NULL::timestamptz, ARRAY[v_n]));
+    p_completed_at := coalesce(p_completed_at, array_fill(NULL::timestamptz, ARRAY[v_n]));
+
+    -- the checks of create_task_runs (0002, 0003), with its messages
+    -- (a name of printable ASCII without leading or trailing space, 1 to 255 long, passes _check_name:
+    -- only the others are checked by it, which saves three regular expressions per task run name)
+    PERFORM pgflow._check_name(k, 'task key') FROM (SELECT DISTINCT k FROM unnest(p_task_keys) k WHERE k <> '') t
+      WHERE NOT (char_length(k) <= 255 AND k ~ '^[!-~]([ -~]*[!-~])?$');
+    PERFORM pgflow._check_name(n, 'task run name') FROM (SELECT DISTINCT n FROM unnest(p_names) n WHERE n IS NOT NULL) t
+      WHERE NOT (char_length(n) <= 255 AND n ~ '^[!-~]([ -~]*[!-~])?$');
+    PERFORM pgflow._check_number(extract(epoch FROM e)::float8, 'a cache expiration (in seconds)', 0, 3153600000)
+       FROM unnest(p_cache_expirations) e WHERE e >= interval '0';
+    SELECT x.ord, x.k, x.i, x.ce INTO v_bad
+      FROM unnest(p_task_keys, p_inputs, p_cache_expirations) WITH ORDINALITY x(k, i, ce, ord)
+     WHERE x.k IS NULL OR x.k = '' OR x.i IS NULL OR x.ce < interval '0'
+     ORDER BY x.ord LIMIT 1;
+    IF v_bad.ord IS NOT NULL THEN
+        IF v_bad.k IS NULL OR v_bad.k = '' THEN
+            RAISE EXCEPTION 'pgflow: a task run needs a task key'
+                USING ERRCODE = '22023', HINT = 'pass the task''s stable name, e.g. ''extract''';
+        ELSIF v_bad.i IS NULL THEN
+            RAISE EXCEPTION 'pgflow: task inputs must not be NULL' USING ERRCODE = '22023', HINT = 'pass ''{}'' for none';
+        ELSE
+            RAISE EXCEPTION 'pgflow: cache expiration must not be negative, got %', v_bad.ce
+                USING ERRCODE = '22023', HINT = 'pass a positive interval, or NULL for never';
+        END IF;
+    END IF;
+    PERFORM pgflow._check_retry_policy(r.retries, r.backoff, r.delays::float8[], r.jitter)
+       FROM (SELECT DISTINCT x.retries, x.backoff, x.delays, x.jitter
+               FROM unnest(p_retries, p_retry_backoffs, p_retry_delays, p_retry_jitters) x(retries, backoff, delays, jitter)) r;
+    -- what is new here: times that make sense, each task run once
+    SELECT x.ord, x.s, x.c INTO v_bad
+      FROM unnest(p_started_at, p_completed_at) WITH ORDINALITY x(s, c, ord)
+     WHERE (x.c IS NOT NULL AND x.s IS NULL) OR NOT isfinite(x.s) OR NOT isfinite(x.c)
+     ORDER BY x.ord LIMIT 1;
+    IF v_bad.ord IS NOT NULL THEN
+        RAISE EXCEPTION 'pgflow: task run % of the batch has % (start %, end %)', v_bad.ord,
+                        CASE WHEN v_bad.s IS NULL THEN 'an end time but no start time' ELSE 'an infinite time' END, v_bad.s, v_bad.c
+            USING ERRCODE = '22023', HINT = 'give every ended run its start time, and finite times';
+    END IF;
+    IF v_n > 1 AND (SELECT count(*) FROM (SELECT DISTINCT x.k, coalesce(x.d, '0') FROM unnest(p_task_keys, p_dynamic_keys) x(k, d)) u) <> v_n THEN
+        RAISE EXCEPTION 'pgflow: a batch of recorded task runs names a (task key, dynamic key) twice'
+            USING ERRCODE = '22023', HINT = 'record each task run once per call';
+    END IF;
+    IF pgflow.is_terminal(v_state) AND EXISTS (
+            SELECT 1 FROM unnest(p_task_keys, p_dynamic_keys) x(k, d)
+             WHERE NOT EXISTS (SELECT 1 FROM pgflow.task_runs t
+                                WHERE t.flow_run_id = p_flow_run_id AND t.task_key = x.k AND t.dynamic_key = coalesce(x.d, '0'))) THEN
+        RAISE EXCEPTION 'pgflow: flow run % is %, it cannot get new task runs', p_flow_run_id, v_state
+            USING ERRCODE = '55000', HINT = 'create task runs while the flow run is RUNNING';
+    END IF;
+
+    WITH x AS MATERIALIZED (
+        SELECT x.ord, x.k, coalesce(x.d, '0') AS d, x.n, x.i, x.t, x.ck, x.ce, x.r, x.rd, x.rb, x.rj, x.ts, x.cr,
+               -- the fast path: started, no tag limit to wait for, no cache entry to look up
+               x.s IS NOT NULL AND (x.t IS NULL OR x.t = '{}') AND (x.ck IS NULL OR x.cr) AS fast,
+               CASE WHEN x.s IS NOT NULL THEN greatest(x.s, x.ts) END AS s,  -- (greatest skips NULLs)
+               CASE WHEN x.c IS NOT NULL THEN greatest(x.c, x.s, x.ts) END AS c, x.res, x.sid, x.cid
+          FROM (SELECT x.ord, x.k, x.d, x.n, x.i, x.t, x.ck, x.ce, x.r, x.rd, x.rb, x.rj, coalesce(x.ts, p_now) AS ts,
+                       coalesce(x.cr, false) AS cr, x.s, x.c, x.res, x.sid, x.cid
+                  FROM unnest(p_task_keys, p_dynamic_keys, p_names, p_inputs, p_tags, p_cache_keys, p_cache_expirations,
+                              p_retries, p_retry_delays, p_retry_backoffs, p_retry_jitters, p_created_at, p_cache_refresh,
+                              p_started_at, p_completed_at, p_results, p_start_transition_ids, p_complete_transition_ids)
+                       WITH ORDINALITY AS x(k, d, n, i, t, ck, ce, r, rd, rb, rj, ts, cr, s, c, res, sid, cid, ord)) x),
+    ins AS (
+        INSERT INTO pgflow.task_runs (id, flow_run_id, task_key, dynamic_key, name, inputs, tags, cache_key, cache_expiration,
+                                          cache_refresh, retries, retry_delays, retry_backoff, retry_jitter, run_count,
+                                          expected_start_time, start_time, end_time, total_run_time,
+                                          state_type, state_name, state_timestamp, created_at)
+        SELECT pgflow._uuid_beside(p_flow_run_id), p_flow_run_id, x.k, x.d, coalesce(x.n, x.k || '-' || x.d), x.i,
+               CASE WHEN x.t IS NULL OR x.t = '{}' THEN '{}' ELSE pgflow._check_tags(x.t::text[]) END,
+               x.ck, x.ce, x.cr, x.r, x.rd::float8[], x.rb, x.rj, CASE WHEN x.fast THEN 1 ELSE 0 END,
+               x.ts, CASE WHEN x.fast THEN x.s END, CASE WHEN x.fast THEN x.c END,
+               CASE WHEN x.fast AND x.c IS NOT NULL THEN x.c - x.s ELSE interval '0' END,
+               CASE WHEN NOT x.fast THEN 'PENDING' WHEN x.c IS NULL THEN 'RUNNING' ELSE 'COMPLETED' END::pgflow.state_type,
+               CASE WHEN NOT x.fast THEN 'Pending' WHEN x.c IS NULL THEN 'Running' ELSE 'Completed' END,
+               CASE WHEN NOT x.fast THEN x.ts ELSE coalesce(x.c, x.s) END, x.ts
+          FROM x ORDER BY x.ord
+        ON CONFLICT (flow_run_id, task_key, dynamic_key) DO NOTHING
+        RETURNING id, task_key, dynamic_key),
+    made AS (SELECT x.*, i.id FROM x JOIN ins i ON i.task_key = x.k AND i.dynamic_key = x.d),
+    hist AS (
+        INSERT INTO pgflow.task_run_states (task_run_id, state_type, state_name, "timestamp", transition_id)
+        SELECT h.id, h.type, h.name, h.at, h.tid
+          FROM (SELECT m.id, m.ord, 1 AS step, 'PENDING'::pgflow.state_type AS type, 'Pending' AS name, m.ts AS at, NULL::uuid AS tid
+                  FROM made m
+                UNION ALL
+                SELECT m.id, m.ord, 2, 'RUNNING', 'Running', m.s, m.sid FROM made m WHERE m.fast
+                UNION ALL
+                SELECT m.id, m.ord, 3, 'COMPLETED', 'Completed', m.c, m.cid FROM made m WHERE m.fast AND m.c IS NOT NULL) h
+         ORDER BY h.ord, h.step),
+    results AS (
+        INSERT INTO pgflow.results (run_id, value, created_at)
+        SELECT m.id, m.res, m.c FROM made m WHERE m.fast AND m.c IS NOT NULL AND m.res IS NOT NULL),
+    cache AS (
+        INSERT INTO pgflow.task_run_cache (cache_key, value, task_run_id, created_at, expires_at)
+        SELECT m.ck, coalesce(m.res, 'null'), m.id, m.c, m.c + m.ce
+          FROM made m WHERE m.fast AND m.c IS NOT NULL AND m.ck IS NOT NULL
+        ON CONFLICT (cache_key) DO UPDATE SET value = excluded.value, task_run_id = excluded.task_run_id,
+                                              created_at = excluded.created_at, expires_at = excluded.expires_at)
+    SELECT array_agg(m.id ORDER BY x.ord), array_agg(x.ord ORDER BY x.ord) FILTER (WHERE x.s IS NOT NULL AND NOT coalesce(m.fast, false))
+      INTO v_ids, v_slow
+      FROM x LEFT JOIN made m ON m.ord = x.ord;
+
+    IF array_position(v_ids, NULL) IS NOT NULL THEN  -- existing task runs (this statement sees ones a concurrent call just made)
+        v_ids := ARRAY(SELECT coalesce(v_ids[x.ord], t.id)
+                         FROM unnest(p_task_keys, p_dynamic_keys) WITH ORDINALITY x(k, d, ord)
+                         LEFT JOIN pgflow.task_runs t
+                                ON t.flow_run_id = p_flow_run_id AND t.task_key = x.k AND t.dynamic_key = coalesce(x.d, '0')
+                        ORDER BY x.ord);
+    END IF;
+
+    -- the general path: Running, then Completed, by the rules of set_task_run_states
+    IF cardinality(v_slow) > 0 THEN
+        PERFORM 1 FROM pgflow._transition_task_runs_isolated(
+            ARRAY(SELECT ROW(v_ids[o], 'RUNNING', 'Running', NULL, NULL, NULL, NULL, p_start_transition_ids[o], NULL)::pgflow._proposal
+                    FROM unnest(v_slow) o ORDER BY o),
+            true, p_now, ARRAY(SELECT p_started_at[o] FROM unnest(v_slow) o ORDER BY o));
+        v_slow := ARRAY(SELECT o FROM unnest(v_slow) o WHERE p_completed_at[o] IS NOT NULL ORDER BY o);
+        IF cardinality(v_slow) > 0 THEN
+            PERFORM 1 FROM pgflow._transition_task_runs_isolated(
+                ARRAY(SELECT ROW(v_ids[o], 'COMPLETED', 'Completed', NULL, p_results[o], NULL, NULL, p_complete_transition_ids[o],
+                                 NULL)::pgflow._proposal
+                        FROM unnest(v_slow) o ORDER BY o),
+                true, p_now, ARRAY(SELECT p_completed_at[o] FROM unnest(v_slow) o ORDER BY o));
+        END IF;
+    END IF;
+    RETURN QUERY SELECT x.id FROM unnest(v_ids) WITH ORDINALITY x(id, ord) ORDER BY x.ord;
 END $$;
 
 -- Privileges: only internal functions are new (delete_old_runs, granted to the scheduler since 0003,
