@@ -17,8 +17,7 @@ jobs=${2:-20000}
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-if [ -n "${3:-}" ]; then cat "$3" >"$work/a.sql"; else git show HEAD~1:sql/schema.sql >"$work/a.sql"; fi
-if [ -n "${4:-}" ]; then cat "$4" >"$work/b.sql"; else cat sql/schema.sql >"$work/b.sql"; fi
+ab_schemas "$work" "${3:-}" "${4:-}"
 
 [ -z "${PGFLOW_DATABASE_URL:-}" ] || die "bench-drain-cpu.sh reads the private cluster's processes: unset PGFLOW_DATABASE_URL"
 scripts/db.sh up >/dev/null

@@ -125,5 +125,12 @@ postgres_cpu_ticks() {
   echo "$sum"
 }
 
+# ab_schemas DIR [A.sql] [B.sql]: the two schema files an A/B benchmark compares, written to DIR/a.sql and
+# DIR/b.sql; A defaults to the schema of the commit before HEAD, B to sql/schema.sql.
+ab_schemas() {
+  if [ -n "${2:-}" ]; then cat "$2" >"$1/a.sql"; else git -C "$PGFLOW_ROOT" show HEAD~1:sql/schema.sql >"$1/a.sql"; fi
+  if [ -n "${3:-}" ]; then cat "$3" >"$1/b.sql"; else cat "$PGFLOW_ROOT/sql/schema.sql" >"$1/b.sql"; fi
+}
+
 # The median of the numbers on standard input, one per line (the mean of the middle two for an even count).
 median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }

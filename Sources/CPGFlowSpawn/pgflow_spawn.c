@@ -132,8 +132,9 @@ static void supervise(const char *path, const char *const argv[], const char *co
     default_signals();
     /* Not a target of `pkill pgflow-agent` (it matches the name), and deaf to the signals an operator or a
      * terminal sends a group: it ends when its command's group is empty. A dead agent's report pipe must not
-     * kill it either. (SIGKILL still does: then the command dies of its parent-death signal, and its own
-     * children are orphaned, the one gap left.) Descendants that leave the command's process group are
+     * kill it either. (SIGKILL still does: then the command dies of its parent-death signal, and the agent,
+     * finding the supervisor gone without its last report, kills what is left in the command's group; only
+     * a descendant that also left the group survives that, the one gap left.) Descendants that leave the command's process group are
      * still found, through /proc, since as a subreaper this process inherits every orphan. */
     prctl(PR_SET_NAME, "pgflow-fence");
     signal(SIGPIPE, SIG_IGN);

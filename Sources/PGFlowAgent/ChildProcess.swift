@@ -165,11 +165,22 @@ private struct Spawner {
             return
         }
         started(.success((first.value, livePipe[1])))  // the ChildProcess owns the liveness pipe now
-        pump(pid: supervisor, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0])
-        let last = Self.readReport(reportPipe[0])
+        // Once the supervisor has exited, its last report is in the pipe — or the pipe is at its end: it was
+        // killed before it could write one. Then nothing has stopped the command's process group: the
+        // command itself died of its parent-death signal, but its children were orphaned and run on (a
+        // retry could start beside them), so the group is killed here. With the report the group is
+        // already empty (the supervisor ends only then) and nothing is sent.
+        var last: (kind: Int32, value: Int32, extra: Int32)?? = nil
+        func settle() {
+            let report = Self.readReport(reportPipe[0])
+            last = .some(report)
+            if report?.kind != Int32(PGFLOW_REPORT_ENDED) { Self.killGroup(first.value) }
+        }
+        pump(pid: supervisor, stdin: inPipe[1], stdout: outPipe[0], stderr: errPipe[0], exited: settle)
+        if last == nil { settle() }  // the output ended first: the report (or the supervisor's death) follows
         close(reportPipe[0])
         Self.reap(supervisor)
-        guard let last, last.kind == Int32(PGFLOW_REPORT_ENDED) else {
+        guard let last = last ?? nil, last.kind == Int32(PGFLOW_REPORT_ENDED) else {
             ended(.init(termination: .signaled(SIGKILL), fence: 0))
             return
         }
@@ -189,6 +200,16 @@ private struct Spawner {
         return (record[0], record[1], record[2])
     }
 
+    /// SIGKILL to process group `group`, then waits (up to 10 s) until nothing is left in it: its
+    /// members are orphans, which init reaps.
+    private static func killGroup(_ group: Int32) {
+        guard group > 0, kill(-group, SIGKILL) == 0 else { return }
+        for _ in 0..<1000 {
+            if kill(-group, 0) != 0 && errno == ESRCH { return }
+            usleep(10_000)
+        }
+    }
+
     private static func reap(_ pid: Int32) {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -205,8 +226,9 @@ private struct Spawner {
     }
 
     /// Writes stdin and reads both output pipes until they close (or the child has exited and they
-    /// stay quiet: a grandchild may hold them open).
-    private func pump(pid: Int32, stdin: Int32, stdout: Int32, stderr: Int32) {
+    /// stay quiet: a grandchild may hold them open). `exited` is called once, as soon as the supervisor
+    /// `pid` is seen to have exited (checked at least every 200 ms, output or not).
+    private func pump(pid: Int32, stdin: Int32, stdout: Int32, stderr: Int32, exited: () -> Void) {
         _ = fcntl(stdin, F_SETFL, fcntl(stdin, F_GETFL) | O_NONBLOCK)
         var pendingInput = [UInt8](input)
         var inputFD: Int32 = pendingInput.isEmpty ? -1 : stdin
@@ -215,12 +237,19 @@ private struct Spawner {
         var partial: [Int32: [UInt8]] = [stdout: [], stderr: []]
         var buffer = [UInt8](repeating: 0, count: 65_536)
         var exitedAt: ContinuousClock.Instant?
+        var checkedAt = ContinuousClock.now
         while !open.isEmpty {
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if inputFD >= 0 { fds.append(pollfd(fd: inputFD, events: Int16(POLLOUT), revents: 0)) }
             let ready = poll(&fds, nfds_t(fds.count), 200)
+            if exitedAt == nil, ready == 0 || ContinuousClock.now - checkedAt >= .milliseconds(200) {
+                checkedAt = .now
+                if pgflow_child_exited(pid) == 1 {
+                    exitedAt = .now
+                    exited()
+                }
+            }
             if ready == 0 {
-                if exitedAt == nil, pgflow_child_exited(pid) == 1 { exitedAt = .now }
                 if let t = exitedAt, ContinuousClock.now - t > .milliseconds(300) { break }
                 continue
             }

@@ -69,15 +69,20 @@ import Testing
         #expect(!attempt1.contains(where: processIsAlive), "attempt 2 started while attempt 1 ran")
         try await afterRetry(first, c, runID)
         #expect(trace.starts() == [1, 2], "starts: \(trace.starts())")
+        try await cancelAndWaitForAttempt2(c, runID, trace)
+        second.signal(SIGTERM)
+        #expect(await second.waitForExit(timeout: 60) == 0)
+        first.signal(SIGKILL)
+    }
+
+    /// Cancels the run and waits until it is Cancelled and every process of its attempt 2 is gone.
+    static func cancelAndWaitForAttempt2(_ c: PostgresConnection, _ runID: UUID, _ trace: Trace) async throws {
         try c.query("SELECT pgflow.cancel_flow_run($1)", [runID])
         #expect(try await eventually(timeout: 60) {
             try c.query("SELECT state_type::text FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "CANCELLED"
         })
         let attempt2 = trace.pids(attempt: 2)
         #expect(await eventually(timeout: 60) { !attempt2.contains(where: processIsAlive) })
-        second.signal(SIGTERM)
-        #expect(await second.waitForExit(timeout: 60) == 0)
-        first.signal(SIGKILL)
     }
 
     /// After `first` heartbeats again it neither runs the run again nor touches the second attempt.
@@ -104,6 +109,51 @@ import Testing
                 _ = await first.waitForExit(timeout: 60)
             }
         }
+    }
+
+    /// A command's supervisor (`pgflow-fence`) SIGKILLed, the agent alive: the command dies of its
+    /// parent-death signal, and what it started in its process group is killed by the agent (which finds
+    /// the supervisor gone without its last report) before the run ends and its retry starts. Without
+    /// that, the orphaned `sleep` of attempt 1 would run beside attempt 2.
+    @Test func killedSupervisorLeavesNothingOfItsCommandsGroupBehind() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            let path = NSTemporaryDirectory() + "pgflow-fence-\(UUID().uuidString.prefix(8)).trace"
+            defer { unlink(path) }
+            let trace = Trace(path: path)
+            // (the child's output goes elsewhere: it does not hold the agent's pipes open, so nothing but the
+            // group kill waits for it)
+            let command = "sh -c 'echo start $PGFLOW_RUN_COUNT $$ >> \(path); sleep 600 >/dev/null 2>&1 & echo child $PGFLOW_RUN_COUNT $! >> \(path); wait'"
+            try c.query("SELECT pgflow.create_deployment('fence', 'group', $1, p_retries => 1)", [command])
+            let runID = try c.query("SELECT pgflow.run_deployment('fence/group')").scalar(UUID.self)
+            let agent = try TestProcess("pgflow-agent", Self.flags + ["--name", "only"], environment: ["PGFLOW_DATABASE_URL": db.conninfo])
+            #expect(await eventually(timeout: 60) { trace.pids(attempt: 1).count == 2 }, "\(agent.output.suffix(2000))")
+            let attempt1 = trace.pids(attempt: 1)
+            #expect(attempt1.count == 2 && attempt1.allSatisfy(processIsAlive))
+            let supervisor = try #require(Self.parent(of: attempt1[0]), "the command's parent")
+            #expect(Self.name(of: supervisor) == "pgflow-fence")
+            kill(supervisor, SIGKILL)
+            let gone = await eventually(timeout: 60) { !attempt1.contains(where: processIsAlive) }
+            #expect(gone, "attempt 1 still running: \(attempt1.filter(processIsAlive))")
+            #expect(await eventually(timeout: 60) { trace.pids(attempt: 2).count == 2 }, "\(agent.output.suffix(2000))")
+            #expect(!attempt1.contains(where: processIsAlive), "attempt 2 started while attempt 1 ran")
+            #expect(trace.starts() == [1, 2], "starts: \(trace.starts())")
+            try await Self.cancelAndWaitForAttempt2(c, runID, trace)
+            agent.signal(SIGTERM)
+            #expect(await agent.waitForExit(timeout: 60) == 0)
+        }
+    }
+
+    /// The parent pid and the name of a process, from /proc (nil when it is gone).
+    static func parent(of pid: Int32) -> Int32? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? Int32(fields[1]) : nil
+    }
+
+    static func name(of pid: Int32) -> String? {
+        (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test func frozenAgentsRunIsStoppedAndNotRunAgainAfterItThaws() async throws {
