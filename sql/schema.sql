@@ -9349,7 +9349,9 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
 --     run_id), logs and flow_run_tags (0016; by flow_run_id) are PARTITION BY RANGE on those ids, one
 --     partition per UTC day (bounds: the UUIDv7 of each midnight, pgflow._uuid7_floor), all six on the same bounds, plus a
 --     DEFAULT partition each (X_default): the rows from before this migration (random v4 ids: they sort
---     anywhere, no day range holds them) and any row that finds no day partition.
+--     anywhere, no day range holds them) and any row that finds no day partition. On a database with
+--     history each default partition is split in two (X_legacy with a CHECK on its ids, X_legacy_lo),
+--     so that making a day does not read the old rows (see "The first days" below).
 --   * pgflow.delete_old_runs (the scheduler's RetentionService, `pgflow db prune`) now first creates the
 --     next days' partitions, then drops every day whose runs have all ended more than the retention age
 --     ago (DROP TABLE of its six partitions, no row-by-row DELETE; a day with a run not ended, or ended
