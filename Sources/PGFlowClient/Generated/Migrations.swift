@@ -9276,7 +9276,7 @@ BEGIN
             state_timestamp = p_now, state_message = NULL, run_count = r.run_count + 1,
             start_time = coalesce(r.start_time, p_now), end_time = NULL,
             next_scheduled_start = NULL, pause_expires_at = NULL, agent_id = p_agent_id
-          FROM locked l WHERE r.id = l.id AND r.id = ANY (v_cand)
+          FROM locked l WHERE r.id = l.id
         RETURNING r.id, r.name, r.flow_id, r.deployment_id, r.work_queue_id, r.parameters, r.tags, r.state_name,
                   r.run_count, r.expected_start_time, r.parent_task_run_id),
     hist AS (
@@ -9291,11 +9291,67 @@ BEGIN
            'RUNNING'::pgflow.state_type, u.state_name, u.run_count, u.expected_start_time, u.parent_task_run_id,
            d.timeout_seconds
       FROM upd u
-      JOIN cand c ON c.id = u.id
       JOIN pgflow.flows f ON f.id = u.flow_id
       LEFT JOIN pgflow.deployments d ON d.id = u.deployment_id
       LEFT JOIN pgflow.work_queues wq ON wq.id = u.work_queue_id
-     ORDER BY c.ord;
+     ORDER BY array_position(v_cand, u.id);  -- (a join to cand here was a nested loop: each run compared with every candidate)
+END $$;
+
+-- ============================================================================================
+-- No second, array condition on a join key. 0016 added `r.id = ANY (v_cand)` to the claim's UPDATE
+-- (joined to the locked runs), and `= ANY (v_ids)` to the fast completion's UPDATE (joined to the
+-- proposals) and to its transition-id check, so that a history partitioned by day (branch `retention`)
+-- would be pruned once at executor start. On the unpartitioned tables the planner uses the array as a
+-- second index condition of the nested loop's inner index scan, and the B-tree code sorts and
+-- de-duplicates the array again on every rescan — once per run of the batch: PostgreSQL CPU per drained
+-- run 237 -> 204 µs without them (scripts/bench-drain-cpu.sh, 3 interleaved rounds). The claim's lock
+-- and the completion's lock still read the runs by the array (one scan each), as they did before 0016.
+-- ============================================================================================
+CREATE OR REPLACE FUNCTION pgflow._complete_flow_runs(p_proposals pgflow._proposal[], p_agent_id uuid, p_now timestamptz)
+RETURNS pgflow.transition_result[]
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    v_ids uuid[] := ARRAY(SELECT p.run_id FROM unnest(p_proposals) p);
+    v_ok  integer;
+    v_res pgflow.transition_result[];
+BEGIN
+    -- lock in id order (as the general path does) and check every run after its lock
+    SELECT count(*) INTO v_ok
+      FROM (SELECT r.state_type, r.agent_id FROM pgflow.flow_runs r WHERE r.id = ANY (v_ids) ORDER BY r.id FOR UPDATE) l
+     WHERE l.state_type = 'RUNNING' AND (l.agent_id IS NULL OR l.agent_id = p_agent_id);
+    IF v_ok <> cardinality(v_ids)
+       OR EXISTS (SELECT 1 FROM unnest(p_proposals) p JOIN pgflow.flow_run_states h ON h.transition_id = p.transition_id
+                                                              AND h.flow_run_id = p.run_id
+                   WHERE p.transition_id IS NOT NULL)
+       OR EXISTS (SELECT 1 FROM pgflow.task_runs t WHERE t.flow_run_id = ANY (v_ids) AND NOT pgflow.is_terminal(t.state_type)) THEN
+        RETURN NULL;
+    END IF;
+    WITH p AS (SELECT p.*, p.ordinality AS ord FROM unnest(p_proposals) WITH ORDINALITY p),
+    upd AS (
+        UPDATE pgflow.flow_runs r SET
+            state_type = 'COMPLETED', state_name = 'Completed', state_timestamp = p_now, state_message = p.message,
+            end_time = p_now, total_run_time = r.total_run_time + (p_now - r.state_timestamp),
+            next_scheduled_start = NULL, pause_expires_at = NULL,
+            agent_id = coalesce(p_agent_id, r.agent_id), process_id = coalesce(p.process_id, r.process_id)
+          FROM p WHERE r.id = p.run_id
+        RETURNING r.id, r.run_count),
+    hist AS (
+        INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp", message, transition_id)
+        SELECT p.run_id, 'COMPLETED', 'Completed', p_now, p.message, p.transition_id
+          FROM p JOIN upd u ON u.id = p.run_id ORDER BY p.ord)
+    SELECT array_agg(ROW(p.run_id, 'ACCEPTED', NULL, 'COMPLETED', 'Completed', p_now, NULL, u.run_count, p.result)::pgflow.transition_result
+                     ORDER BY p.ord)
+      INTO v_res
+      FROM p JOIN upd u ON u.id = p.run_id;
+    IF EXISTS (SELECT 1 FROM unnest(p_proposals) p WHERE p.result IS NOT NULL) THEN
+        INSERT INTO pgflow.results (run_id, value, created_at)
+        SELECT p.run_id, p.result, p_now FROM unnest(p_proposals) p WHERE p.result IS NOT NULL
+        ON CONFLICT (run_id) DO UPDATE SET value = excluded.value, created_at = excluded.created_at;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pgflow.concurrency_slots) THEN
+        DELETE FROM pgflow.concurrency_slots s WHERE s.lease_id = ANY (v_ids);
+    END IF;
+    RETURN v_res;
 END $$;
 
 DROP FUNCTION pgflow._claim_flow_runs_unchecked(uuid, text[], integer, boolean, timestamptz);
