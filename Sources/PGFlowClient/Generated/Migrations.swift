@@ -9389,8 +9389,10 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
 --   * Foreign keys INTO flow_runs cannot stay (a referenced partition cannot be dropped): task_runs,
 --     flow_run_inputs and artifacts lose theirs; a statement trigger after DELETE on flow_runs does what
 --     their ON DELETE actions did (cascade, cascade, set null).
--- One hot-path function changes: the SDK's record_task_runs gives task runs their ids itself (end of this
--- file); otherwise the id defaults and the triggers do it.
+-- Three hot-path functions change (end of this file): the SDK's record_task_runs gives task runs their
+-- ids itself; the claim and the fast completion bound their UPDATE joins by the batch's smallest and
+-- largest id, so that flow_runs is pruned at executor start. Otherwise the id defaults and the triggers
+-- do it.
 
 -- ============================================================================================
 -- UUIDv7
