@@ -20,6 +20,9 @@ import Testing
             }
         }
 
+        /// The processes of `pids(attempt:)` that run now, by identity (a pid reused later is not theirs).
+        func processes(attempt: Int) -> [ProcessIdentity] { pids(attempt: attempt).compactMap(ProcessIdentity.init) }
+
         func starts() -> [Int] {
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
             return text.split(separator: "\n").compactMap { line in
@@ -51,11 +54,11 @@ import Testing
         defer { unlink(trace.path) }
         let first = try TestProcess("pgflow-agent", flags + ["--name", "first"], environment: ["PGFLOW_DATABASE_URL": firstURL])
         #expect(await eventually(timeout: 60) { trace.pids(attempt: 1).count == 3 }, "\(first.output.suffix(2000))")
-        let attempt1 = trace.pids(attempt: 1)
-        #expect(attempt1.count == 3 && attempt1.allSatisfy(processIsAlive))
+        let attempt1 = trace.processes(attempt: 1)
+        #expect(attempt1.count == 3 && alive(attempt1).count == 3)
         try await disrupt(first)
-        let gone = await eventually(timeout: 60) { !attempt1.contains(where: processIsAlive) }
-        #expect(gone, "attempt 1 still running: \(attempt1.filter(processIsAlive))")
+        let gone = await eventually(timeout: 60) { alive(attempt1).isEmpty }
+        #expect(gone, "attempt 1 still running: \(alive(attempt1))")
         // The reaper, as the scheduler runs it, with a heartbeat timeout short enough not to wait for
         // (the first agent has been silent since it was disrupted; no other agent is registered yet).
         var reaped = 0
@@ -66,7 +69,7 @@ import Testing
         #expect(reaped == 1)
         let second = try TestProcess("pgflow-agent", flags + ["--name", "second"], environment: ["PGFLOW_DATABASE_URL": db.conninfo])
         #expect(await eventually(timeout: 60) { trace.pids(attempt: 2).count == 3 }, "\(second.output.suffix(2000))")
-        #expect(!attempt1.contains(where: processIsAlive), "attempt 2 started while attempt 1 ran")
+        #expect(alive(attempt1).isEmpty, "attempt 2 started while attempt 1 ran")
         try await afterRetry(first, c, runID)
         #expect(trace.starts() == [1, 2], "starts: \(trace.starts())")
         try await cancelAndWaitForAttempt2(c, runID, trace)
@@ -81,8 +84,8 @@ import Testing
         #expect(try await eventually(timeout: 60) {
             try c.query("SELECT state_type::text FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "CANCELLED"
         })
-        let attempt2 = trace.pids(attempt: 2)
-        #expect(await eventually(timeout: 60) { !attempt2.contains(where: processIsAlive) })
+        let attempt2 = trace.processes(attempt: 2)
+        #expect(await eventually(timeout: 60) { alive(attempt2).isEmpty })
     }
 
     /// After `first` heartbeats again it neither runs the run again nor touches the second attempt.
@@ -128,21 +131,25 @@ import Testing
             let runID = try c.query("SELECT pgflow.run_deployment('fence/group')").scalar(UUID.self)
             let agent = try TestProcess("pgflow-agent", Self.flags + ["--name", "only"], environment: ["PGFLOW_DATABASE_URL": db.conninfo])
             #expect(await eventually(timeout: 60) { trace.pids(attempt: 1).count == 2 }, "\(agent.output.suffix(2000))")
-            let attempt1 = trace.pids(attempt: 1)
-            #expect(attempt1.count == 2 && attempt1.allSatisfy(processIsAlive))
-            let supervisor = try #require(Self.parent(of: attempt1[0]), "the command's parent")
+            let attempt1 = trace.processes(attempt: 1)
+            #expect(attempt1.count == 2 && Self.alive(attempt1).count == 2)
+            let shell = try #require(attempt1.first, "attempt 1's command")
+            let supervisor = try #require(Self.parent(of: shell.pid), "the command's parent")
             #expect(Self.name(of: supervisor) == "pgflow-fence")
             kill(supervisor, SIGKILL)
-            let gone = await eventually(timeout: 60) { !attempt1.contains(where: processIsAlive) }
-            #expect(gone, "attempt 1 still running: \(attempt1.filter(processIsAlive))")
+            let gone = await eventually(timeout: 60) { Self.alive(attempt1).isEmpty }
+            #expect(gone, "attempt 1 still running: \(Self.alive(attempt1))")
             #expect(await eventually(timeout: 60) { trace.pids(attempt: 2).count == 2 }, "\(agent.output.suffix(2000))")
-            #expect(!attempt1.contains(where: processIsAlive), "attempt 2 started while attempt 1 ran")
+            #expect(Self.alive(attempt1).isEmpty, "attempt 2 started while attempt 1 ran")
             #expect(trace.starts() == [1, 2], "starts: \(trace.starts())")
             try await Self.cancelAndWaitForAttempt2(c, runID, trace)
             agent.signal(SIGTERM)
             #expect(await agent.waitForExit(timeout: 60) == 0)
         }
     }
+
+    /// Those of `processes` that still run.
+    static func alive(_ processes: [ProcessIdentity]) -> [ProcessIdentity] { processes.filter { $0.isAlive } }
 
     /// The parent pid and the name of a process, from /proc (nil when it is gone).
     static func parent(of pid: Int32) -> Int32? {

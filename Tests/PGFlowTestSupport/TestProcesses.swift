@@ -70,3 +70,30 @@ public func processIsAlive(_ pid: Int32) -> Bool {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
     return !stat.contains(") Z ")
 }
+
+/// A process named by its pid and its start time (/proc/PID/stat, field 22), so that a pid the kernel
+/// has given to a new process since (pids wrap at /proc/sys/kernel/pid_max, 32,768 here, within minutes
+/// on a busy machine) is not taken for the old one.
+public struct ProcessIdentity: Sendable, Equatable, CustomStringConvertible {
+    public let pid: Int32
+    public let startTime: UInt64
+
+    /// The process running now under `pid`; nil when there is none.
+    public init?(_ pid: Int32) {
+        guard let start = Self.startTime(of: pid) else { return nil }
+        self.pid = pid
+        self.startTime = start
+    }
+
+    /// True while this very process exists and is not a zombie.
+    public var isAlive: Bool { processIsAlive(pid) && Self.startTime(of: pid) == startTime }
+
+    public var description: String { "\(pid)" }
+
+    static func startTime(of pid: Int32) -> UInt64? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")  // fields 3 (state) onwards
+        return fields.count > 19 ? UInt64(fields[19]) : nil
+    }
+}

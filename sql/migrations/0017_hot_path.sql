@@ -101,7 +101,8 @@ CREATE TRIGGER logs_inserted AFTER INSERT ON pgflow.logs
 
 
 -- ============================================================================================
--- The claim in one function and five statements. claim_flow_runs called _claim_flow_runs_unchecked
+-- The claim in one function and three queries (the agent and its queues; the candidates; the start).
+-- claim_flow_runs called _claim_flow_runs_unchecked
 -- (a second plpgsql layer whose rows were materialised and joined again for the deployment's
 -- timeout) and checked the agent and its queues in three statements. Same checks in the same order,
 -- same errors; the general path (p_start false, or a concurrency limit active) is
@@ -196,9 +197,7 @@ BEGIN
     -- for one would deadlock with a transition that waits for this claim's run_queue row), and start
     -- them: Pending is accepted from SCHEDULED, Running (Retrying after a first attempt) from Pending
     RETURN QUERY
-    WITH cand AS (
-        SELECT c.id, c.ord FROM unnest(v_cand) WITH ORDINALITY c(id, ord)),
-    locked AS (
+    WITH locked AS (
         SELECT r.id FROM pgflow.flow_runs r WHERE r.id = ANY (v_cand) AND r.state_type = 'SCHEDULED'
          ORDER BY r.id FOR UPDATE SKIP LOCKED),
     upd AS (
@@ -213,9 +212,9 @@ BEGIN
     hist AS (
         INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp")
         SELECT u.id, s.state_type, CASE WHEN s.n = 1 THEN 'Pending' ELSE u.state_name END, p_now
-          FROM upd u JOIN cand c ON c.id = u.id
+          FROM upd u
          CROSS JOIN (VALUES (1, 'PENDING'::pgflow.state_type), (2, 'RUNNING'::pgflow.state_type)) s(n, state_type)
-         ORDER BY c.ord, s.n),
+         ORDER BY array_position(v_cand, u.id), s.n),
     deq AS (
         DELETE FROM pgflow.run_queue q USING upd u WHERE q.flow_run_id = u.id)
     SELECT u.id, u.name, f.name, d.id, d.name, d.entrypoint, u.parameters, u.tags, wq.name,
@@ -225,7 +224,7 @@ BEGIN
       JOIN pgflow.flows f ON f.id = u.flow_id
       LEFT JOIN pgflow.deployments d ON d.id = u.deployment_id
       LEFT JOIN pgflow.work_queues wq ON wq.id = u.work_queue_id
-     ORDER BY array_position(v_cand, u.id);  -- (a join to cand here was a nested loop: each run compared with every candidate)
+     ORDER BY array_position(v_cand, u.id);  -- (as the state rows above: a join to the candidates here was a nested loop, each run against every candidate)
 END $$;
 
 -- ============================================================================================

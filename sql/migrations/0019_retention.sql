@@ -1,4 +1,4 @@
--- 0018: retention in O(1) (issue 17): a day of history is removed by dropping that day's partitions,
+-- 0019: retention in O(1) (issue 17): a day of history is removed by dropping that day's partitions,
 -- not by deleting its rows. docs/scaling.md ("Retention in O(1)") has the design and the figures.
 --
 --   * Flow run ids are UUIDv7 (pgflow._uuid7(): 48-bit Unix milliseconds first), so an id carries the
@@ -806,9 +806,7 @@ BEGIN
     -- for one would deadlock with a transition that waits for this claim's run_queue row), and start
     -- them: Pending is accepted from SCHEDULED, Running (Retrying after a first attempt) from Pending
     RETURN QUERY
-    WITH cand AS (
-        SELECT c.id, c.ord FROM unnest(v_cand) WITH ORDINALITY c(id, ord)),
-    locked AS (
+    WITH locked AS (
         SELECT r.id FROM pgflow.flow_runs r WHERE r.id = ANY (v_cand) AND r.state_type = 'SCHEDULED'
          ORDER BY r.id FOR UPDATE SKIP LOCKED),
     upd AS (
@@ -823,9 +821,9 @@ BEGIN
     hist AS (
         INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp")
         SELECT u.id, s.state_type, CASE WHEN s.n = 1 THEN 'Pending' ELSE u.state_name END, p_now
-          FROM upd u JOIN cand c ON c.id = u.id
+          FROM upd u
          CROSS JOIN (VALUES (1, 'PENDING'::pgflow.state_type), (2, 'RUNNING'::pgflow.state_type)) s(n, state_type)
-         ORDER BY c.ord, s.n),
+         ORDER BY array_position(v_cand, u.id), s.n),
     deq AS (
         DELETE FROM pgflow.run_queue q USING upd u WHERE q.flow_run_id = u.id)
     SELECT u.id, u.name, f.name, d.id, d.name, d.entrypoint, u.parameters, u.tags, wq.name,
@@ -835,7 +833,7 @@ BEGIN
       JOIN pgflow.flows f ON f.id = u.flow_id
       LEFT JOIN pgflow.deployments d ON d.id = u.deployment_id
       LEFT JOIN pgflow.work_queues wq ON wq.id = u.work_queue_id
-     ORDER BY array_position(v_cand, u.id);  -- (a join to cand here was a nested loop: each run compared with every candidate)
+     ORDER BY array_position(v_cand, u.id);  -- (as the state rows above: a join to the candidates here was a nested loop, each run against every candidate)
 END $$;
 
 CREATE OR REPLACE FUNCTION pgflow._complete_flow_runs(p_proposals pgflow._proposal[], p_agent_id uuid, p_now timestamptz)
