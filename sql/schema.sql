@@ -9402,25 +9402,29 @@ SELECT 1;
 -- ============================================================================================
 -- sql/migrations/0019_retention.sql
 -- ============================================================================================
--- 0019: retention in O(1) (issue 17): a day of history is removed by dropping that day's partitions,
+-- 0019: retention in O(1) (issue 17): a week of history is removed by dropping that week's partitions,
 -- not by deleting its rows. docs/scaling.md ("Retention in O(1)") has the design and the figures.
 --
 --   * Flow run ids are UUIDv7 (pgflow._uuid7(): 48-bit Unix milliseconds first), so an id carries the
---     moment its run was created. A task run's id carries its flow run's 48 bits (record_task_runs or a trigger mints it), so
---     a task run, its states and its result live in its flow run's day.
+--     moment its run was created. A task run's id carries its flow run's 48 bits (record_task_runs or a
+--     trigger mints it), so a task run, its states and its result live in its flow run's week.
 --   * flow_runs (by id), flow_run_states (by flow_run_id), task_run_states (by task_run_id), results (by
 --     run_id), logs and flow_run_tags (0016; by flow_run_id) are PARTITION BY RANGE on those ids, one
---     partition per UTC day (bounds: the UUIDv7 of each midnight, pgflow._uuid7_floor), all six on the same bounds, plus a
---     DEFAULT partition each (X_default): the rows from before this migration (random v4 ids: they sort
---     anywhere, no day range holds them) and any row that finds no day partition. On a database with
---     history each default partition is split in two (X_legacy with a CHECK on its ids, X_legacy_lo),
---     so that making a day does not read the old rows (see "The first days" below).
+--     partition per UTC week, Monday to Monday (bounds: the UUIDv7 of each Monday 00:00 UTC,
+--     pgflow._uuid7_floor; partitions named <table>_wYYYYMMDD after the Monday), all six on the same
+--     bounds, plus a DEFAULT partition each (X_default): the rows from before this migration (random v4
+--     ids: they sort anywhere, no week's range holds them) and any row that finds no week partition. On a
+--     database with history each default partition is split in two (X_legacy with a CHECK on its ids,
+--     X_legacy_lo), so that making a week does not read the old rows (see "The first weeks" below).
+--     Weeks, not days: each partition costs the hot path's cached plans (see "Week partitions").
 --   * pgflow.delete_old_runs (the scheduler's RetentionService, `pgflow db prune`) now first creates the
---     next days' partitions, then drops every day whose runs have all ended more than the retention age
---     ago (DROP TABLE of its six partitions, no row-by-row DELETE; a day with a run not ended, or ended
---     too recently, is kept), and only then deletes row by row what is left older than the age: runs in
---     the default partitions (the pre-0018 history, once) and finished runs of kept days.
---   * What is still deleted by row when a day is dropped, bounded by what that day has of each: its
+--     partitions of this week (and the next, 2 days ahead), then drops every week whose runs have all
+--     ended more than the retention age ago (DROP TABLE of its six partitions, no row-by-row DELETE; a
+--     week with a run not ended, or ended too recently, is kept), and only then deletes row by row what
+--     is left older than the age: runs in the default partitions (the pre-0019 history, once) and
+--     finished runs of kept weeks. Retention works in weeks: a run is removed between the age and the
+--     age + 7 days after it ended.
+--   * What is still deleted by row when a week is dropped, bounded by what that week has of each: its
 --     task_runs rows (one per task run; task_runs is not partitioned, see docs/scaling.md), its
 --     flow_run_inputs, its idempotency keys and schedule slots (pgflow.flow_run_keys), and its
 --     artifacts' flow_run_id set to NULL (artifacts outlive runs, as before).
@@ -9448,7 +9452,7 @@ LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
             || substr(replace(gen_random_uuid()::text, '-', ''), 14))::uuid
 $$;
 
--- The smallest UUIDv7 of an instant: the bound of a day's partitions is uuid7_floor(its midnight).
+-- The smallest UUIDv7 of an instant: the bound of a week's partitions is uuid7_floor(its Monday 00:00 UTC).
 CREATE FUNCTION pgflow._uuid7_floor(p_at timestamptz) RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT (lpad(to_hex(floor(extract(epoch FROM p_at) * 1000)::bigint), 12, '0') || '00000000000000000000')::uuid
@@ -9460,13 +9464,13 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT to_timestamp(('x' || substr(replace(p_id::text, '-', ''), 1, 12))::bit(48)::bigint / 1000.0)
 $$;
 
--- A new id in the same millisecond (so the same day partition) as p_id: task run ids from their flow run's.
+-- A new id in the same millisecond (so the same week partition) as p_id: task run ids from their flow run's.
 CREATE FUNCTION pgflow._uuid_beside(p_id uuid) RETURNS uuid
 LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
     SELECT (substr(replace(p_id::text, '-', ''), 1, 12) || '7' || substr(replace(gen_random_uuid()::text, '-', ''), 14))::uuid
 $$;
 
--- The tables partitioned by day, each with its partition key, children before parents (drop order).
+-- The tables partitioned by week, each with its partition key, children before parents (drop order).
 CREATE FUNCTION pgflow._history_tables() RETURNS TABLE (name text, key text)
 LANGUAGE sql IMMUTABLE AS $$
     VALUES ('logs', 'flow_run_id'), ('results', 'run_id'), ('task_run_states', 'task_run_id'),
@@ -9591,33 +9595,56 @@ CREATE INDEX logs_id ON pgflow.logs (flow_run_id, id);
 ALTER TABLE pgflow.flow_runs ALTER COLUMN id SET DEFAULT pgflow._uuid7();
 
 -- ============================================================================================
--- Day partitions
+-- Week partitions
 -- ============================================================================================
--- Creates the six partitions of one UTC day when they do not exist; rows of that day waiting in a
--- default partition move into them first. Each partition is made apart (LIKE the parent with its
--- indexes, the default partition's storage settings), then the six are ATTACHed together: that locks
--- the parent in SHARE UPDATE EXCLUSIVE mode only, and the default partition (ACCESS EXCLUSIVE, until the
--- transaction ends) for a scan that proves none of its rows belongs to the day.
--- On a database upgraded with history that scan reads only the small part of the old rows whose ids sort
--- before 20 years ahead (`<table>_legacy_lo`, ≈ 0.9 % of random v4 ids): the rest (`<table>_legacy`)
--- has a CHECK constraint that proves it holds no day's rows, and PostgreSQL skips it (see the end of this
--- migration). Tables busy for more than 500 ms: the day is made on a later call (nothing of it is kept
--- half made).
-CREATE FUNCTION pgflow._ensure_history_day(p_day date) RETURNS boolean
+-- A week is a UTC week from Monday 00:00 to the next Monday 00:00 (ISO weeks); its partitions are
+-- named <table>_wYYYYMMDD after its Monday and bounded by the UUIDv7 of the two Mondays. Weeks, not days:
+-- PostgreSQL 15's cached generic plans lock and set up every partition of a table on each call, so the
+-- hot path's cost grows with the number of partitions (36 day partitions for a 30-day retention cost the
+-- drain +31-33 % PostgreSQL CPU per run); a 30-day retention keeps 5 or 6 weeks (docs/scaling.md).
+
+-- The Monday of the UTC week of p_at.
+CREATE FUNCTION pgflow._history_week(p_at timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT date_trunc('week', p_at AT TIME ZONE 'UTC')::date
+$$;
+
+-- The bounds of the week that starts on Monday p_week: the UUIDv7 floors of its Monday and the next.
+CREATE FUNCTION pgflow._history_week_lo(p_week date) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT pgflow._uuid7_floor(p_week::timestamp AT TIME ZONE 'UTC')
+$$;
+CREATE FUNCTION pgflow._history_week_hi(p_week date) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT pgflow._uuid7_floor((p_week + 7)::timestamp AT TIME ZONE 'UTC')
+$$;
+
+-- Creates the six partitions of the UTC week of p_day (any day of it) when they do not exist; rows of
+-- that week waiting in a default partition move into them first. Each partition is made apart (LIKE the
+-- parent with its indexes, the default partition's storage settings), then the six are ATTACHed
+-- together: that locks the parent in SHARE UPDATE EXCLUSIVE mode only, and the default partition
+-- (ACCESS EXCLUSIVE, until the transaction ends) for a scan that proves none of its rows belongs to the
+-- week. On a database upgraded with history that scan reads only the small part of the old rows whose ids
+-- sort before 20 years ahead (`<table>_legacy_lo`, ≈ 0.9 % of random v4 ids): the rest (`<table>_legacy`)
+-- has a CHECK constraint that proves it holds no week's rows, and PostgreSQL skips it (see the end of this
+-- migration). Tables busy for more than 500 ms: the week is made on a later call (nothing of it is kept
+-- half made). Returns whether partitions were made.
+CREATE FUNCTION pgflow._ensure_history_week(p_day date) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_lo      uuid := pgflow._uuid7_floor(p_day::timestamp AT TIME ZONE 'UTC');
-    v_hi      uuid := pgflow._uuid7_floor((p_day + 1)::timestamp AT TIME ZONE 'UTC');
-    v_new     text[] := '{}';  -- the tables whose partition of the day is made here
+    v_week    date := pgflow._history_week(p_day::timestamp AT TIME ZONE 'UTC');
+    v_lo      uuid := pgflow._history_week_lo(v_week);
+    v_hi      uuid := pgflow._history_week_hi(v_week);
+    v_new     text[] := '{}';  -- the tables whose partition of the week is made here
     v_part    text;
     v_cols    text;
     v_options text;
     t         record;
 BEGIN
     -- first each partition apart, with its indexes (copies of the parent's, which ATTACH adopts instead of
-    -- building), and the day's rows waiting in the default partition: no lock that stops the hot path
+    -- building), and the week's rows waiting in the default partition: no lock that stops the hot path
     FOR t IN SELECT * FROM pgflow._history_tables() LOOP
-        v_part := t.name || '_' || to_char(p_day, 'YYYYMMDD');
+        v_part := t.name || '_w' || to_char(v_week, 'YYYYMMDD');
         CONTINUE WHEN to_regclass('pgflow.' || v_part) IS NOT NULL;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
           FROM pg_attribute WHERE attrelid = format('pgflow.%I', t.name)::regclass AND attnum > 0 AND NOT attisdropped;
@@ -9636,52 +9663,51 @@ BEGIN
     -- hot path waits) until the transaction ends; flow_runs first, the order in which the hot path locks
     FOR t IN SELECT * FROM pgflow._history_tables() WHERE name = ANY (v_new) ORDER BY name = 'flow_runs' DESC LOOP
         EXECUTE format('ALTER TABLE pgflow.%I ATTACH PARTITION pgflow.%I FOR VALUES FROM (%L) TO (%L)',
-                       t.name, t.name || '_' || to_char(p_day, 'YYYYMMDD'), v_lo, v_hi);
+                       t.name, t.name || '_w' || to_char(v_week, 'YYYYMMDD'), v_lo, v_hi);
     END LOOP;
     RETURN cardinality(v_new) > 0;
-EXCEPTION WHEN lock_not_available THEN  -- busy (lock_timeout): the next call makes the day (2 days ahead)
+EXCEPTION WHEN lock_not_available THEN  -- busy (lock_timeout): a later call makes the week (2 days ahead)
     RETURN false;
 END $$;
-ALTER FUNCTION pgflow._ensure_history_day(date) SET lock_timeout = '500ms';
+ALTER FUNCTION pgflow._ensure_history_week(date) SET lock_timeout = '500ms';
 
--- The days (UTC dates) that have partitions, oldest first.
-CREATE FUNCTION pgflow._history_days() RETURNS SETOF date
+-- The weeks (their Mondays) that have partitions, oldest first.
+CREATE FUNCTION pgflow._history_weeks() RETURNS SETOF date
 LANGUAGE sql STABLE AS $$
-    SELECT to_date(substr(c.relname, 11), 'YYYYMMDD') AS day
+    SELECT to_date(substr(c.relname, 12), 'YYYYMMDD') AS week
       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-     WHERE i.inhparent = 'pgflow.flow_runs'::regclass AND c.relname ~ '^flow_runs_[0-9]{8}$'
+     WHERE i.inhparent = 'pgflow.flow_runs'::regclass AND c.relname ~ '^flow_runs_w[0-9]{8}$'
      ORDER BY 1
 $$;
 
--- Whether a day's runs have all ended before p_cut (an empty day has).
-CREATE FUNCTION pgflow._history_day_done(p_day date, p_cut timestamptz) RETURNS boolean
+-- Whether the runs of the week starting on Monday p_week have all ended before p_cut (an empty week has).
+CREATE FUNCTION pgflow._history_week_done(p_week date, p_cut timestamptz) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT NOT EXISTS (SELECT 1 FROM pgflow.flow_runs r
-                        WHERE r.id >= pgflow._uuid7_floor(p_day::timestamp AT TIME ZONE 'UTC')
-                          AND r.id < pgflow._uuid7_floor((p_day + 1)::timestamp AT TIME ZONE 'UTC')
+                        WHERE r.id >= pgflow._history_week_lo(p_week) AND r.id < pgflow._history_week_hi(p_week)
                           AND (r.state_type NOT IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED')
                                OR r.end_time IS NULL OR r.end_time >= p_cut))
 $$;
 
--- Drops every day partition older than p_older_than whose runs have all ended more than p_older_than
--- ago; returns the number of runs they held, or NULL when the tables could not be locked within the
--- function's lock_timeout (busy: the caller tries again on its next pass). Dropping needs the six
--- parents in ACCESS EXCLUSIVE mode for a moment; lock_timeout (500 ms, below deadlock_timeout) keeps a
--- busy hot path from queueing behind it for long.
-CREATE FUNCTION pgflow._drop_history_days(p_older_than interval, p_now timestamptz) RETURNS integer
+-- Drops every week's partitions that ended more than p_older_than ago and whose runs have all ended more
+-- than p_older_than ago; returns the number of runs they held, or NULL when the tables could not be
+-- locked within the function's lock_timeout (busy: the caller tries again on its next pass). Dropping
+-- needs the six parents in ACCESS EXCLUSIVE mode for a moment; lock_timeout (500 ms, below
+-- deadlock_timeout) keeps a busy hot path from queueing behind it for long.
+CREATE FUNCTION pgflow._drop_history_weeks(p_older_than interval, p_now timestamptz) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     v_cut    timestamptz := p_now - p_older_than;
-    v_days   date[];
-    v_day    date;
+    v_weeks  date[];
+    v_week   date;
     v_lo     uuid;
     v_hi     uuid;
     v_runs   integer := 0;
     v_n      integer;
 BEGIN
-    v_days := ARRAY(SELECT d FROM pgflow._history_days() d
-                     WHERE (d + 1)::timestamp AT TIME ZONE 'UTC' <= v_cut AND pgflow._history_day_done(d, v_cut));
-    IF cardinality(v_days) = 0 THEN
+    v_weeks := ARRAY(SELECT w FROM pgflow._history_weeks() w
+                      WHERE (w + 7)::timestamp AT TIME ZONE 'UTC' <= v_cut AND pgflow._history_week_done(w, v_cut));
+    IF cardinality(v_weeks) = 0 THEN
         RETURN 0;
     END IF;
     BEGIN
@@ -9690,33 +9716,33 @@ BEGIN
     EXCEPTION WHEN lock_not_available THEN
         RETURN NULL;
     END;
-    FOREACH v_day IN ARRAY v_days LOOP
-        CONTINUE WHEN NOT pgflow._history_day_done(v_day, v_cut);  -- again, now that nothing can change
-        v_lo := pgflow._uuid7_floor(v_day::timestamp AT TIME ZONE 'UTC');
-        v_hi := pgflow._uuid7_floor((v_day + 1)::timestamp AT TIME ZONE 'UTC');
-        EXECUTE format('SELECT count(*) FROM pgflow.%I', 'flow_runs_' || to_char(v_day, 'YYYYMMDD')) INTO v_n;
-        -- the residue, by row: what the day has of each (index range scans)
+    FOREACH v_week IN ARRAY v_weeks LOOP
+        CONTINUE WHEN NOT pgflow._history_week_done(v_week, v_cut);  -- again, now that nothing can change
+        v_lo := pgflow._history_week_lo(v_week);
+        v_hi := pgflow._history_week_hi(v_week);
+        EXECUTE format('SELECT count(*) FROM pgflow.%I', 'flow_runs_w' || to_char(v_week, 'YYYYMMDD')) INTO v_n;
+        -- the residue, by row: what the week has of each (index range scans)
         DELETE FROM pgflow.task_runs WHERE flow_run_id >= v_lo AND flow_run_id < v_hi;
         DELETE FROM pgflow.flow_run_inputs WHERE flow_run_id >= v_lo AND flow_run_id < v_hi;
         DELETE FROM pgflow.flow_run_keys WHERE flow_run_id >= v_lo AND flow_run_id < v_hi;
         UPDATE pgflow.artifacts SET flow_run_id = NULL WHERE flow_run_id >= v_lo AND flow_run_id < v_hi;
-        -- the day itself
-        EXECUTE (SELECT 'DROP TABLE ' || string_agg(format('pgflow.%I', name || '_' || to_char(v_day, 'YYYYMMDD')), ', ')
+        -- the week itself
+        EXECUTE (SELECT 'DROP TABLE ' || string_agg(format('pgflow.%I', name || '_w' || to_char(v_week, 'YYYYMMDD')), ', ')
                    FROM pgflow._history_tables());
         v_runs := v_runs + v_n;
     END LOOP;
     RETURN v_runs;
 END $$;
-ALTER FUNCTION pgflow._drop_history_days(interval, timestamptz) SET lock_timeout = '500ms';
+ALTER FUNCTION pgflow._drop_history_weeks(interval, timestamptz) SET lock_timeout = '500ms';
 
--- The partitions of the day of p_now and of today, and of p_days_ahead days after each; returns how
--- many days got partitions.
-CREATE FUNCTION pgflow._ensure_history_days(p_days_ahead integer, p_now timestamptz) RETURNS integer
+-- The partitions of the weeks of p_now and of today, and of the weeks of the p_days_ahead days after each
+-- (so a week is made up to that many days before it starts); returns how many weeks got partitions.
+CREATE FUNCTION pgflow._ensure_history_weeks(p_days_ahead integer, p_now timestamptz) RETURNS integer
 LANGUAGE sql AS $$
-    SELECT count(*) FILTER (WHERE pgflow._ensure_history_day(d))::integer
-      FROM (SELECT DISTINCT (s AT TIME ZONE 'UTC')::date + k AS d
+    SELECT count(*) FILTER (WHERE pgflow._ensure_history_week(w))::integer
+      FROM (SELECT DISTINCT pgflow._history_week(s + make_interval(days => k)) AS w
               FROM unnest(ARRAY[p_now, clock_timestamp()]) s, generate_series(0, p_days_ahead) k
-             ORDER BY 1) days
+             ORDER BY 1) weeks
 $$;
 
 -- ============================================================================================
@@ -9762,7 +9788,7 @@ CREATE TRIGGER flow_runs_keys BEFORE INSERT ON pgflow.flow_runs FOR EACH ROW
     EXECUTE FUNCTION pgflow._claim_flow_run_key();
 
 -- What the foreign keys into flow_runs did on DELETE (a dropped partition fires no trigger: the retention
--- does the same for its day, above).
+-- does the same for its week, above).
 CREATE FUNCTION pgflow._flow_runs_deleted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -9775,7 +9801,7 @@ END $$;
 CREATE TRIGGER flow_runs_deleted AFTER DELETE ON pgflow.flow_runs REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION pgflow._flow_runs_deleted();
 
--- Task run ids in their flow run's millisecond (so its day). The SDK's record_task_runs (below) gives
+-- Task run ids in their flow run's millisecond (so its week). The SDK's record_task_runs (below) gives
 -- each new task run its id itself (pgflow._uuid_beside, inlined: a PL/pgSQL row trigger cost ≈ 5 µs a
 -- task run, ≈ 7 % of PostgreSQL's CPU per SDK task); any other INSERT leaves id NULL (the column has no
 -- default any more) and this trigger mints it.
@@ -9790,24 +9816,25 @@ CREATE TRIGGER task_runs_id BEFORE INSERT ON pgflow.task_runs FOR EACH ROW WHEN 
     EXECUTE FUNCTION pgflow._task_run_id();
 
 -- ============================================================================================
--- The first days, then the old tables attached as the DEFAULT partitions
+-- The first weeks, then the old tables attached as the DEFAULT partitions
 -- ============================================================================================
--- Day partitions from yesterday to 3 days ahead first (rows of those days that the old tables hold,
--- random v4 ids that happen to fall there, move in), then the old tables become the DEFAULT partitions.
+-- The partitions of this week (and of the next when it starts within 2 days) first (rows of those weeks
+-- that the old tables hold, random v4 ids that happen to fall there, move in), then the old tables
+-- become the DEFAULT partitions.
 --
--- An old table with rows is not attached as it is: its random v4 ids sort anywhere, ≈ 3 per 10 million
--- rows in each future day's range, so PostgreSQL would have to read all of it, holding the default
--- partition in ACCESS EXCLUSIVE mode (claims wait), each time delete_old_runs makes a day (0.35–0.70 s
--- per day at 200,000 old runs, tens of seconds at 10 million) until retention has deleted them. Instead
--- the default partition is itself partitioned by the same key, in two:
+-- An old table with rows is not attached as it is: its random v4 ids sort anywhere, ≈ 20 per 10 million
+-- rows in each future week's range, so PostgreSQL would have to read all of it, holding the default
+-- partition in ACCESS EXCLUSIVE mode (claims wait), each time delete_old_runs makes a week (0.35–0.70 s
+-- at 200,000 old runs, tens of seconds at 10 million) until retention has deleted them. Instead the
+-- default partition is itself partitioned by the same key, in two:
 --   * <table>_legacy: the old table (no rewrite), its rows with ids from the first midnight 20 years
 --     ahead on (≈ 99 % of random v4 ids), with CHECK (key >= that bound): PostgreSQL proves from it that
---     no row belongs to a new day and skips the table when a day partition is attached;
+--     no row belongs to a new week and skips the table when a week's partition is attached;
 --   * <table>_legacy_lo: the rest (ids before that bound, ≈ 0.9 % of them; copied here at the upgrade),
---     the only part still read when a day is made (≈ 1,800 rows at 200,000 old runs).
+--     the only part still read when a week is made (≈ 1,800 rows at 200,000 old runs).
 -- An empty old table (a new database) stays the plain default partition. In 20 years the bound is
--- reached and days are made in _legacy's range: they are then checked by a scan of it, as before.
-SELECT pgflow._ensure_history_day((now() AT TIME ZONE 'UTC')::date + k) FROM generate_series(-1, 3) k;
+-- reached and weeks are made in _legacy's range: they are then checked by a scan of it, as before.
+SELECT pgflow._ensure_history_weeks(2, now());
 DO $$
 DECLARE
     t      record;
@@ -9861,14 +9888,17 @@ END $$;
 DROP TABLE _pgflow_views;
 
 -- ============================================================================================
--- Retention: days dropped whole, then the rest by row
+-- Retention: weeks dropped whole, then the rest by row
 -- ============================================================================================
--- pgflow.delete_old_runs keeps its signature and checks (0003); its body now: the next days' partitions,
--- the old days dropped, then a batch of row deletes among what is left: finished runs created and ended
--- before the first midnight of the age (p_now - p_older_than, a day's granularity), that is runs of days
--- that are over the age but kept (a run in them has not ended, or ended too recently) and the runs in the
--- default partitions (the history from before 0018, once). A run whose day is not yet over the age waits
--- for its day's drop. Returns the runs removed (a dropped day counts its runs: more than p_batch).
+-- pgflow.delete_old_runs keeps its signature and checks (0003); its body now: the partitions of this week
+-- and of the next when it starts within 2 days, the old weeks dropped, then a batch of row deletes among
+-- what is left: finished runs created and ended before the first Monday 00:00 UTC of the age (the start of
+-- the UTC week of p_now - p_older_than), that is runs of weeks that are over the age but kept (a run in
+-- them has not ended, or ended too recently) and the runs in the default partitions (the history from
+-- before this migration, once). A run whose week is not yet over the age waits for its week's drop.
+-- Retention therefore works in weeks: a finished run is removed between p_older_than and p_older_than +
+-- 7 days after it ended (the scheduler's pass and its batches aside). Returns the runs removed (a
+-- dropped week counts its runs: more than p_batch).
 CREATE OR REPLACE FUNCTION pgflow._delete_old_runs_unchecked(p_older_than interval, p_batch integer DEFAULT 1000,
                                                              p_now timestamptz DEFAULT now())
 RETURNS integer
@@ -9884,13 +9914,13 @@ BEGIN
                         coalesce(p_older_than::text, 'NULL'), coalesce(p_batch::text, 'NULL')
             USING ERRCODE = '22023', HINT = 'e.g. SELECT pgflow.delete_old_runs(interval ''30 days'', 1000)';
     END IF;
-    PERFORM pgflow._ensure_history_days(2, p_now);
-    v_dropped := pgflow._drop_history_days(p_older_than, p_now);
+    PERFORM pgflow._ensure_history_weeks(2, p_now);
+    v_dropped := pgflow._drop_history_weeks(p_older_than, p_now);
     IF v_dropped IS NULL THEN  -- the tables were busy: drop first, on the next pass, then delete the rest
         RETURN 0;
     END IF;
-    -- the first midnight of the age: the runs of days that are wholly older were created and ended before it
-    v_bound := ((p_now - p_older_than) AT TIME ZONE 'UTC')::date::timestamp AT TIME ZONE 'UTC';
+    -- the first Monday 00:00 UTC of the age: the runs of weeks that are wholly older were created and ended before it
+    v_bound := pgflow._history_week(p_now - p_older_than)::timestamp AT TIME ZONE 'UTC';
     v_ids := ARRAY(SELECT id FROM pgflow.flow_runs
                     WHERE end_time IS NOT NULL AND end_time < v_bound AND created_at < v_bound
                       AND state_type IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED')
@@ -9951,7 +9981,7 @@ DECLARE
     v_slow  integer[];  -- ordinals of started runs that take the general path
 BEGIN
     PERFORM pgflow._check_batch(v_n, 'record_task_runs');
-    -- planned with the id's value (EXECUTE), so pruned to its day's partition when planned: a cached
+    -- planned with the id's value (EXECUTE), so pruned to its week's partition when planned: a cached
     -- generic plan would plan and lock every partition of flow_runs
     EXECUTE 'SELECT state_type FROM pgflow.flow_runs WHERE id = $1' INTO v_state USING p_flow_run_id;
     IF v_state IS NULL THEN
@@ -10110,11 +10140,11 @@ BEGIN
 END $$;
 
 -- ============================================================================================
--- The claim and the fast completion (0017's bodies, at main bc27f19), one change: their UPDATE joins
+-- The claim and the fast completion (0017's bodies, at main 5e77851), one change: their UPDATE joins
 -- also bound the runs' ids by the smallest and the largest of the batch (plain uuid parameters). With
--- flow_runs partitioned by day, PostgreSQL 15 prunes a generic plan at executor start only by
+-- flow_runs partitioned by week, PostgreSQL 15 prunes a generic plan at executor start only by
 -- parameters: a join key alone (`r.id = l.id`) makes it set up every partition's index scan on every
--- call (at 36 partitions: 342 against 211 µs of PostgreSQL CPU per drained run). 0016 used the batch's
+-- call (at 36 day partitions: 342 against 211 µs of PostgreSQL CPU per drained run). 0016 used the batch's
 -- array (`r.id = ANY (v_ids)`), which 0017 dropped: on the inner side of a nested loop the B-tree code
 -- sorts the array again on every rescan; two scalar bounds cost a comparison each.
 -- ============================================================================================

@@ -1,4 +1,4 @@
--- An existing database upgraded by the retention migration (0018): the schema is built again from the
+-- An existing database upgraded by the retention migration (0019): the schema is built again from the
 -- migrations before it (in a schema of its own name, the installed one set aside for this transaction),
 -- given a history with random v4 ids, then upgraded. Run from the repository's root (scripts/test.sh does).
 BEGIN;
@@ -20,9 +20,9 @@ SELECT count(pgflow.set_task_run_state(id, 'RUNNING')) + count(pgflow.set_task_r
 SELECT pgflow.write_logs(ARRAY(SELECT id FROM pgflow.flow_runs), array_fill(20, ARRAY[6]), array_fill('old'::text, ARRAY[6]));
 SELECT count(pgflow.set_flow_run_state(id, 'COMPLETED', p_result => '1')) FROM pgflow.flow_runs WHERE state_type = 'RUNNING';
 CREATE TEMP TABLE old_runs AS SELECT id, state_type FROM pgflow.flow_runs;
--- and one more, running, whose random id happens to fall in the day 10 days from now (a v4 id with that
--- day's milliseconds first)
-SELECT (lpad(to_hex(((extract(epoch FROM ((now() AT TIME ZONE 'UTC')::date + 10)::timestamp AT TIME ZONE 'UTC') + 3600) * 1000)::bigint), 12, '0')
+-- and one more, running, whose random id happens to fall in the week 14 days from now (a v4 id with the
+-- milliseconds of that week's Monday 01:00 UTC first)
+SELECT (lpad(to_hex(((extract(epoch FROM date_trunc('week', now() AT TIME ZONE 'UTC' + interval '14 days') AT TIME ZONE 'UTC') + 3600) * 1000)::bigint), 12, '0')
         || '4' || substr(replace(gen_random_uuid()::text, '-', ''), 14))::uuid AS future \gset
 INSERT INTO pgflow.flow_runs SELECT (jsonb_populate_record(r, jsonb_build_object('id', :'future', 'name', 'future', 'idempotency_key', NULL,
                                                                                   'state_type', 'RUNNING', 'state_name', 'Running'))).*
@@ -48,7 +48,7 @@ SELECT is((SELECT count(*)::integer FROM pgflow.claim_flow_runs(:'agent', NULL, 
 SELECT is((SELECT count(*)::integer FROM pgflow.flow_run_logs(:'keyed')), 1, 'an old run''s logs are read by id');
 SELECT is((pgflow.set_flow_run_state(:'keyed', 'COMPLETED')).status, 'ACCEPTED', 'an old run completes');
 
--- making a day does not read the old rows (PostgreSQL proves from _legacy's CHECK that none is of that day)
+-- making a week does not read the old rows (PostgreSQL proves from _legacy's CHECK that none is of that week)
 SELECT is(ARRAY(SELECT relid::text FROM pg_partition_tree('pgflow.flow_runs_default') WHERE isleaf ORDER BY 1),
           ARRAY['pgflow.flow_runs_legacy', 'pgflow.flow_runs_legacy_lo'],
           'the default partition of a database upgraded with history is split in two');
@@ -57,17 +57,17 @@ SELECT is((SELECT count(*)::integer FROM pgflow._history_tables() t JOIN pg_cons
             AND k.conname = t.name || '_legacy_ids'), 5,
           'each old table with rows has its validated CHECK on the ids (5: no run had tags; flow_run_tags_default stays a plain table)');
 CREATE TEMP TABLE scans AS SELECT relname, seq_scan FROM pg_stat_xact_user_tables WHERE schemaname = 'pgflow' AND relname ~ '_legacy$';
-SELECT ok(pgflow._ensure_history_day((now() AT TIME ZONE 'UTC')::date + 10), 'a day 10 days ahead is made');
+SELECT ok(pgflow._ensure_history_week((now() AT TIME ZONE 'UTC')::date + 14), 'the week 14 days ahead is made');
 SELECT is((SELECT count(*)::integer FROM pg_stat_xact_user_tables x JOIN scans s USING (relname)
             WHERE x.schemaname = 'pgflow' AND x.seq_scan = s.seq_scan), 5, 'without a scan of any of the five old tables');
 SELECT is((SELECT tableoid::regclass::text FROM pgflow.flow_runs WHERE id = :'future'),
-          'pgflow.flow_runs_' || to_char((now() AT TIME ZONE 'UTC')::date + 10, 'YYYYMMDD'),
-          'an old run with an id of that day moved into its partition');
+          'pgflow.flow_runs_w' || to_char(date_trunc('week', now() AT TIME ZONE 'UTC' + interval '14 days'), 'YYYYMMDD'),
+          'an old run with an id of that week moved into its partition');
 
--- a new run goes to today's partition; the old ones are removed by the row path, once
+-- a new run goes to this week's partition; the old ones are removed by the row path, once
 SELECT pgflow.run_deployment('up/dep', p_flow_run_name => 'new') AS new \gset
 SELECT is((SELECT tableoid::regclass::text FROM pgflow.flow_runs WHERE id = :'new'),
-          'pgflow.flow_runs_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD'), 'a new run goes to today''s partition');
+          'pgflow.flow_runs_w' || to_char(date_trunc('week', now() AT TIME ZONE 'UTC'), 'YYYYMMDD'), 'a new run goes to this week''s partition');
 SELECT is(pgflow.delete_old_runs('30 days', 100, now() + interval '40 days'), 4, 'retention deletes the 4 ended old runs by row');
 SELECT is(pgflow.delete_old_runs('30 days', 100, now() + interval '40 days'), 0, 'once');
 SELECT results_eq($$SELECT (SELECT count(*) FROM pgflow.flow_runs_default), (SELECT count(*) FROM pgflow.flow_run_states_default),
