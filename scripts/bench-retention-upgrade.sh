@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
-# Making a day's partitions on a database upgraded with history, while claims run:
-#   scripts/bench-retention-upgrade.sh [RUNS=200000] [DAYS=3] [MIGRATION=sql/migrations/*_retention.sql]
+# Making a week's partitions on a database upgraded with history, while claims run:
+#   scripts/bench-retention-upgrade.sh [RUNS=200000] [WEEKS=3] [MIGRATION=sql/migrations/*_retention.sql]
 #
 # Builds a database with every migration before the retention one, loads RUNS finished runs made by that
 # schema (random v4 ids; 4 states, 2 log lines, a result and a tag each; set-based with triggers off, then
 # VACUUM ANALYZE), applies MIGRATION (the retention migration; pass another version of it to compare, e.g.
 # a file from `git show COMMIT:sql/migrations/0017_retention.sql`) and prints its time. Then a pgbench
 # client enqueues and claims in a loop (every 25 ms: run_deployment, then claim_flow_runs, each its own
-# transaction; per-transaction latencies logged) while `pgflow._ensure_history_day` makes DAYS new days
-# (10, 11, … days ahead), one a second, each timed. Prints each day's time, the claims' latencies during
-# the run (median, p99, max) and how many took more than 50 ms. Claims wait when a day's ATTACH PARTITION
+# transaction; per-transaction latencies logged) while `pgflow._ensure_history_week` makes WEEKS new weeks
+# (the weeks 14, 21, … days ahead), one a second, each timed. Prints each week's time, the claims'
+# latencies during the run (median, p99, max) and how many took more than 100 ms. Claims wait when a week's ATTACH PARTITION
 # holds the default partition in ACCESS EXCLUSIVE mode; how long it holds it is what this measures.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PGFLOW_ROOT"
 runs=${1:-200000}
-days=${2:-3}
+weeks=${2:-3}
 migration=${3:-$(ls sql/migrations/*_retention.sql)}
 [[ $runs =~ ^[0-9]+$ && $runs -ge 1 ]] || die "RUNS must be a positive number, got '$runs'"
-[[ $days =~ ^[0-9]+$ && $days -ge 1 ]] || die "DAYS must be a positive number, got '$days'"
+[[ $weeks =~ ^[0-9]+$ && $weeks -ge 1 ]] || die "WEEKS must be a positive number, got '$weeks'"
 [ -f "$migration" ] || die "no migration file $migration"
 
 ensure_system_packages
@@ -78,16 +78,16 @@ BEGIN;
 SELECT count(*) FROM pgflow.claim_flow_runs('$agent', ARRAY['default'], 10, true);
 COMMIT;
 SQL
-seconds=$((days + 3))
+seconds=$((weeks + 3))
 (cd "$work" && pgbench -n -M prepared -c1 -T "$seconds" -l --log-prefix=claims -f claim.sql "$url" >pgbench.out 2>&1) &
 bench=$!
 sleep 1.5
-: >"$work/days"
-for k in $(seq 10 $((9 + days))); do
+: >"$work/weeks"
+for k in $(seq 2 $((1 + weeks))); do
   a=$(now)
-  made=$(psql "$url" -XAtqc "SELECT pgflow._ensure_history_day((now() AT TIME ZONE 'UTC')::date + $k)")
+  made=$(psql "$url" -XAtqc "SELECT pgflow._ensure_history_week((now() AT TIME ZONE 'UTC')::date + 7 * $k)")
   b=$(now)
-  echo "$k $made $(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.1f", (b - a) * 1000}')" >>"$work/days"
+  echo "$((7 * k)) $made $(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.1f", (b - a) * 1000}')" >>"$work/weeks"
   sleep 1
 done
 wait "$bench" || die "pgbench failed: $(cat "$work/pgbench.out")"
@@ -95,7 +95,7 @@ wait "$bench" || die "pgbench failed: $(cat "$work/pgbench.out")"
 echo
 echo "Retention migration on a database with history: $runs old runs (v4 ids), $(date -u '+%F %H:%M UTC'), $(nproc) cores"
 echo "migration: $migration, applied in $upgrade s; old rows per table: $split"
-while read -r k made ms; do echo "day +$k made ($made) in $ms ms"; done <"$work/days"
+while read -r k made ms; do echo "week of day +$k made ($made) in $ms ms"; done <"$work/weeks"
 # pgbench -l lines: client transaction latency_us script_no epoch epoch_us (a transaction = the whole script)
 awk '{print $3 / 1000}' "$work"/claims.* | sort -n >"$work/lat"
 awk '{a[NR] = $1} END {i = int(NR * 0.99); if (i < 1) i = 1

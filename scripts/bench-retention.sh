@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Removing one day of history, the old way (row by row) and the new way (0018: the day's partitions
+# Removing one week of history, the old way (row by row) and the new way (0019: the week's partitions
 # dropped):   scripts/bench-retention.sh [RUNS=30000] [ROUNDS=3]
 #
 # Each round builds two databases afresh: `old` with every migration before the retention one, `new` with
-# the whole schema. Both get the same history: two days of RUNS finished runs each (the old day 40 days
-# ago, a younger day 20 days ago), every run with 4 states, 2 log lines and a result, ids UUIDv7 of their
-# creation time (the new schema's default; random v4 ids would not change the old way's cost). Loaded
-# set-based with triggers off, then VACUUM ANALYZE. Then retention with a 30-day age removes the old day:
+# the whole schema. Both get the same history: two UTC weeks (Monday to Monday) of RUNS finished runs
+# each, spread over the week (the old week: the one of 44 days ago, wholly older than 37 days; a younger
+# one: the week of 20 days ago, not yet over a 30-day age), every run with 4 states, 2 log lines and a
+# result, ids UUIDv7 of their creation time (the new schema's default; random v4 ids would not change the
+# old way's cost). Loaded set-based with triggers off, then VACUUM ANALYZE. Then retention with a 30-day
+# age removes the old week:
 #   old: `SELECT pgflow.delete_old_runs('30 days', 1000)` until a batch comes back short (what the
 #        scheduler's RetentionService does), each batch its own transaction;
-#   new: the same calls (the first drops the day's partitions; the rest find nothing).
+#   new: the same calls (the first drops the week's partitions; the rest find nothing).
 # Prints per round and way: wall time, calls, WAL written; then the medians. `uptime` before and after.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -24,7 +26,7 @@ admin=$(cat "$PGFLOW_STATE/admin-url")
 now() { date +%s.%N; }
 echo "load before: $(uptime)"
 
-# load URL: two days of history (day -40 is removed, day -20 stays)
+# load URL: two weeks of history (the week of day -44 is removed, the week of day -20 stays)
 load() {
   psql "$1" -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL
 SELECT pgflow.create_deployment('bench', 'dep', 'true');
@@ -33,8 +35,8 @@ CREATE TEMP TABLE gen AS
 SELECT (lpad(to_hex(floor(extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7'
         || substr(replace(gen_random_uuid()::text, '-', ''), 14))::uuid AS id, k, t
   FROM generate_series(1, 2 * $runs) k,
-       LATERAL (SELECT date_trunc('day', now()) - CASE WHEN k <= $runs THEN interval '40 days' ELSE interval '20 days' END
-                       + (k % $runs) * (interval '1 day' / ($runs + 1)) AS t) x;
+       LATERAL (SELECT date_trunc('week', now() AT TIME ZONE 'UTC' - CASE WHEN k <= $runs THEN interval '44 days' ELSE interval '20 days' END)
+                       AT TIME ZONE 'UTC' + (k % $runs) * (interval '7 days' / ($runs + 1)) AS t) x;
 INSERT INTO pgflow.flow_runs (id, name, flow_id, deployment_id, work_queue_id, run_count, expected_start_time, start_time,
                               end_time, total_run_time, state_type, state_name, state_timestamp, created_at)
 SELECT g.id, 'run-' || g.k, d.flow_id, d.id, d.work_queue_id, 1, g.t, g.t + interval '1 s', g.t + interval '2 s', interval '1 s',
@@ -77,8 +79,8 @@ for r in $(seq 1 "$rounds"); do
       cat $(ls sql/migrations/0*.sql | sort | sed '/_retention\.sql$/,$d') | psql "$url" -XAtq -v ON_ERROR_STOP=1 >/dev/null
     else
       psql "$url" -XAtq -v ON_ERROR_STOP=1 -f sql/schema.sql >/dev/null
-      # the old day's partitions (the scheduler would have made them then)
-      psql "$url" -XAtqc "SELECT pgflow._ensure_history_day((now() AT TIME ZONE 'UTC')::date - k) FROM unnest(ARRAY[40, 20]) k" >/dev/null
+      # the two weeks' partitions (the scheduler would have made them then)
+      psql "$url" -XAtqc "SELECT pgflow._ensure_history_week((now() AT TIME ZONE 'UTC')::date - k) FROM unnest(ARRAY[44, 20]) k" >/dev/null
     fi
     load "$url"
     read -r secs calls wal removed < <(retain "$url")
@@ -90,7 +92,7 @@ for r in $(seq 1 "$rounds"); do
   done
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-echo "one day of $runs runs (4 states, 2 log lines, 1 result each), medians of $rounds rounds:"
+echo "one week of $runs runs (4 states, 2 log lines, 1 result each), medians of $rounds rounds, $(date -u '+%F %H:%M UTC'), $(nproc) cores:"
 echo "  old (rows deleted):      $(median "${old_s[@]}") s, $(median "${old_w[@]}") WAL bytes"
 echo "  new (partitions dropped): $(median "${new_s[@]}") s, $(median "${new_w[@]}") WAL bytes"
 echo "load after: $(uptime)"

@@ -64,7 +64,7 @@ q -c "SELECT 'DROP INDEX ' || i.indexrelid::regclass || ';' FROM pg_index i
          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)" | q >/dev/null
 
 # autovacuum would start on the loaded tables while their indexes are built (and wait or be cancelled)
-# (since 0018 both tables are partitioned by day: these v4 ids land in their DEFAULT partitions, which hold
+# (since 0019 both tables are partitioned by week: these v4 ids land in their DEFAULT partitions, which hold
 # the storage settings)
 fr=pgflow.flow_runs frs=pgflow.flow_run_states
 if [ "$(q -c "SELECT to_regclass('pgflow.flow_runs_default') IS NOT NULL")" = t ]; then

@@ -158,7 +158,7 @@ CREATE FUNCTION pg_temp.uses(p_sql text, p_index text) RETURNS boolean LANGUAGE 
 DECLARE v_plan text;
 BEGIN
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || p_sql INTO v_plan;
-    -- (since 0018 flow_runs is partitioned: the plan names the partitions' copies of the index)
+    -- (since 0019 flow_runs is partitioned: the plan names the partitions' copies of the index)
     RETURN v_plan NOT LIKE '%"Node Type": "Sort"%' AND EXISTS (
         SELECT 1 FROM regexp_matches(v_plan, '"Index Name": "([^"]+)"', 'g') m
           JOIN pg_class c ON c.relname = m[1] AND c.relnamespace = 'pgflow'::regnamespace
