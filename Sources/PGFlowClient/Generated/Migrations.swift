@@ -10102,13 +10102,15 @@ BEGIN
 END $$;
 
 -- ============================================================================================
--- The claim and the fast completion (0017's bodies, at main 5e77851), one change: their UPDATE joins
--- also bound the runs' ids by the smallest and the largest of the batch (plain uuid parameters). With
--- flow_runs partitioned by week, PostgreSQL 15 prunes a generic plan at executor start only by
--- parameters: a join key alone (`r.id = l.id`) makes it set up every partition's index scan on every
--- call (at 36 day partitions: 342 against 211 µs of PostgreSQL CPU per drained run). 0016 used the batch's
--- array (`r.id = ANY (v_ids)`), which 0017 dropped: on the inner side of a nested loop the B-tree code
--- sorts the array again on every rescan; two scalar bounds cost a comparison each.
+-- The claim and the fast completion (0017's bodies, at main 5e77851), one change: their lookups of the
+-- runs (the locking reads and the UPDATE joins) also bound the runs' ids by the smallest and the largest
+-- of the batch (plain uuid parameters). With flow_runs partitioned by week, PostgreSQL 15 prunes a
+-- generic plan at executor start only by parameters: a join key alone (`r.id = l.id`) makes it set up
+-- every partition's index scan on every call (at 36 day partitions: 342 against 211 µs of PostgreSQL CPU
+-- per drained run), and `r.id = ANY (v_cand)` (an array variable) was not pruned either (auto_explain:
+-- the Append kept every week, each probed by its primary key). 0016 joined by the batch's array
+-- (`r.id = ANY (v_ids)`), which 0017 dropped: on the inner side of a nested loop the B-tree code sorts
+-- the array again on every rescan; two scalar bounds cost a comparison each.
 -- And one change to the claim's dequeue: `DELETE FROM run_queue … WHERE flow_run_id = ANY (ARRAY(SELECT id
 -- FROM upd))` instead of a join to the updated runs. The generic plan estimates a row per partition of
 -- flow_runs (an empty week's included), so with 7 partitions it took the join for 9 rows and hashed it
@@ -10209,7 +10211,7 @@ BEGIN
     -- them: Pending is accepted from SCHEDULED, Running (Retrying after a first attempt) from Pending
     RETURN QUERY
     WITH locked AS (
-        SELECT r.id FROM pgflow.flow_runs r WHERE r.id = ANY (v_cand) AND r.state_type = 'SCHEDULED'
+        SELECT r.id FROM pgflow.flow_runs r WHERE r.id = ANY (v_cand) AND r.id >= v_lo AND r.id <= v_hi AND r.state_type = 'SCHEDULED'
          ORDER BY r.id FOR UPDATE SKIP LOCKED),
     upd AS (
         UPDATE pgflow.flow_runs r SET
@@ -10251,7 +10253,8 @@ BEGIN
     SELECT (array_agg(i ORDER BY i))[1], (array_agg(i ORDER BY i DESC))[1] INTO v_lo, v_hi FROM unnest(v_ids) i;
     -- lock in id order (as the general path does) and check every run after its lock
     SELECT count(*) INTO v_ok
-      FROM (SELECT r.state_type, r.agent_id FROM pgflow.flow_runs r WHERE r.id = ANY (v_ids) ORDER BY r.id FOR UPDATE) l
+      FROM (SELECT r.state_type, r.agent_id FROM pgflow.flow_runs r WHERE r.id = ANY (v_ids) AND r.id >= v_lo AND r.id <= v_hi
+             ORDER BY r.id FOR UPDATE) l
      WHERE l.state_type = 'RUNNING' AND (l.agent_id IS NULL OR l.agent_id = p_agent_id);
     IF v_ok <> cardinality(v_ids)
        OR EXISTS (SELECT 1 FROM unnest(p_proposals) p JOIN pgflow.flow_run_states h ON h.transition_id = p.transition_id
