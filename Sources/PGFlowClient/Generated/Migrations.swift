@@ -9471,6 +9471,22 @@ DROP INDEX pgflow.flow_runs_scheduled;
 ALTER TABLE pgflow.task_runs DROP CONSTRAINT task_runs_flow_run_id_fkey;
 ALTER TABLE pgflow.flow_run_inputs DROP CONSTRAINT flow_run_inputs_flow_run_id_fkey;
 ALTER TABLE pgflow.artifacts DROP CONSTRAINT artifacts_flow_run_id_fkey;
+-- any other foreign key into the six tables (one a later migration added before this one) would keep
+-- pointing at the old table, which becomes the default partition: refuse, rather than fail on new runs
+DO $$
+DECLARE
+    v_fk text;
+BEGIN
+    SELECT string_agg(format('%s (%s)', conrelid::regclass, conname), ', ') INTO v_fk
+      FROM pg_constraint
+     WHERE contype = 'f' AND confrelid IN ('pgflow.flow_runs'::regclass, 'pgflow.flow_run_states'::regclass,
+                                           'pgflow.task_run_states'::regclass, 'pgflow.results'::regclass,
+                                           'pgflow.logs'::regclass, 'pgflow.flow_run_tags'::regclass);
+    IF v_fk IS NOT NULL THEN
+        RAISE EXCEPTION 'pgflow: the retention migration cannot partition the history: % still references it by a foreign key', v_fk
+            USING HINT = 'drop that foreign key in this migration, as task_runs'' is, and do its ON DELETE action in pgflow._flow_runs_deleted()';
+    END IF;
+END $$;
 -- unique indexes must contain the partition key: a transition id is unique per run (it always was in
 -- practice: a client mints one per transition of one run)
 DROP INDEX pgflow.flow_run_states_transition;
