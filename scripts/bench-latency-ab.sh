@@ -12,6 +12,8 @@
 #            (utime + stime from /proc) per call — a figure the neighbours' load inflates far less than
 #            wall time
 # Then the medians. A and B default to the schema of the commit before HEAD and sql/schema.sql.
+# PGFLOW_BENCH_PUSH_A / PGFLOW_BENCH_PUSH_B = 0 run that side's agent with pushes off (claims only):
+# pull against push on one schema is PGFLOW_BENCH_PUSH_A=0 scripts/bench-latency-ab.sh 3 200 sql/schema.sql sql/schema.sql
 # Example: scripts/bench-latency-ab.sh 3 200 <(git show 91d300f:sql/schema.sql) sql/schema.sql
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -41,10 +43,10 @@ SELECT pgflow.create_deployment('bench', 'stamp', 'swift:stamp', p_work_queue =>
 SQL
 }
 
-latency() {  # $1 = schema file; prints "p50 p99 enqueue_p50 rest_p50"
+latency() {  # $1 = schema file, $2 = 0 for pushes off; prints "p50 p99 enqueue_p50 rest_p50"
   fresh "$1"
   local agent
-  "$bin/pgflow-bench-agent" serve "$url" 10 & agent=$!; pids+=($agent)
+  PGFLOW_BENCH_PUSH="$2" "$bin/pgflow-bench-agent" serve "$url" 10 & agent=$!; pids+=($agent)
   sleep 2
   "$bin/pgflow-bench-agent" enqueue "$url" bench/stamp "$runs" 50 >"$work/enq.csv"
   until [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED' AND work_queue_id = $bench")" -ge "$runs" ]; do sleep 0.2; done
@@ -89,7 +91,8 @@ for r in $(seq 1 "$rounds"); do
   if [ $((r % 2)) = 1 ]; then order="a b"; else order="b a"; fi
   for x in $order; do
     X=$(echo "$x" | tr ab AB)
-    read -r p50 p99 e50 r50 <<<"$(latency "$work/$x.sql")"
+    push_var="PGFLOW_BENCH_PUSH_$X"
+    read -r p50 p99 e50 r50 <<<"$(latency "$work/$x.sql" "${!push_var:-1}")"
     read -r ecpu ccpu <<<"$(cpu "$work/$x.sql")"
     echo "$p50 $p99 $e50 $r50 $ecpu $ccpu" >>"$work/$X"
     log "round $r, $X: enqueue -> start p50 $p50 p99 $p99 ms (enqueue $e50, rest $r50); CPU enqueue $ecpu µs, claim $ccpu µs (load $(cut -d' ' -f1 /proc/loadavg))"

@@ -11,6 +11,10 @@
 #   leaked slots         concurrency slots held once every run is finished
 #   log lines lost       lines of completed attempts missing from pgflow.logs (3 per completed run)
 # Settings: agents --heartbeat 0.5 --fence-timeout 3 --kill-grace 2, scheduler --heartbeat-timeout 12.
+# CHAOS_PUSH=1: runs pushed to idle agents under the same chaos — the deployment has no concurrency
+# limit (a limit turns pushes off) and the N runs are enqueued one at a time by run_deployment, ≈ 25 a
+# second (each with an idempotency key, retried across PostgreSQL restarts), so agents are mostly idle
+# and take most runs as pushes; also prints how many runs were pushed.
 # Uses the private cluster of scripts/db.sh (database pgflow_chaos, recreated) and debug binaries.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -30,10 +34,15 @@ trace=$work/trace
 touch "$trace"
 
 command="sh -c 'a=\"\$PGFLOW_FLOW_RUN_ID \$PGFLOW_RUN_COUNT\"; trap \"echo end \$a \\\$(date +%s%N) >> $trace; exit 143\" TERM PIPE HUP INT; echo start \$a \$(date +%s%N) >> $trace; echo line 1 \$a; sleep 0.\$((\$\$ % 5 + 1)) & wait; echo line 2 \$a; echo line 3 \$a; echo end \$a \$(date +%s%N) >> $trace'"
-psql "$URL" -Xq -v cmd="$command" >/dev/null <<'SQL'
+PUSH=${CHAOS_PUSH:-0}
+if [ "$PUSH" = 1 ]; then
+  psql "$URL" -Xq -v cmd="$command" -c "SELECT pgflow.create_deployment('chaos', 'child', :'cmd', p_retries => 20)" >/dev/null
+else
+  psql "$URL" -Xq -v cmd="$command" >/dev/null <<'SQL'
 SELECT pgflow.create_deployment('chaos', 'child', :'cmd', p_retries => 20, p_concurrency_limit => 20);
 SQL
-psql "$URL" -XAtqc "SELECT count(*) FROM pgflow.run_deployments('chaos/child', array_fill('{}'::jsonb, ARRAY[$N]))" >/dev/null
+  psql "$URL" -XAtqc "SELECT count(*) FROM pgflow.run_deployments('chaos/child', array_fill('{}'::jsonb, ARRAY[$N]))" >/dev/null
+fi
 
 agent_flags=(--queue default --limit 8 --heartbeat 0.5 --fence-timeout 3 --kill-grace 2 --heartbeat-timeout 12 --reconcile-after 3 --poll 0.5)
 declare -a agents
@@ -47,11 +56,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
+trickle=
+if [ "$PUSH" = 1 ]; then
+  (for i in $(seq 1 "$N"); do
+     until psql "$URL" -XAtqc "SELECT pgflow.run_deployment('chaos/child', p_idempotency_key => 'chaos-$i')" >/dev/null 2>&1; do sleep 0.2; done
+     sleep 0.04
+   done) &
+  trickle=$!
+fi
+enqueued() { [ -z "$trickle" ] || ! kill -0 "$trickle" 2>/dev/null; }
+
 kills=0 freezes=0 restarts=0
 begin=$(date +%s)
 last_restart=$begin
 unfinished() { psql "$URL" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE NOT pgflow.is_terminal(state_type)" 2>/dev/null || echo 1; }
-while [ "$(unfinished)" != 0 ] && [ $(($(date +%s) - begin)) -lt "$DEADLINE" ]; do
+while { ! enqueued || [ "$(unfinished)" != 0 ]; } && [ $(($(date +%s) - begin)) -lt "$DEADLINE" ]; do
   sleep $((RANDOM % 3 + 2))
   i=$((RANDOM % 3))
   case $((RANDOM % 3)) in
@@ -65,7 +84,9 @@ done
 for p in "${agents[@]}"; do kill -CONT "$p" 2>/dev/null; done
 elapsed=$(($(date +%s) - begin))
 
-lost=$(psql "$URL" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type <> 'COMPLETED'")
+[ -n "$trickle" ] && kill "$trickle" 2>/dev/null
+lost=$(psql "$URL" -XAtc "SELECT $N - count(*) FILTER (WHERE state_type = 'COMPLETED') FROM pgflow.flow_runs")
+pushed=$(psql "$URL" -XAtc "SELECT count(DISTINCT flow_run_id) FROM pgflow.flow_run_states WHERE message LIKE 'pushed to an idle agent%'")
 slots=$(psql "$URL" -XAtc "SELECT count(*) FROM pgflow.concurrency_slots")
 # Overlaps: intervals per attempt record (start line order), end = the matching end line, else infinity.
 overlaps=$(awk '
@@ -92,6 +113,7 @@ attempts=$(grep -c '^start' "$trace")
 crashed=$(psql "$URL" -XAtc "SELECT count(*) FROM pgflow.flow_run_states WHERE state_name = 'Crashed' OR message LIKE '%Crashed%'")
 
 echo "chaos: $N runs, 3 agents, ${elapsed}s; $kills agent kills, $freezes freezes, $restarts PostgreSQL restarts; $attempts attempts, $crashed crash states"
+echo "runs pushed:          $pushed (of $N)"
 echo "runs lost:            $lost"
 echo "attempts overlapped:  $overlaps"
 echo "leaked slots:         $slots"

@@ -60,6 +60,8 @@ public struct AgentCommand: AsyncParsableCommand {
     var commandDatabaseURL: String?
     @Option(name: .customLong("database-url"), help: "libpq URL (default: $PGFLOW_DATABASE_URL).")
     var databaseURL: String?
+    @Flag(name: .customLong("no-push"), help: "Take no pushed runs: claim every run from its queue (an idle agent otherwise offers its capacity and run_deployment hands it due runs directly).")
+    var noPush = false
     @Option(name: .customLong("listen-database-url"), help: "libpq URL of the LISTEN connection (default: $PGFLOW_LISTEN_DATABASE_URL, else the database URL). Behind a transaction-mode PgBouncer: PostgreSQL's own URL (LISTEN needs a session).")
     var listenDatabaseURL: String?
 
@@ -140,7 +142,7 @@ public struct AgentCommand: AsyncParsableCommand {
             reconcileAfter: try seconds(reconcileAfter, "--reconcile-after", 0...86_400),
             fenceTimeout: try seconds(fenceTimeout, "--fence-timeout", 0.5...3600),
             heartbeatTimeout: try seconds(heartbeatTimeout, "--heartbeat-timeout", 1...86_400 * 7),
-            secretKey: try secretKey(env))
+            secretKey: try secretKey(env), takesPushes: !noPush)
     }
 
     /// The secret key from PGFLOW_SECRET_KEY or PGFLOW_SECRET_KEY_FILE; nil when neither is set (runs

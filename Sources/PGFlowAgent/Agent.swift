@@ -14,6 +14,11 @@ import Synchronization
 ///
 /// Wake-ups: a NOTIFY on `pgflow_runs` naming one of its queues, a run finishing (capacity freed), or
 /// the jittered poll. Cancels arrive on `pgflow_cancel` (and, as a fallback, from every heartbeat).
+///
+/// Pushes: a claim that comes back short offers the rest of the agent's capacity (`claim_and_offer`),
+/// and `run_deployment` may then insert a due run Running for this agent and NOTIFY the agent's own
+/// channel with it; the agent starts it from the notification, with no claim. The next claim names the
+/// pushed runs it started (`p_seen`) and gets back any whose notification it never saw.
 /// This type claims and executes; `AgentHeartbeat` keeps it alive, fenced and reconciled.
 public final class Agent: Service, Sendable {
     /// The configuration.
@@ -22,6 +27,9 @@ public final class Agent: Service, Sendable {
     private let flows: [String: AgentFlow]
     private let logger: Logger
     private let running = RunningRuns()
+    private let pushed = PushedRuns()
+    /// Whether the listener has listened once (offers are made only then).
+    private let listenerReady = Mutex(false)
     private let registered = Mutex<AgentHeartbeat?>(nil)
     private let engine: PGFlowEngine
 
@@ -53,22 +61,37 @@ public final class Agent: Service, Sendable {
         let logs = LogBatcher(pool: pool, memoryBytes: configuration.logMemoryBytes, spillBytes: configuration.logSpillBytes)
         let heartbeat = AgentHeartbeat(configuration: configuration, pool: pool, agentID: agentID, states: states, running: running, logger: logger)
         registered.withLock { $0 = heartbeat }
-        let wake = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let wake = AgentWakeups()
 
         await withDiscardingTaskGroup { background in
             background.addTask { await states.run() }
             background.addTask { await logs.run() }
-            background.addTask { await self.listen(wake: wake.continuation) }
+            background.addTask { await self.listen(agentID: agentID, heartbeat: heartbeat, wake: wake) }
             background.addTask { await heartbeat.run() }
             background.addTask { await heartbeat.beatLoop() }
-            background.addTask { await self.poll(wake: wake.continuation) }
+            background.addTask { await self.poll(wake: wake) }
 
             await withDiscardingTaskGroup { executions in
-                wake.continuation.yield()
+                wake.claim()
                 for await _ in wake.stream.cancelOnGracefulShutdown() {
-                    await claim(agentID: agentID, states: states, logs: logs, wake: wake.continuation, into: &executions)
+                    let todo = wake.take()
+                    if !todo.pushed.isEmpty, !heartbeat.isFresh {
+                        // frozen or cut off since the notification came: the claim checks and returns them
+                        wake.claim()
+                    } else if !todo.pushed.isEmpty {
+                        let handles = todo.pushed.compactMap { run -> RunHandle? in
+                            guard pushed.start(run, pushed: true), running[run.id] == nil else { return nil }
+                            let handle = RunHandle(run: run)
+                            running.insert(handle)
+                            return handle
+                        }
+                        await start(handles, states: states, logs: logs, wake: wake, into: &executions)
+                    }
+                    if todo.claim {
+                        await claim(agentID: agentID, states: states, logs: logs, wake: wake, into: &executions)
+                    }
                 }
-                await shutDown(agentID: agentID)
+                await shutDown(agentID: agentID, states: states)
             }
             states.finish()
             logs.finish()
@@ -82,7 +105,7 @@ public final class Agent: Service, Sendable {
 
     private func claim(
         agentID: UUID, states: StateBatcher, logs: LogBatcher,
-        wake: AsyncStream<Void>.Continuation, into executions: inout DiscardingTaskGroup
+        wake: AgentWakeups, into executions: inout DiscardingTaskGroup
     ) async {
         while true {
             let free = configuration.limit - runningCount
@@ -92,11 +115,16 @@ public final class Agent: Service, Sendable {
             let claimed: [RunHandle]
             do {
                 let (queues, max) = (configuration.queues, min(free, configuration.claimBatch))
+                let seen = pushed.unacknowledged
+                let offerFor = configuration.takesPushes && listenerReady.withLock { $0 } ? offerSeconds : nil
                 claimed = try await running.claiming {
                     let runs = try await pool.withConnection {
-                        try PGFlowClient.claimFlowRuns(agentID: agentID, queues: queues, max: max, start: true, on: $0)
+                        try PGFlowClient.claimAndOffer(agentID: agentID, queues: queues, max: max, seen: seen, offerFor: offerFor, on: $0)
                     }
-                    return runs.map { run in
+                    pushed.acknowledged(seen)
+                    // a run pushed here whose notification was read meanwhile has started: not again
+                    return runs.compactMap { run in
+                        guard pushed.start(run, pushed: false), running[run.id] == nil else { return nil }
                         let handle = RunHandle(run: run)
                         running.insert(handle)
                         return handle
@@ -110,20 +138,36 @@ public final class Agent: Service, Sendable {
                 return  // the next poll tries again
             }
             if claimed.isEmpty { return }
-            let secrets = await secretEnvironments(for: claimed.map(\.run))
-            for handle in claimed {
-                let run = handle.run
-                let execution = RunExecution(
-                    handle: handle, agentName: configuration.name, configuration: configuration, flows: flows,
-                    engine: engine, states: states, logs: logs, logger: logger,
-                    secrets: run.deploymentID.flatMap { secrets[$0] } ?? .success([:]))
-                executions.addTask {
-                    let forget = await execution.execute()
-                    self.running.remove(run.id, forget: forget)
-                    wake.yield()
-                }
-            }
+            await start(claimed, states: states, logs: logs, wake: wake, into: &executions)
             if claimed.count < min(free, configuration.claimBatch) { return }
+        }
+    }
+
+    /// How long an offer counts after a heartbeat: two heartbeat intervals and a second (1 s to 1 h).
+    private var offerSeconds: Double {
+        let interval = configuration.heartbeatInterval.components
+        let seconds = Double(interval.seconds) + Double(interval.attoseconds) / 1e18
+        return min(max(2 * seconds + 1, 1), 3600)
+    }
+
+    /// Starts runs the database gave this agent (claimed or pushed), each in the group.
+    private func start(
+        _ handles: [RunHandle], states: StateBatcher, logs: LogBatcher,
+        wake: AgentWakeups, into executions: inout DiscardingTaskGroup
+    ) async {
+        if handles.isEmpty { return }
+        let secrets = await secretEnvironments(for: handles.map(\.run))
+        for handle in handles {
+            let run = handle.run
+            let execution = RunExecution(
+                handle: handle, agentName: configuration.name, configuration: configuration, flows: flows,
+                engine: engine, states: states, logs: logs, logger: logger,
+                secrets: run.deploymentID.flatMap { secrets[$0] } ?? .success([:]))
+            executions.addTask {
+                let forget = await execution.execute()
+                self.running.remove(run.id, forget: forget)
+                wake.claim()
+            }
         }
     }
 
@@ -175,16 +219,30 @@ public final class Agent: Service, Sendable {
 
     // MARK: Background duties
 
-    private func listen(wake: AsyncStream<Void>.Continuation) async {
+    private func listen(agentID: UUID, heartbeat: AgentHeartbeat, wake: AgentWakeups) async {
         let queues = Set(configuration.queues)
         var listening = pool.configuration
         if let url = configuration.listenDatabaseURL { listening.conninfo = url }
-        for await event in PostgresListener.listen(configuration: listening, channels: ["pgflow_runs", "pgflow_cancel"]) {
+        let own = PGFlowClient.agentChannel(agentID)
+        let events = PostgresListener.listen(configuration: listening, channels: ["pgflow_runs", "pgflow_cancel", own]) { c in
+            // the session holds the agent's listener lock: pushes come only while it lives
+            try PGFlowClient.agentListening(agentID: agentID, on: c)
+        }
+        for await event in events {
             switch event {
             case .listening:
-                wake.yield()  // after a reconnect, look: notifications may have been missed
+                listenerReady.withLock { $0 = true }
+                wake.claim()  // after a reconnect, look: notifications may have been missed
+            case .notification(channel: own, let payload, _):
+                // started from the notification only while the heartbeat is fresh (a frozen agent's
+                // run may have been reaped meanwhile); else the claim, which checks, returns it
+                if heartbeat.isFresh, let run = ClaimedFlowRun(pushPayload: payload) {
+                    wake.pushed(run)
+                } else {
+                    wake.claim()
+                }
             case .notification(channel: "pgflow_runs", let queue, _) where queues.contains(queue):
-                wake.yield()
+                wake.claim()
             case .notification(channel: "pgflow_cancel", let payload, _):
                 if let id = UUID(uuidString: payload) { await stop(runID: id) }
             case .notification:
@@ -193,11 +251,11 @@ public final class Agent: Service, Sendable {
         }
     }
 
-    private func poll(wake: AsyncStream<Void>.Continuation) async {
+    private func poll(wake: AgentWakeups) async {
         while !Task.isCancelled {
             let base = configuration.pollInterval
             try? await Task.sleep(for: base * Double.random(in: 0.8...1.2))
-            wake.yield()
+            wake.claim()
         }
     }
 
@@ -212,7 +270,26 @@ public final class Agent: Service, Sendable {
 
     // MARK: Shutdown
 
-    private func shutDown(agentID: UUID) async {
+    /// Revokes the agent's offer, so nothing more is pushed to it, and gives back the runs pushed to it
+    /// that it did not start (they go back to the queue: no process ran them). If this fails, deregistering
+    /// revokes the offer, and such runs end as the agent's other runs do (Crashed, retried per policy).
+    private func withdrawOffer(agentID: UUID, states: StateBatcher) async {
+        let seen = pushed.unacknowledged
+        do {
+            let unseen = try await pool.withConnection { try PGFlowClient.withdrawOffer(agentID: agentID, seen: seen, on: $0) }
+            for id in unseen where !pushed.started(id) && running[id] == nil {
+                let result = try await states.propose(StateProposal(
+                    runID: id, type: .scheduled, name: "AwaitingRetry",
+                    message: "given back: pushed to agent \(configuration.name) as it shut down; no process ran it"))
+                logger.info("gave back run \(id) pushed during shutdown: \(result.status) \(result.stateName)")
+            }
+        } catch {
+            logger.error("could not withdraw the offer (deregistering revokes it): \(error)")
+        }
+    }
+
+    private func shutDown(agentID: UUID, states: StateBatcher) async {
+        await withdrawOffer(agentID: agentID, states: states)
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.shutdownGracePeriod
         if runningCount > 0 { logger.info("shutting down: waiting up to \(configuration.shutdownGracePeriod) for \(runningCount) run(s)") }

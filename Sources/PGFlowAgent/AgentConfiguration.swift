@@ -46,6 +46,10 @@ public struct AgentConfiguration: Sendable {
     public var logMemoryBytes: Int
     /// Most bytes of log lines spilled to disk during an outage; beyond it lines are dropped (and counted).
     public var logSpillBytes: Int
+    /// Whether the agent, when idle, offers its free capacity for runs pushed to it by `run_deployment`
+    /// (started from a notification, with no claim: the shortest enqueue -> start). Off: claims only, so
+    /// every run waits in its queue and queue priorities order all of them.
+    public var takesPushes: Bool
     /// The key that opens secrets (`PGFLOW_SECRET_KEY` or `PGFLOW_SECRET_KEY_FILE`), for deployments with
     /// a secret environment (`env:` in pgflow.yaml). Without it such runs fail, saying so.
     public var secretKey: SecretKey?
@@ -58,7 +62,7 @@ public struct AgentConfiguration: Sendable {
         databaseURL: String = "", listenDatabaseURL: String? = nil, commandDatabaseURL: String? = nil, passEnvironment: [String] = [],
         reconcileAfter: Duration = .seconds(30), fenceTimeout: Duration = .seconds(20),
         heartbeatTimeout: Duration = .seconds(60), logMemoryBytes: Int = 64 << 20, logSpillBytes: Int = 1 << 30,
-        secretKey: SecretKey? = nil
+        secretKey: SecretKey? = nil, takesPushes: Bool = true
     ) {
         self.queues = queues
         self.name = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
@@ -78,6 +82,7 @@ public struct AgentConfiguration: Sendable {
         self.logMemoryBytes = logMemoryBytes
         self.logSpillBytes = logSpillBytes
         self.secretKey = secretKey
+        self.takesPushes = takesPushes
     }
 
     /// Slack in the fence relation: the liveness beat's period and lateness (2 s) plus clock skew and

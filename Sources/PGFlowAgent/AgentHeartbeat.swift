@@ -82,6 +82,14 @@ public final class AgentHeartbeat: Sendable {
         return report
     }
 
+    /// Whether the last successful pass was sent within a heartbeat interval and a second: a run pushed
+    /// to the agent is started from its notification only then (else the claim, which checks the agent
+    /// is still online, returns it).
+    var isFresh: Bool {
+        guard let last = lastSuccess.withLock({ $0 }) else { return false }
+        return ContinuousClock.now - last < configuration.heartbeatInterval + .seconds(1)
+    }
+
     /// Beats every command's supervisor about every second while the last pass is recent (within a
     /// heartbeat interval and a second); stops in-process flows once it is older than that plus the
     /// fence timeout (they have no supervisor). Runs until cancelled.

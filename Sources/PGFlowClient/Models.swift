@@ -116,6 +116,34 @@ public struct ClaimedFlowRun: Sendable {
         stateType = StateType(rawValue: try row.decode(String.self, "state_type")) ?? .pending
         timeoutSeconds = row.columns.position(of: "timeout_seconds") == nil ? nil : try row.decode(Double?.self, "timeout_seconds")
     }
+
+    /// A run pushed to the agent: the JSON `pgflow.run_deployment` NOTIFYs on the agent's channel (the
+    /// claim's columns by name; `parameters` as JSON text). Nil when the payload is not such an object.
+    public init?(pushPayload: String) {
+        struct Payload: Decodable {
+            let flow_run_id: UUID
+            let flow_run_name: String
+            let flow_name: String
+            let deployment_id: UUID?
+            let deployment_name: String?
+            let entrypoint: String?
+            let parameters: String
+            let run_count: Int
+            let state_type: String
+            let timeout_seconds: Double?
+        }
+        guard let p = try? JSONDecoder().decode(Payload.self, from: Data(pushPayload.utf8)) else { return nil }
+        id = p.flow_run_id
+        name = p.flow_run_name
+        flowName = p.flow_name
+        deploymentID = p.deployment_id
+        deploymentName = p.deployment_name
+        entrypoint = p.entrypoint
+        parametersJSON = p.parameters
+        runCount = p.run_count
+        stateType = StateType(rawValue: p.state_type) ?? .running
+        timeoutSeconds = p.timeout_seconds
+    }
 }
 
 /// One log line for `pgflow.write_logs`.

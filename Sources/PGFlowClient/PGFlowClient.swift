@@ -22,6 +22,35 @@ public enum PGFlowClient {
             .rows.map(ClaimedFlowRun.init(row:))
     }
 
+    /// `pgflow.claim_and_offer`: the runs pushed to the agent that `seen` does not name (their notification
+    /// was lost), then up to `max` less those claimed and started; when `offerFor` is set and the claim
+    /// came back short, the rest is offered for pushes (valid while the agent heartbeated within `offerFor`
+    /// seconds and its listener holds `agentListening`'s lock).
+    public static func claimAndOffer(
+        agentID: UUID, queues: [String], max: Int, seen: [UUID], offerFor: Double?, on c: PostgresConnection
+    ) throws -> [ClaimedFlowRun] {
+        try c.query("SELECT * FROM pgflow.claim_and_offer($1, $2, $3, $4::uuid[], make_interval(secs => $5))",
+                    [agentID, queues, max, PostgresTextArray(seen.map { $0.uuidString }), offerFor])
+            .rows.map(ClaimedFlowRun.init(row:))
+    }
+
+    /// `pgflow.withdraw_offer`: revokes the agent's offer; returns the runs pushed under it that `seen`
+    /// does not name and that are still the agent's and Running (to give back).
+    public static func withdrawOffer(agentID: UUID, seen: [UUID], on c: PostgresConnection) throws -> [UUID] {
+        try c.query("SELECT * FROM pgflow.withdraw_offer($1, $2::uuid[])", [agentID, PostgresTextArray(seen.map { $0.uuidString })])
+            .rows.map { try $0.decode(UUID.self, at: 0) }
+    }
+
+    /// `pgflow.agent_listening`: called on the agent's LISTEN connection; the session holds the agent's
+    /// listener lock until it ends (pushes go only to an agent whose listener holds it).
+    @discardableResult
+    public static func agentListening(agentID: UUID, on c: PostgresConnection) throws -> Bool {
+        try c.query("SELECT pgflow.agent_listening($1)", [agentID]).scalar(Bool.self)
+    }
+
+    /// The channel `pgflow.run_deployment` NOTIFYs with a run it pushed to this agent.
+    public static func agentChannel(_ agentID: UUID) -> String { "pgflow_agent_" + agentID.uuidString.lowercased() }
+
     /// `pgflow.heartbeat`: refreshes the agent; returns its runs that are Cancelling.
     public static func heartbeat(agentID: UUID, on c: PostgresConnection) throws -> [UUID] {
         try c.query("SELECT pgflow.heartbeat($1)", [agentID]).rows.map { try $0.decode(UUID.self, at: 0) }

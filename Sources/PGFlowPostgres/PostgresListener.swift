@@ -17,11 +17,14 @@ public enum PostgresListenerEvent: Sendable, Equatable {
 /// `.listening`. Stopping the iteration (or cancelling the consuming task) closes the connection.
 public enum PostgresListener {
     /// Starts listening on `channels`; the first event is `.listening` once the LISTENs are in place.
+    /// `prepare` runs on each new connection after its LISTENs and before `.listening` (an agent takes
+    /// its listener lock there); when it throws, the connection is dropped and made again.
     public static func listen(
-        configuration: PostgresConfiguration, channels: [String]
+        configuration: PostgresConfiguration, channels: [String],
+        prepare: (@Sendable (PostgresConnection) throws -> Void)? = nil
     ) -> AsyncStream<PostgresListenerEvent> {
         let (stream, continuation) = AsyncStream<PostgresListenerEvent>.makeStream(bufferingPolicy: .bufferingNewest(10_000))
-        let loop = ListenLoop(configuration: configuration, channels: channels, continuation: continuation)
+        let loop = ListenLoop(configuration: configuration, channels: channels, prepare: prepare, continuation: continuation)
         continuation.onTermination = { _ in loop.stop() }
         let thread = Thread { loop.run() }
         thread.name = "pgflow.listener"
@@ -33,15 +36,20 @@ public enum PostgresListener {
 private final class ListenLoop: @unchecked Sendable {
     let configuration: PostgresConfiguration
     let channels: [String]
+    let prepare: (@Sendable (PostgresConnection) throws -> Void)?
     let continuation: AsyncStream<PostgresListenerEvent>.Continuation
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let stopped = NSLock()
     private var isStopped = false
 
-    init(configuration: PostgresConfiguration, channels: [String], continuation: AsyncStream<PostgresListenerEvent>.Continuation) {
+    init(
+        configuration: PostgresConfiguration, channels: [String], prepare: (@Sendable (PostgresConnection) throws -> Void)?,
+        continuation: AsyncStream<PostgresListenerEvent>.Continuation
+    ) {
         self.configuration = configuration
         self.channels = channels
+        self.prepare = prepare
         self.continuation = continuation
         var fds: [Int32] = [0, 0]
         pipe(&fds)
@@ -70,6 +78,7 @@ private final class ListenLoop: @unchecked Sendable {
                 for channel in channels {
                     try connection.execute(script: "LISTEN \(try connection.quoteIdentifier(channel))")
                 }
+                try prepare?(connection)
                 backoff = 0.05
                 continuation.yield(.listening)
                 try receive(on: connection)
@@ -84,6 +93,7 @@ private final class ListenLoop: @unchecked Sendable {
 
     /// Delivers notifications until the connection breaks (throws) or the loop is stopped (returns).
     private func receive(on connection: PostgresConnection) throws {
+        deliver(from: connection)  // any that arrived while `prepare` ran
         while !shouldStop {
             var fds = [
                 pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0),
@@ -98,14 +108,18 @@ private final class ListenLoop: @unchecked Sendable {
             guard PQconsumeInput(connection.handle) == 1, connection.isOpen else {
                 throw connection.connectionError("the listening connection broke")
             }
-            while let n = PQnotifies(connection.handle) {
-                let event = PostgresListenerEvent.notification(
-                    channel: String(cString: n.pointee.relname),
-                    payload: String(cString: n.pointee.extra),
-                    senderPID: n.pointee.be_pid)
-                PQfreemem(n)
-                continuation.yield(event)
-            }
+            deliver(from: connection)
+        }
+    }
+
+    private func deliver(from connection: PostgresConnection) {
+        while let n = PQnotifies(connection.handle) {
+            let event = PostgresListenerEvent.notification(
+                channel: String(cString: n.pointee.relname),
+                payload: String(cString: n.pointee.extra),
+                senderPID: n.pointee.be_pid)
+            PQfreemem(n)
+            continuation.yield(event)
         }
     }
 

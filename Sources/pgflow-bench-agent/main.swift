@@ -35,7 +35,8 @@ case "serve":
     let pool = PostgresPool(configuration: PostgresConfiguration(url, applicationName: "pgflow-bench-agent"), maxConnections: 4)
     let agent = Agent(
         configuration: AgentConfiguration(queues: ["bench"], limit: limit, claimBatch: 200, databaseURL: url,
-                                          listenDatabaseURL: ProcessInfo.processInfo.environment["PGFLOW_LISTEN_DATABASE_URL"]),
+                                          listenDatabaseURL: ProcessInfo.processInfo.environment["PGFLOW_LISTEN_DATABASE_URL"],
+                                          takesPushes: ProcessInfo.processInfo.environment["PGFLOW_BENCH_PUSH"] != "0"),
         pool: pool, flows: flows, logger: logger)
     let group = ServiceGroup(configuration: .init(services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     do { try await group.run() } catch { fail("\(error)") }

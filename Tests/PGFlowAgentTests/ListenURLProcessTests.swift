@@ -10,14 +10,16 @@ import Testing
         try await TestDatabase.with { db in
             let c = try db.connect()
             try c.query("SELECT pgflow.create_deployment('listen', 'noop', 'true')")
-            // application_name tells the two URLs' sessions apart in pg_stat_activity.
+            // application_name tells the two URLs' sessions apart in pg_stat_activity; the listener's
+            // last statement is its LISTENs or the listener lock it takes after them (pushes)
             let agent = try TestProcess("pgflow-agent", ["--queue", "default", "--heartbeat", "0.5", "--poll", "3600",
                                                          "--listen-database-url", db.conninfo + " application_name=agent-listen"],
                                         environment: ["PGFLOW_DATABASE_URL": db.conninfo + " application_name=agent-pool"])
             func sessions(_ name: String, listening: Bool) throws -> Int {
                 try c.query("""
                     SELECT count(*) FROM pg_stat_activity
-                     WHERE datname = current_database() AND application_name = $1 AND (query LIKE 'LISTEN %') = $2
+                     WHERE datname = current_database() AND application_name = $1
+                       AND (query LIKE 'LISTEN %' OR query LIKE '%agent_listening%') = $2
                     """, [name, listening]).scalar(Int.self)
             }
             let listening = try await eventually(timeout: 60) { try sessions("agent-listen", listening: true) == 1 }
@@ -25,7 +27,8 @@ import Testing
             #expect(try sessions("agent-listen", listening: false) == 0, "only the listener uses the listen URL")
             #expect(try sessions("agent-pool", listening: true) == 0, "the pool does not listen")
             #expect(try await eventually(timeout: 60) { try sessions("agent-pool", listening: false) >= 1 }, "the pool uses the database URL")
-            // The poll is an hour away: the run starts because the listener got its NOTIFY.
+            // The poll is an hour away: the run starts because the listener got its NOTIFY (the run is
+            // pushed to the idle agent, on its own channel).
             let runID = try c.query("SELECT pgflow.run_deployment('listen/noop')").scalar(UUID.self)
             let completed = try await eventually(timeout: 60) {
                 try c.query("SELECT state_type FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "COMPLETED"
