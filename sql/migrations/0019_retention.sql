@@ -766,7 +766,9 @@ END $$;
 -- flow_runs (an empty week's included), so with 7 partitions it took the join for 9 rows and hashed it
 -- against a sequential scan of run_queue (every queued run, on every claim: a one-run claim cost 1,215
 -- against main's 915 µs of backend CPU with 2,000 runs queued); the array is one index scan whatever the
--- estimates.
+-- estimates. For the same estimates the locking read of the claim ends in `LIMIT p_max`, which never cuts
+-- (v_cand holds at most p_max runs) but makes the generic plan expect one run, as main's does, so the
+-- UPDATE and the final joins are nested loops again (hash joins over 7 estimated rows before).
 -- ============================================================================================
 CREATE OR REPLACE FUNCTION pgflow.claim_flow_runs(
     p_agent_id uuid,
@@ -862,7 +864,7 @@ BEGIN
     RETURN QUERY
     WITH locked AS (
         SELECT r.id FROM pgflow.flow_runs r WHERE r.id = ANY (v_cand) AND r.id >= v_lo AND r.id <= v_hi AND r.state_type = 'SCHEDULED'
-         ORDER BY r.id FOR UPDATE SKIP LOCKED),
+         ORDER BY r.id LIMIT p_max FOR UPDATE SKIP LOCKED),  -- (LIMIT: never cuts, see above)
     upd AS (
         UPDATE pgflow.flow_runs r SET
             state_type = 'RUNNING', state_name = CASE WHEN r.run_count >= 1 THEN 'Retrying' ELSE 'Running' END,
