@@ -36,7 +36,9 @@ touch "$trace"
 command="sh -c 'a=\"\$PGFLOW_FLOW_RUN_ID \$PGFLOW_RUN_COUNT\"; trap \"echo end \$a \\\$(date +%s%N) >> $trace; exit 143\" TERM PIPE HUP INT; echo start \$a \$(date +%s%N) >> $trace; echo line 1 \$a; sleep 0.\$((\$\$ % 5 + 1)) & wait; echo line 2 \$a; echo line 3 \$a; echo end \$a \$(date +%s%N) >> $trace'"
 PUSH=${CHAOS_PUSH:-0}
 if [ "$PUSH" = 1 ]; then
-  psql "$URL" -Xq -v cmd="$command" -c "SELECT pgflow.create_deployment('chaos', 'child', :'cmd', p_retries => 20)" >/dev/null
+  psql "$URL" -Xq -v ON_ERROR_STOP=1 -v cmd="$command" >/dev/null <<'SQL' || die "could not create the deployment"
+SELECT pgflow.create_deployment('chaos', 'child', :'cmd', p_retries => 20);
+SQL
 else
   psql "$URL" -Xq -v cmd="$command" >/dev/null <<'SQL'
 SELECT pgflow.create_deployment('chaos', 'child', :'cmd', p_retries => 20, p_concurrency_limit => 20);
@@ -59,7 +61,11 @@ trap cleanup EXIT
 trickle=
 if [ "$PUSH" = 1 ]; then
   (for i in $(seq 1 "$N"); do
-     until psql "$URL" -XAtqc "SELECT pgflow.run_deployment('chaos/child', p_idempotency_key => 'chaos-$i')" >/dev/null 2>&1; do sleep 0.2; done
+     tries=0
+     until psql "$URL" -XAtqc "SELECT pgflow.run_deployment('chaos/child', p_idempotency_key => 'chaos-$i')" >/dev/null 2>>"$work/trickle.log"; do
+       tries=$((tries + 1)); [ $tries -lt 150 ] || { echo "chaos: run $i could not be enqueued in 30 s (see $work/trickle.log)" >&2; exit 1; }
+       sleep 0.2
+     done
      sleep 0.04
    done) &
   trickle=$!

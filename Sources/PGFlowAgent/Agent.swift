@@ -75,11 +75,10 @@ public final class Agent: Service, Sendable {
                 wake.claim()
                 for await _ in wake.stream.cancelOnGracefulShutdown() {
                     let todo = wake.take()
-                    if !todo.pushed.isEmpty, !heartbeat.isFresh {
-                        // frozen or cut off since the notification came: the claim checks and returns them
-                        wake.claim()
-                    } else if !todo.pushed.isEmpty {
-                        let handles = todo.pushed.compactMap { run -> RunHandle? in
+                    if !todo.pushed.isEmpty {
+                        // (checked again: frozen or cut off since the notification came, the claim checks)
+                        if todo.pushed.contains(where: { !heartbeat.trusts($0) }) { wake.claim() }
+                        let handles = todo.pushed.filter { heartbeat.trusts($0) }.compactMap { run -> RunHandle? in
                             guard pushed.start(run, pushed: true), running[run.id] == nil else { return nil }
                             let handle = RunHandle(run: run)
                             running.insert(handle)
@@ -124,7 +123,7 @@ public final class Agent: Service, Sendable {
                     pushed.acknowledged(seen)
                     // a run pushed here whose notification was read meanwhile has started: not again
                     return runs.compactMap { run in
-                        guard pushed.start(run, pushed: false), running[run.id] == nil else { return nil }
+                        guard pushed.start(run, pushed: run.pushed), running[run.id] == nil else { return nil }
                         let handle = RunHandle(run: run)
                         running.insert(handle)
                         return handle
@@ -234,9 +233,10 @@ public final class Agent: Service, Sendable {
                 listenerReady.withLock { $0 = true }
                 wake.claim()  // after a reconnect, look: notifications may have been missed
             case .notification(channel: own, let payload, _):
-                // started from the notification only while the heartbeat is fresh (a frozen agent's
-                // run may have been reaped meanwhile); else the claim, which checks, returns it
-                if heartbeat.isFresh, let run = ClaimedFlowRun(pushPayload: payload) {
+                // started from the notification only while the heartbeat is fresh and was so since the
+                // push (a frozen agent's run may have been reaped or handed back meanwhile); else the
+                // claim, which checks in the database, returns it
+                if let run = ClaimedFlowRun(pushPayload: payload), heartbeat.trusts(run) {
                     wake.pushed(run)
                 } else {
                     wake.claim()

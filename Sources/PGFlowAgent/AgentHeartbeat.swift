@@ -38,6 +38,10 @@ public final class AgentHeartbeat: Sendable {
     let logger: Logger
     /// When the last successful pass was sent.
     private let lastSuccess = Mutex<ContinuousClock.Instant?>(nil)
+    /// The database's time at the last pass that followed a gap (the first pass, or one sent longer than
+    /// the fresh window after the success before it): a run pushed before it may have been reaped or
+    /// handed back while the agent was frozen or cut off, so its notification is not trusted.
+    private let lastGapEnd = Mutex<Double>(.infinity)
 
     init(configuration: AgentConfiguration, pool: PostgresPool, agentID: UUID, states: StateBatcher, running: RunningRuns, logger: Logger) {
         self.configuration = configuration
@@ -66,7 +70,12 @@ public final class AgentHeartbeat: Sendable {
         let sent = ContinuousClock.now
         var report = Report()
         let agentID = self.agentID
-        for id in try await pool.withConnection({ try PGFlowClient.heartbeat(agentID: agentID, on: $0) }) {
+        let beat = try await pool.withConnection { try PGFlowClient.heartbeatWithTime(agentID: agentID, on: $0) }
+        let previous = lastSuccess.withLock { $0 }
+        if previous.map({ sent - $0 >= freshWindow }) ?? true {
+            lastGapEnd.withLock { $0 = beat.now }
+        }
+        for id in beat.cancelling {
             report.cancelled += 1
             if let handle = running[id] {
                 logger.info("cancelling run \(id)")
@@ -87,7 +96,17 @@ public final class AgentHeartbeat: Sendable {
     /// is still online, returns it).
     var isFresh: Bool {
         guard let last = lastSuccess.withLock({ $0 }) else { return false }
-        return ContinuousClock.now - last < configuration.heartbeatInterval + .seconds(1)
+        return ContinuousClock.now - last < freshWindow
+    }
+
+    private var freshWindow: Duration { configuration.heartbeatInterval + .seconds(1) }
+
+    /// Whether a run pushed to the agent may be started from its notification: the heartbeat is fresh
+    /// and the push came after the last gap in it. Else the agent claims: the claim checks in the
+    /// database and returns the run if it is still the agent's.
+    func trusts(_ run: ClaimedFlowRun) -> Bool {
+        guard isFresh, let at = run.pushedAt else { return false }
+        return at > lastGapEnd.withLock { $0 }
     }
 
     /// Beats every command's supervisor about every second while the last pass is recent (within a

@@ -103,6 +103,11 @@ public struct ClaimedFlowRun: Sendable {
     public let stateType: StateType
     /// Seconds after which the run is stopped and fails as TimedOut (nil: no limit).
     public let timeoutSeconds: Double?
+    /// Whether `run_deployment` pushed the run to the agent (from a notification, or returned by
+    /// `claim_and_offer` because the agent had not named it as seen).
+    public let pushed: Bool
+    /// When the run was pushed, in the database's clock (seconds since 1970; notifications only).
+    public let pushedAt: Double?
 
     init(row: PostgresRow) throws {
         id = try row.decode(UUID.self, "flow_run_id")
@@ -115,6 +120,8 @@ public struct ClaimedFlowRun: Sendable {
         runCount = try row.decode(Int.self, "run_count")
         stateType = StateType(rawValue: try row.decode(String.self, "state_type")) ?? .pending
         timeoutSeconds = row.columns.position(of: "timeout_seconds") == nil ? nil : try row.decode(Double?.self, "timeout_seconds")
+        pushed = row.columns.position(of: "pushed") == nil ? false : try row.decode(Bool.self, "pushed")
+        pushedAt = nil
     }
 
     /// A run pushed to the agent: the JSON `pgflow.run_deployment` NOTIFYs on the agent's channel (the
@@ -131,6 +138,7 @@ public struct ClaimedFlowRun: Sendable {
             let run_count: Int
             let state_type: String
             let timeout_seconds: Double?
+            let pushed_at: Double
         }
         guard let p = try? JSONDecoder().decode(Payload.self, from: Data(pushPayload.utf8)) else { return nil }
         id = p.flow_run_id
@@ -143,6 +151,8 @@ public struct ClaimedFlowRun: Sendable {
         runCount = p.run_count
         stateType = StateType(rawValue: p.state_type) ?? .running
         timeoutSeconds = p.timeout_seconds
+        pushed = true
+        pushedAt = p.pushed_at
     }
 }
 

@@ -51,6 +51,13 @@ public enum PGFlowClient {
     /// The channel `pgflow.run_deployment` NOTIFYs with a run it pushed to this agent.
     public static func agentChannel(_ agentID: UUID) -> String { "pgflow_agent_" + agentID.uuidString.lowercased() }
 
+    /// `pgflow.heartbeat` with the database's clock: its runs that are Cancelling, and `now()` (seconds
+    /// since 1970) as of the heartbeat.
+    public static func heartbeatWithTime(agentID: UUID, on c: PostgresConnection) throws -> (cancelling: [UUID], now: Double) {
+        let row = try c.query("SELECT extract(epoch FROM now())::float8, ARRAY(SELECT pgflow.heartbeat($1))::text[]", [agentID]).rows[0]
+        return (try row.decode([String].self, at: 1).compactMap(UUID.init(uuidString:)), try row.decode(Double.self, at: 0))
+    }
+
     /// `pgflow.heartbeat`: refreshes the agent; returns its runs that are Cancelling.
     public static func heartbeat(agentID: UUID, on c: PostgresConnection) throws -> [UUID] {
         try c.query("SELECT pgflow.heartbeat($1)", [agentID]).rows.map { try $0.decode(UUID.self, at: 0) }

@@ -6,7 +6,7 @@
 -- lock, which one test session cannot hold) reads a table; the real lock is tested by the agent's
 -- process tests (PushProcessTests).
 BEGIN;
-SELECT plan(47);
+SELECT plan(50);
 
 CREATE TEMP TABLE sent (channel text, payload text, n serial);
 CREATE OR REPLACE FUNCTION pgflow.notify(p_channel text, p_payload text) RETURNS void
@@ -80,12 +80,19 @@ SELECT pgflow.run_deployment('pf/pd', p_flow_run_name => 'lost') AS lost \gset
 SELECT pgflow.run_deployment('pf/pd', p_flow_run_name => 'seen') AS seen \gset
 SELECT is(ARRAY(SELECT id FROM pgflow.agent_unchanged_runs(:'agent', '0 seconds', now() + interval '1 minute') WHERE id IN (:'lost', :'seen')),
           '{}'::uuid[], 'reconciliation leaves alone pushed runs no claim has acknowledged');
-SELECT results_eq($$SELECT flow_run_id, flow_run_name, state_type::text, run_count FROM pgflow.claim_and_offer('$$ || :'agent' || $$', NULL, 3, ARRAY['$$ || :'seen' || $$'::uuid], '10 seconds')$$,
-                  $$VALUES ('$$ || :'lost' || $$'::uuid, 'lost', 'RUNNING', 1)$$,
-                  'the next claim returns the pushed run the agent did not see, and not the one it saw');
+SELECT results_eq($$SELECT flow_run_id, flow_run_name, state_type::text, run_count, pushed FROM pgflow.claim_and_offer('$$ || :'agent' || $$', NULL, 3, ARRAY['$$ || :'seen' || $$'::uuid], '10 seconds')$$,
+                  $$VALUES ('$$ || :'lost' || $$'::uuid, 'lost', 'RUNNING', 1, true)$$,
+                  'the next claim returns the pushed run the agent did not see (pushed = true), and not the one it saw');
 SELECT is((SELECT slots FROM pgflow.agent_offers), 2, '... and offers p_max less the run it returned');
+SELECT is(ARRAY(SELECT id FROM pgflow.agent_unchanged_runs(:'agent', '0 seconds', now() + interval '1 minute') WHERE id IN (:'lost', :'seen')),
+          ARRAY[:'seen'::uuid], 'the run named as seen is acknowledged (reconciliation sees it); the one returned is not yet');
+-- a claim whose reply was lost acknowledged nothing: the next returns the same run again
+SELECT is(ARRAY(SELECT flow_run_id FROM pgflow.claim_and_offer(:'agent', NULL, 3, '{}', '10 seconds') WHERE pushed), ARRAY[:'lost'::uuid],
+          'a returned pushed run is returned again until a claim names it as seen');
+SELECT count(*) FROM pgflow.claim_and_offer(:'agent', NULL, 3, ARRAY[:'lost'::uuid], '10 seconds');
 SELECT is(ARRAY(SELECT id FROM pgflow.agent_unchanged_runs(:'agent', '0 seconds', now() + interval '1 minute') WHERE id IN (:'lost', :'seen') ORDER BY id),
-          ARRAY(SELECT unnest(ARRAY[:'lost'::uuid, :'seen'::uuid]) ORDER BY 1), 'once acknowledged, reconciliation sees them');
+          ARRAY(SELECT unnest(ARRAY[:'lost'::uuid, :'seen'::uuid]) ORDER BY 1), 'once named as seen, reconciliation sees it');
+SELECT is((SELECT pushed FROM pgflow.agent_offers), '{}'::uuid[], '... and it leaves the offer''s list');
 SELECT pgflow.set_flow_run_state(:'lost', 'COMPLETED');
 SELECT pgflow.set_flow_run_state(:'seen', 'COMPLETED');
 
@@ -145,7 +152,7 @@ SELECT pgflow.run_deployment('pf/pd') AS full \gset
 SELECT is((SELECT state_type::text FROM pgflow.flow_runs WHERE id = :'full'), 'SCHEDULED', 'with no slot left the run is enqueued');
 
 -- withdrawal and deregistration
-SELECT is(cardinality(ARRAY(SELECT pgflow.withdraw_offer(:'agent', '{}'))), :n, 'withdraw_offer returns the pushed runs not named as seen');
+SELECT is(cardinality(ARRAY(SELECT pgflow.withdraw_offer(:'agent', ARRAY[:'big'::uuid]))), :n, 'withdraw_offer returns the pushed runs not named as seen');
 SELECT is((SELECT count(*)::int FROM pgflow.agent_offers), 0, '... and revokes the offer');
 SELECT count(*) FROM pgflow.claim_and_offer(:'agent', NULL, 2, '{}', '10 seconds');
 SELECT is((SELECT count(*)::int FROM pgflow.agent_offers), 1, 'the agent offers again');

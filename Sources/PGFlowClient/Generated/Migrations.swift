@@ -9418,12 +9418,14 @@ BEGIN
     RETURN false;
 END $$;
 
--- The claim of an agent that takes pushed runs. Revokes the agent's offer; returns, first, the runs
--- pushed under it that are still the agent's and Running and that p_seen does not name (their
--- notification was lost, or came after the agent read its list), then claims up to p_max less those
--- (claim_flow_runs with p_start), and, when p_offer_for is not NULL and the claim came back short,
--- offers the rest of p_max for the agent's queues that are not paused. The agent passes p_seen = the
--- pushed runs it started since its last claim and p_offer_for only while its LISTEN session listens.
+-- The claim of an agent that takes pushed runs. Returns, first, the runs pushed to the agent that are
+-- still its own and Running and that p_seen does not name (their notification was lost, or not trusted:
+-- see the agent), with pushed = true; then claims up to p_max less those (claim_flow_runs with p_start);
+-- then, when p_offer_for is not NULL and the claim came back short, offers the rest of p_max for the
+-- agent's queues that are not paused (valid while the agent heartbeated within p_offer_for).
+-- A pushed run is acknowledged only by a later claim naming it in p_seen (the agent passes the pushed
+-- runs it started): until then it stays on the offer row's list, which reconciliation leaves alone —
+-- so a claim whose reply is lost acknowledges nothing, and the next claim returns the same runs.
 CREATE FUNCTION pgflow.claim_and_offer(
     p_agent_id  uuid,
     p_queues    text[],
@@ -9446,15 +9448,18 @@ CREATE FUNCTION pgflow.claim_and_offer(
     run_count           integer,
     expected_start_time timestamptz,
     parent_task_run_id  uuid,
-    timeout_seconds     double precision
+    timeout_seconds     double precision,
+    pushed              boolean
 )
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
+    v_had    boolean;
     v_pushed uuid[];
     v_unseen uuid[] := '{}';
     v_max    integer;
     v_got    integer := 0;
+    v_slots  integer := 0;
 BEGIN
     IF p_max IS NULL OR p_max < 1 OR p_max > 10000 THEN
         RAISE EXCEPTION 'pgflow: claim 1 to 10000 runs at once, not %', coalesce(p_max::text, 'NULL')
@@ -9468,7 +9473,8 @@ BEGIN
         RAISE EXCEPTION 'pgflow: an offer counts for 1 second to 1 hour after a heartbeat, not %', p_offer_for
             USING ERRCODE = '22023', HINT = 'pass about twice the agent''s heartbeat interval, or NULL to offer nothing';
     END IF;
-    DELETE FROM pgflow.agent_offers o WHERE o.agent_id = p_agent_id RETURNING o.pushed INTO v_pushed;
+    SELECT o.pushed INTO v_pushed FROM pgflow.agent_offers o WHERE o.agent_id = p_agent_id FOR UPDATE;
+    v_had := FOUND;
     IF cardinality(v_pushed) > 0 THEN
         v_unseen := ARRAY(SELECT r.id FROM pgflow.flow_runs r
                            WHERE r.id = ANY (v_pushed) AND NOT (r.id = ANY (coalesce(p_seen, '{}')))
@@ -9476,7 +9482,7 @@ BEGIN
                            ORDER BY array_position(v_pushed, r.id));
         RETURN QUERY
         SELECT r.id, r.name, f.name, d.id, d.name, d.entrypoint, r.parameters, r.tags, wq.name,
-               r.state_type, r.state_name, r.run_count, r.expected_start_time, r.parent_task_run_id, d.timeout_seconds
+               r.state_type, r.state_name, r.run_count, r.expected_start_time, r.parent_task_run_id, d.timeout_seconds, true
           FROM pgflow.flow_runs r
           JOIN pgflow.flows f ON f.id = r.flow_id
           LEFT JOIN pgflow.deployments d ON d.id = r.deployment_id
@@ -9485,17 +9491,24 @@ BEGIN
          ORDER BY array_position(v_unseen, r.id);
     END IF;
     v_max := p_max - cardinality(v_unseen);
-    IF v_max < 1 THEN
-        RETURN;
+    IF v_max >= 1 THEN
+        RETURN QUERY SELECT c.*, false FROM pgflow.claim_flow_runs(p_agent_id, p_queues, v_max, true, p_now) c;
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        IF p_offer_for IS NOT NULL THEN
+            v_slots := v_max - v_got;
+        END IF;
     END IF;
-    RETURN QUERY SELECT * FROM pgflow.claim_flow_runs(p_agent_id, p_queues, v_max, true, p_now);
-    GET DIAGNOSTICS v_got = ROW_COUNT;
-    IF p_offer_for IS NOT NULL AND v_got < v_max THEN
-        INSERT INTO pgflow.agent_offers (agent_id, work_queue_ids, slots, fresh_for, offered_at)
+    IF v_slots > 0 OR cardinality(v_unseen) > 0 THEN
+        INSERT INTO pgflow.agent_offers AS o (agent_id, work_queue_ids, slots, pushed, fresh_for, offered_at)
         SELECT a.id, ARRAY(SELECT q.id FROM pgflow.work_queues q
                             WHERE q.name = ANY (coalesce(nullif(p_queues, '{}'), a.work_queues)) AND NOT q.paused),
-               v_max - v_got, p_offer_for, p_now
-          FROM pgflow.agents a WHERE a.id = p_agent_id;
+               v_slots, v_unseen, coalesce(p_offer_for, interval '1 second'), p_now
+          FROM pgflow.agents a WHERE a.id = p_agent_id
+        ON CONFLICT (agent_id) DO UPDATE
+           SET work_queue_ids = excluded.work_queue_ids, slots = excluded.slots, pushed = excluded.pushed,
+               fresh_for = excluded.fresh_for, offered_at = excluded.offered_at;
+    ELSIF v_had THEN
+        DELETE FROM pgflow.agent_offers o WHERE o.agent_id = p_agent_id;
     END IF;
 END $$;
 
@@ -9585,7 +9598,8 @@ BEGIN
                'deployment_name', d.name, 'entrypoint', d.entrypoint, 'parameters', v_params::text, 'tags', v_tags,
                'work_queue', wq.name, 'state_type', 'RUNNING', 'state_name', 'Running', 'run_count', 1,
                'expected_start_time', p_now, 'parent_task_run_id', p_parent_task_run_id,
-               'timeout_seconds', d.timeout_seconds)::text
+               'timeout_seconds', d.timeout_seconds, 'pushed', true,
+               'pushed_at', extract(epoch FROM clock_timestamp()))::text
       INTO v_payload
       FROM pgflow.deployments d JOIN pgflow.flows f ON f.id = d.flow_id
       LEFT JOIN pgflow.work_queues wq ON wq.id = p_work_queue_id
@@ -9652,8 +9666,8 @@ BEGIN
     RETURN v_id;
 END $$;
 
--- Reconciliation leaves alone the runs pushed to the agent that no claim has acknowledged yet: their
--- notification may still be on its way, and the agent's next claim returns them if it was lost.
+-- Reconciliation leaves alone the runs pushed to the agent that no claim has acknowledged yet (named in
+-- its p_seen): their notification may still be on its way, and the agent's next claim returns them.
 CREATE OR REPLACE FUNCTION pgflow.agent_unchanged_runs(p_agent_id uuid, p_unchanged_for interval, p_now timestamptz DEFAULT now())
 RETURNS TABLE (id uuid, state_type text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp AS $$
