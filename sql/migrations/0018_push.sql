@@ -8,8 +8,10 @@
 -- When there is no push (any concurrency limit active, the queue paused or holding due runs — FIFO —,
 -- a run scheduled later, an idempotency key used before, no offer, or the offering agent gone) the
 -- enqueue is what it was: a run_queue row and a pgflow_runs wake-up. The claim is unchanged; agents call
--- claim_and_offer, which revokes the agent's offer, hands back the runs pushed to it that it says it
--- has not seen (a notification lost to a broken connection), claims, and offers what is left.
+-- claim_and_offer, which hands back the runs pushed to the agent that it has not named as seen (a
+-- notification lost to a broken connection, or one the agent did not trust), claims, and offers what
+-- is left. A pushed run is acknowledged only when a claim names it as seen; until then reconciliation
+-- leaves it alone, so a claim whose reply is lost acknowledges nothing.
 --
 -- When an offer counts: the agent is ONLINE, heartbeated within the offer's fresh_for, and its LISTEN
 -- session is alive — that session holds an advisory lock (agent_listening) which a push tests; a killed
