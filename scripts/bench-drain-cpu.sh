@@ -25,6 +25,7 @@ admin=$(cat "$PGFLOW_STATE/admin-url")
 url=$(url_with_database "$admin" pgflow_bench_cpu)
 bin=$(release_binaries pgflow-bench-agent)
 hz=$(getconf CLK_TCK)
+bench="(SELECT id FROM pgflow.work_queues WHERE name = 'bench')"  # the runs drained (a schema file may bring a history)
 
 one() {  # $1 = schema file; prints "pg_us agent_us runs_per_s"
   psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_cpu WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_cpu" >/dev/null
@@ -38,14 +39,16 @@ SQL
   c0=$(postgres_cpu_ticks)
   "$bin/pgflow-bench-agent" serve "$url" 400 & a1=$!; pids+=($a1)
   "$bin/pgflow-bench-agent" serve "$url" 400 & a2=$!; pids+=($a2)
-  until [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED'")" -ge "$jobs" ]; do sleep 0.1; done
+  until [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED' AND work_queue_id = $bench")" -ge "$jobs" ]; do sleep 0.1; done
   c1=$(postgres_cpu_ticks)
   ag=$(( $(awk '{print $14 + $15}' "/proc/$a1/stat") + $(awk '{print $14 + $15}' "/proc/$a2/stat") ))
   kill -TERM "$a1" "$a2"; wait "$a1" "$a2" 2>/dev/null || true
   pids=()
   rate=$(psql "$url" -XAt -c "SELECT round(($jobs / extract(epoch FROM max(\"timestamp\") FILTER (WHERE state_type = 'COMPLETED')
-                                      - min(\"timestamp\") FILTER (WHERE state_type = 'PENDING')))::numeric) FROM pgflow.flow_run_states")
-  [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_run_states")" = $((4 * jobs)) ] || die "a run lacks one of its four states"
+                                      - min(\"timestamp\") FILTER (WHERE state_type = 'PENDING')))::numeric) FROM pgflow.flow_run_states
+                                WHERE flow_run_id IN (SELECT id FROM pgflow.flow_runs WHERE work_queue_id = $bench)")
+  [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_run_states WHERE flow_run_id IN (SELECT id FROM pgflow.flow_runs WHERE work_queue_id = $bench)")" = $((4 * jobs)) ] \
+    || die "a run lacks one of its four states"
   awk -v c=$((c1 - c0)) -v a="$ag" -v hz="$hz" -v n="$jobs" -v r="$rate" 'BEGIN { printf "%.0f %.0f %s\n", c / hz / n * 1e6, a / hz / n * 1e6, r }'
 }
 

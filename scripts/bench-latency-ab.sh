@@ -31,6 +31,7 @@ admin=$(cat "$PGFLOW_STATE/admin-url")
 url=$(url_with_database "$admin" pgflow_bench_latency)
 bin=$(release_binaries pgflow-bench-agent)
 hz=$(getconf CLK_TCK)
+bench="(SELECT id FROM pgflow.work_queues WHERE name = 'bench')"  # the runs measured (a schema file may bring a history)
 calls=2000
 
 fresh() {  # $1 = schema file
@@ -48,7 +49,7 @@ latency() {  # $1 = schema file, $2 = 0 for pushes off; prints "p50 p99 enqueue_
   PGFLOW_BENCH_PUSH="$2" "$bin/pgflow-bench-agent" serve "$url" 10 & agent=$!; pids+=($agent)
   sleep 2
   "$bin/pgflow-bench-agent" enqueue "$url" bench/stamp "$runs" 50 >"$work/enq.csv"
-  until [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED'")" -ge "$runs" ]; do sleep 0.2; done
+  until [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED' AND work_queue_id = $bench")" -ge "$runs" ]; do sleep 0.2; done
   kill -TERM "$agent"; wait "$agent" 2>/dev/null || true
   pids=()
   psql "$url" -XAtq -c "CREATE TEMP TABLE enq (id uuid, returned timestamptz)" -c "\\copy enq FROM '$work/enq.csv' WITH (FORMAT csv)" -F ' ' -c "
@@ -79,7 +80,7 @@ cpu() {  # $1 = schema file; prints "enqueue_us claim_us"
     for i in $(seq $calls); do echo "SELECT count(*) FROM pgflow.claim_flow_runs('$agent', ARRAY['bench'], 1, true);"; done
     echo "\\! echo ticks \$(awk '{print \$14 + \$15}' /proc/\$PGFLOW_BENCH_PID/stat)"
   } | psql "$url" -XAtq -v ON_ERROR_STOP=1 | sed -n 's/^ticks //p' >"$work/ticks"
-  [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'RUNNING'")" = $((calls + 50)) ] \
+  [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'RUNNING' AND work_queue_id = $bench")" = $((calls + 50)) ] \
     || die "the CPU pass did not start every run it enqueued"
   awk -v hz="$hz" -v n="$calls" 'NR == 1 {a = $1} NR == 2 {b = $1} NR == 3 {c = $1}
     END {printf "%.0f %.0f\n", (b - a) / hz / n * 1e6, (c - b) / hz / n * 1e6}' "$work/ticks"

@@ -27,6 +27,8 @@ for r in $(seq 1 "$rounds"); do
   log "round $r/$rounds"
   psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_sdk WITH (FORCE)" -c "CREATE DATABASE pgflow_bench_sdk" >/dev/null
   scripts/apply-schema.sh "$url" >/dev/null 2>&1
+  # PGFLOW_BENCH_SQL: a SQL file applied on top (to measure a schema change before it is a migration)
+  if [ -n "${PGFLOW_BENCH_SQL:-}" ]; then psql "$url" -XAtq -v ON_ERROR_STOP=1 -f "$PGFLOW_BENCH_SQL" >/dev/null; fi
   "$bench" "$url" "$tasks" >>"$work/results"
 done
 

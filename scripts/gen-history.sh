@@ -64,7 +64,13 @@ q -c "SELECT 'DROP INDEX ' || i.indexrelid::regclass || ';' FROM pg_index i
          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)" | q >/dev/null
 
 # autovacuum would start on the loaded tables while their indexes are built (and wait or be cancelled)
-q -c "ALTER TABLE pgflow.flow_runs SET (autovacuum_enabled = false)" -c "ALTER TABLE pgflow.flow_run_states SET (autovacuum_enabled = false)"
+# (since 0019 both tables are partitioned by week: these v4 ids land in their DEFAULT partitions, which hold
+# the storage settings)
+fr=pgflow.flow_runs frs=pgflow.flow_run_states
+if [ "$(q -c "SELECT to_regclass('pgflow.flow_runs_default') IS NOT NULL")" = t ]; then
+  fr=pgflow.flow_runs_default frs=pgflow.flow_run_states_default
+fi
+q -c "ALTER TABLE $fr SET (autovacuum_enabled = false)" -c "ALTER TABLE $frs SET (autovacuum_enabled = false)"
 
 step "inserting $runs runs and $((runs * 4)) states (two sessions)"
 # the run's id from k: ascending, so the primary keys grow at their right edge
@@ -124,9 +130,9 @@ q -c "VACUUM (ANALYZE) pgflow.flow_runs" >/dev/null & p1=$!
 q -c "VACUUM (ANALYZE) pgflow.flow_run_states" >/dev/null & p2=$!
 wait $p1 && wait $p2 || die "VACUUM failed"
 q -c "VACUUM ANALYZE" >/dev/null
-q -c "ALTER TABLE pgflow.flow_runs RESET (autovacuum_enabled)" -c "ALTER TABLE pgflow.flow_run_states RESET (autovacuum_enabled)"
+q -c "ALTER TABLE $fr RESET (autovacuum_enabled)" -c "ALTER TABLE $frs RESET (autovacuum_enabled)"
 step "done"
 q -F ' ' -c "SELECT 'runs ' || (SELECT count(*) FROM pgflow.flow_runs) || ', states ' || (SELECT count(*) FROM pgflow.flow_run_states)
-                    || '; flow_runs ' || pg_size_pretty(pg_total_relation_size('pgflow.flow_runs'))
-                    || ', flow_run_states ' || pg_size_pretty(pg_total_relation_size('pgflow.flow_run_states'))"
+                    || '; flow_runs ' || pg_size_pretty((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('pgflow.flow_runs')))
+                    || ', flow_run_states ' || pg_size_pretty((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('pgflow.flow_run_states')))"
 echo "database: $url"

@@ -47,7 +47,10 @@ extension PGFlowClient {
     }
 
     /// `pgflow.delete_old_runs`: deletes up to `batch` runs that ended more than `olderThan` seconds
-    /// ago, with their states, task runs, logs and results; returns how many flow runs.
+    /// ago, with their states, task runs, logs and results; returns how many flow runs. History is
+    /// partitioned by UTC week (0019): a whole week is dropped once all its runs ended more than
+    /// `olderThan` ago (its runs all count, beyond `batch`), so a run goes between `olderThan` and
+    /// `olderThan` + 7 days after it ended.
     public static func deleteOldRuns(olderThan seconds: Double, batch: Int, now: Date, on c: PostgresConnection) throws -> Int {
         try c.query("SELECT pgflow.delete_old_runs(make_interval(secs => $1), $2, $3)", [seconds, batch, now]).scalar(Int.self)
     }

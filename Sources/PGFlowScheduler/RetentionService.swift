@@ -1,5 +1,9 @@
-// RetentionService: deletes finished runs (with their states, task runs, logs and results) older than
-// a configurable age, in small batches, each its own short transaction, so the hot path never waits.
+// RetentionService: removes finished runs (with their states, task runs, logs and results) older than
+// a configurable age. Each batch is one call of pgflow.delete_old_runs, its own short transaction: since
+// 0019 it creates the history's week partitions (UTC weeks, Monday to Monday; the next one 2 days ahead),
+// drops whole weeks whose runs all ended more than the age ago (DROP TABLE, no row-by-row DELETE), then
+// deletes by row what is left (docs/scaling.md). Retention therefore works in weeks: a run is removed
+// between the age and the age + 7 days after it ended.
 import Foundation
 import Logging
 import PGFlowClient
@@ -15,7 +19,8 @@ public enum RetentionPass: DutyPass {
     public struct Configuration: PeriodicDutyConfiguration {
         /// Seconds between passes (default 600).
         public var interval: Double = 600
-        /// Runs that ended more than this many seconds ago are deleted (default 30 days).
+        /// Runs that ended more than this many seconds ago are deleted (default 30 days), by whole UTC
+        /// weeks: a run goes between this age and this age + 7 days after it ended.
         public var maxAge: Double = 30 * 86_400
         /// Runs per batch (one transaction each; default 1000).
         public var batchSize: Int = 1000

@@ -44,7 +44,7 @@ public struct SchedulerCommand: AsyncParsableCommand {
     var maxMissedRuns: Int = 100
     @Option(name: .customLong("heartbeat-timeout"), help: "Seconds without a heartbeat after which an agent is dead (default: $PGFLOW_HEARTBEAT_TIMEOUT, else 60; agents read the same variable).")
     var heartbeatTimeout: Double?
-    @Option(name: .customLong("retention-days"), help: "Delete finished runs older than this many days (0: keep everything).")
+    @Option(name: .customLong("retention-days"), help: "Delete finished runs older than this many days, by whole UTC weeks: a run goes between D and D + 7 days after it ended (0: keep everything).")
     var retentionDays: Double = 30
     @Flag(name: .customLong("no-wake"), help: "Do not NOTIFY agents when scheduled runs fall due (they poll).")
     var noWake = false

@@ -41,9 +41,9 @@ struct DatabaseCommand: ParsableCommand {
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Delete finished runs older than an age, with their states, task runs, logs and results.",
-            discussion: "Works in batches (one short transaction each) and shows progress; the scheduler does the same every 10 minutes (--retention-days).")
+            discussion: "Works in batches (one short transaction each) and shows progress; the scheduler does the same every 10 minutes (--retention-days). History is kept in UTC weeks (Monday to Monday) and removed a week at a time: a run goes between --older-than and --older-than + 7 days after it ended.")
         @OptionGroup var database: DatabaseOptions
-        @Option(name: .customLong("older-than"), help: "Runs that ended longer ago than this: 30d, 12h, 90m.") var olderThan: String
+        @Option(name: .customLong("older-than"), help: "Runs that ended longer ago than this: 30d, 12h, 90m (removed by whole UTC weeks: up to 7 days later).") var olderThan: String
         @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Runs per transaction.") var batchSize = 1000
 
         func run() throws {

@@ -158,7 +158,12 @@ CREATE FUNCTION pg_temp.uses(p_sql text, p_index text) RETURNS boolean LANGUAGE 
 DECLARE v_plan text;
 BEGIN
     EXECUTE 'EXPLAIN (FORMAT JSON) ' || p_sql INTO v_plan;
-    RETURN v_plan LIKE '%"Index Name": "' || p_index || '"%' AND v_plan NOT LIKE '%"Node Type": "Sort"%';
+    -- (since 0019 flow_runs is partitioned: the plan names the partitions' copies of the index)
+    RETURN v_plan NOT LIKE '%"Node Type": "Sort"%' AND EXISTS (
+        SELECT 1 FROM regexp_matches(v_plan, '"Index Name": "([^"]+)"', 'g') m
+          JOIN pg_class c ON c.relname = m[1] AND c.relnamespace = 'pgflow'::regnamespace
+          LEFT JOIN pg_inherits i ON i.inhrelid = c.oid LEFT JOIN pg_class p ON p.oid = i.inhparent
+         WHERE coalesce(p.relname, c.relname) = p_index);
 END $$;
 SET LOCAL enable_seqscan = off;
 SET LOCAL enable_sort = off;
