@@ -77,8 +77,9 @@ public final class Agent: Service, Sendable {
                     let todo = wake.take()
                     if !todo.pushed.isEmpty {
                         // (checked again: frozen or cut off since the notification came, the claim checks)
-                        if todo.pushed.contains(where: { !heartbeat.trusts($0) }) { wake.claim() }
-                        let handles = todo.pushed.filter { heartbeat.trusts($0) }.compactMap { run -> RunHandle? in
+                        let trusted = todo.pushed.filter { heartbeat.trusts($0) }
+                        if trusted.count < todo.pushed.count { wake.claim() }
+                        let handles = trusted.compactMap { run -> RunHandle? in
                             guard pushed.start(run, pushed: true), running[run.id] == nil else { return nil }
                             let handle = RunHandle(run: run)
                             running.insert(handle)
