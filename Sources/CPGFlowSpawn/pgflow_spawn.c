@@ -110,10 +110,15 @@ done:
     free(mark);
 }
 
-/* Runs in the forked command: its own group, stdio, default signals, exec. */
-static void exec_command(const char *path, const char *const argv[], const char *const envp[], int error_fd) {
+/* Runs in the forked command: its own group, then waits for the supervisor's go (sent once the agent has the
+ * pid: see PGFLOW_REPORT_FORKED), stdio, default signals, exec. */
+static void exec_command(const char *path, const char *const argv[], const char *const envp[], int error_fd, int go_fd) {
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL); /* the direct child at least dies with a killed supervisor */
+    char go = 0;
+    ssize_t got;
+    do { got = read(go_fd, &go, 1); } while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(127); /* the supervisor died before its report: nobody would know this pid */
     default_signals();
     if (dup2(SUP_IN, 0) < 0 || dup2(SUP_OUT, 1) < 0 || dup2(SUP_ERR, 2) < 0) goto failed;
     /* The supervisor's descriptors stay behind; error_fd closes on exec. */
@@ -142,8 +147,8 @@ static void supervise(const char *path, const char *const argv[], const char *co
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
-    int errpipe[2];
-    if (pipe2(errpipe, O_CLOEXEC) < 0) {
+    int errpipe[2], gopipe[2];
+    if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(gopipe, O_CLOEXEC) < 0) {
         report(PGFLOW_REPORT_SPAWN_FAILED, errno, 0);
         _exit(0);
     }
@@ -154,9 +159,18 @@ static void supervise(const char *path, const char *const argv[], const char *co
     }
     if (cmd == 0) {
         close(errpipe[0]);
-        exec_command(path, argv, envp, errpipe[1]);
+        close(gopipe[1]);
+        exec_command(path, argv, envp, errpipe[1], gopipe[0]);
     }
     setpgid(cmd, cmd); /* also here: no race with a kill(-cmd) right after the report */
+    /* The agent learns the pid before the command can run (it waits for the go): killed at any point after
+     * this, the supervisor leaves the agent a group to kill. (Once exec'd, the command may run before this
+     * process is scheduled again to report STARTED.) */
+    report(PGFLOW_REPORT_FORKED, cmd, 0);
+    close(gopipe[0]);
+    ssize_t sent;
+    do { sent = write(gopipe[1], "g", 1); } while (sent < 0 && errno == EINTR);
+    close(gopipe[1]);
     close(errpipe[1]);
     close(SUP_IN);
     close(SUP_OUT);

@@ -156,9 +156,18 @@ private struct Spawner {
             return
         }
         _ = fcntl(livePipe[1], F_SETFL, fcntl(livePipe[1], F_GETFL) | O_NONBLOCK)
-        let first = Self.readReport(reportPipe[0])
+        // FORKED (the command's pid, before it may exec), then STARTED or SPAWN_FAILED.
+        var forked: Int32?
+        var first = Self.readReport(reportPipe[0])
+        if let report = first, report.kind == Int32(PGFLOW_REPORT_FORKED) {
+            forked = report.value
+            first = Self.readReport(reportPipe[0])
+        }
         guard let first, first.kind == Int32(PGFLOW_REPORT_STARTED) else {
             for fd in [inPipe[1], outPipe[0], errPipe[0], livePipe[1], reportPipe[0]] { close(fd) }
+            // Killed after forking, before its STARTED: the command may have run (and started others in its
+            // group) before the supervisor could say so; none of that may outlive this attempt.
+            if first == nil, let forked { Self.killGroup(forked) }
             Self.reap(supervisor)
             let why = first.map { String(cString: strerror($0.value)) } ?? "its supervisor ended early"
             started(.failure(SpawnError(message: "cannot start \(arguments[0]): \(why)")))

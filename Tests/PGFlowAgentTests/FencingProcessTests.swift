@@ -117,7 +117,9 @@ import Testing
     /// A command's supervisor (`pgflow-fence`) SIGKILLed, the agent alive: the command dies of its
     /// parent-death signal, and what it started in its process group is killed by the agent (which finds
     /// the supervisor gone without its last report) before the run ends and its retry starts. Without
-    /// that, the orphaned `sleep` of attempt 1 would run beside attempt 2.
+    /// that, the orphaned `sleep` of attempt 1 would run beside attempt 2. On a busy machine the kill can
+    /// land after the command has run but before its supervisor reported it started (CI found that: the
+    /// agent then knew no group to kill); the supervisor now reports the pid before the command may exec.
     @Test func killedSupervisorLeavesNothingOfItsCommandsGroupBehind() async throws {
         try await TestDatabase.with { db in
             let c = try db.connect()
@@ -138,7 +140,7 @@ import Testing
             #expect(Self.name(of: supervisor) == "pgflow-fence")
             kill(supervisor, SIGKILL)
             let gone = await eventually(timeout: 60) { Self.alive(attempt1).isEmpty }
-            #expect(gone, "attempt 1 still running: \(Self.alive(attempt1))")
+            #expect(gone, "attempt 1 still running: \(Self.diagnosis(attempt1, c, runID, agent))")
             #expect(await eventually(timeout: 60) { trace.pids(attempt: 2).count == 2 }, "\(agent.output.suffix(2000))")
             #expect(Self.alive(attempt1).isEmpty, "attempt 2 started while attempt 1 ran")
             #expect(trace.starts() == [1, 2], "starts: \(trace.starts())")
@@ -146,6 +148,20 @@ import Testing
             agent.signal(SIGTERM)
             #expect(await agent.waitForExit(timeout: 60) == 0)
         }
+    }
+
+    /// What a failure needs to be understood: the survivors (/proc stat: state, parent, group), the run's
+    /// states and logs, and the agent's output.
+    static func diagnosis(_ processes: [ProcessIdentity], _ c: PostgresConnection, _ runID: UUID, _ agent: TestProcess) -> String {
+        let survivors = alive(processes).map { (try? String(contentsOfFile: "/proc/\($0.pid)/stat", encoding: .utf8)) ?? "\($0.pid) -" }
+        let states = (try? c.query("""
+            SELECT to_char("timestamp", 'HH24:MI:SS.US') || ' ' || state_name || ' ' || coalesce(message, '')
+              FROM pgflow.flow_run_states WHERE flow_run_id = $1 ORDER BY "timestamp", id
+            """, [runID]).rows.map { try $0.decode(String.self, at: 0) }) ?? []
+        let logs = (try? c.query("""
+            SELECT to_char("timestamp", 'HH24:MI:SS.US') || ' ' || name || ' ' || message FROM pgflow.logs WHERE flow_run_id = $1 ORDER BY id
+            """, [runID]).rows.map { try $0.decode(String.self, at: 0) }) ?? []
+        return "\(survivors)\nstates:\n\(states.joined(separator: "\n"))\nlogs:\n\(logs.joined(separator: "\n"))\nagent:\n\(agent.output.suffix(3000))"
     }
 
     /// Those of `processes` that still run.

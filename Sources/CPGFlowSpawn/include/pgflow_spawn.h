@@ -11,6 +11,10 @@ enum {
     PGFLOW_REPORT_SPAWN_FAILED = 2,
     /// value: the command's wait status; extra: why the supervisor killed the group (PGFLOW_FENCE_*).
     PGFLOW_REPORT_ENDED = 3,
+    /// value: the command's pid (its process group id), written before the command may exec: a
+    /// supervisor killed after this report leaves the agent a group to kill; killed before it, it leaves a
+    /// child that exits without running the command.
+    PGFLOW_REPORT_FORKED = 4,
 };
 
 /// Why a supervisor killed its command's process group.
@@ -34,8 +38,8 @@ enum {
 ///   is a child subreaper (orphaned grandchildren become its children and are reaped) and lives in a
 ///   process group of its own (a terminal's signals to the agent's group do not reach it).
 ///
-/// It writes PGFLOW_REPORT_STARTED or PGFLOW_REPORT_SPAWN_FAILED, and at the end PGFLOW_REPORT_ENDED, to
-/// `report_fd`, then exits 0 once the group is empty. Returns the supervisor's pid, or -1 with errno set.
+/// It writes PGFLOW_REPORT_FORKED, then PGFLOW_REPORT_STARTED or PGFLOW_REPORT_SPAWN_FAILED, and at the end
+/// PGFLOW_REPORT_ENDED, to `report_fd`, then exits 0 once the group is empty. Returns the supervisor's pid, or -1 with errno set.
 /// Only async-signal-safe calls happen between fork and exec.
 pid_t pgflow_spawn_supervised(const char *path, const char *const argv[], const char *const envp[], int stdin_fd,
                               int stdout_fd, int stderr_fd, int liveness_fd, int report_fd, int fence_ms, int grace_ms);
