@@ -1,4 +1,4 @@
--- Runs pushed to idle agents (0018): claim_and_offer leaves an offer when its claim comes back short,
+-- Runs pushed to idle agents (0018, 0020): claim_and_offer leaves an offer when its claim comes back short,
 -- run_deployment of a run due now inserts it Running for an offering agent and NOTIFYs the agent's
 -- channel with it; what turns a push off; the claim returning pushed runs the agent did not see;
 -- reconciliation and withdrawal. pgflow.notify is swapped for a recorder (see notify.sql) and
@@ -6,7 +6,7 @@
 -- lock, which one test session cannot hold) reads a table; the real lock is tested by the agent's
 -- process tests (PushProcessTests).
 BEGIN;
-SELECT plan(50);
+SELECT plan(57);
 
 CREATE TEMP TABLE sent (channel text, payload text, n serial);
 CREATE OR REPLACE FUNCTION pgflow.notify(p_channel text, p_payload text) RETURNS void
@@ -106,11 +106,43 @@ SELECT pgflow.run_deployment('pf/pd') AS fifo \gset
 SELECT is((SELECT state_type::text FROM pgflow.flow_runs WHERE id = :'fifo'), 'SCHEDULED', 'a run whose queue holds a due run is enqueued behind it (FIFO)');
 DELETE FROM pgflow.run_queue WHERE flow_run_id IN (:'later', :'waiting', :'fifo');  -- (out of the way; a test may write the queue)
 
+-- concurrency limits (0020): only a limit that applies to the run holds its push back
 SELECT pgflow.create_concurrency_limit('tag:unrelated', 5);
-SELECT pgflow.run_deployment('pf/pd') AS limited \gset
-SELECT is((SELECT state_type::text FROM pgflow.flow_runs WHERE id = :'limited'), 'SCHEDULED', 'with any concurrency limit active, runs are enqueued');
-SELECT pgflow.delete_concurrency_limit('tag:unrelated');
+SELECT pgflow.create_deployment('pf', 'ld', './l.sh', p_work_queue => 'pq', p_concurrency_limit => 3);
+SELECT pgflow.run_deployment('pf/pd') AS unlimited \gset
+SELECT is((SELECT state_type::text FROM pgflow.flow_runs WHERE id = :'unlimited'), 'RUNNING',
+          'a run no active limit applies to is pushed while limits on another tag and another deployment are active');
+SELECT is((SELECT pgflow.set_flow_run_state(:'unlimited', 'COMPLETED')).status, 'ACCEPTED', '... and completes');
+SELECT pgflow.run_deployment('pf/ld') AS limited \gset
+SELECT is((SELECT state_type::text FROM pgflow.flow_runs WHERE id = :'limited'), 'SCHEDULED', 'a run of a deployment with a limit is enqueued (a pushed run takes no slot)');
 DELETE FROM pgflow.run_queue WHERE flow_run_id = :'limited';
+SELECT pgflow.create_concurrency_limit('tag:t1', 5);
+SELECT pgflow.run_deployment('pf/pd') AS tagged \gset
+SELECT is((SELECT state_type::text FROM pgflow.flow_runs WHERE id = :'tagged'), 'SCHEDULED', 'a run with a tag (of its deployment) that has a limit is enqueued');
+DELETE FROM pgflow.run_queue WHERE flow_run_id = :'tagged';
+SELECT pgflow.delete_concurrency_limit('tag:t1');
+SELECT pgflow.run_deployment('pf/pd', p_tags => ARRAY['unrelated']) AS own_tag \gset
+SELECT is((SELECT state_type::text FROM pgflow.flow_runs WHERE id = :'own_tag'), 'SCHEDULED', 'a run with a tag of its own that has a limit is enqueued');
+DELETE FROM pgflow.run_queue WHERE flow_run_id = :'own_tag';
+SELECT pgflow.create_concurrency_limit('tag:t1', 5, p_active => false);
+SELECT pgflow.set_work_queue_concurrency_limit('pq', 4);
+SELECT pgflow.run_deployment('pf/pd') AS queue_limited \gset
+SELECT is((SELECT state_type::text FROM pgflow.flow_runs WHERE id = :'queue_limited'), 'SCHEDULED', 'a run of a queue with a limit is enqueued');
+DELETE FROM pgflow.run_queue WHERE flow_run_id = :'queue_limited';
+SELECT pgflow.set_work_queue_concurrency_limit('pq', NULL);
+-- a due run waiting for a slot of a full limit does not hold back a run no limit applies to (the
+-- claim skips it too); one that is not waiting does (FIFO, above)
+SELECT pgflow.run_deployments('pf/ld', ARRAY['{}'::jsonb]) AS blocked \gset
+UPDATE pgflow.run_queue SET blocked_on = ARRAY[(SELECT id FROM pgflow.concurrency_limits WHERE name = 'deployment:pf/ld')] WHERE flow_run_id = :'blocked';
+SELECT pgflow.run_deployment('pf/pd') AS past_blocked \gset
+SELECT is((SELECT state_type::text FROM pgflow.flow_runs WHERE id = :'past_blocked'), 'RUNNING',
+          'a run is pushed past a due run waiting for a slot, an inactive limit on its tag notwithstanding');
+SELECT is((SELECT pgflow.set_flow_run_state(:'past_blocked', 'COMPLETED')).status, 'ACCEPTED', '... and completes');
+DELETE FROM pgflow.run_queue WHERE flow_run_id = :'blocked';
+SELECT pgflow.delete_concurrency_limit('tag:t1');
+SELECT pgflow.delete_concurrency_limit('tag:unrelated');
+SELECT pgflow.update_deployment('pf/ld', '{"concurrency_limit": null}');
+SELECT count(*) FROM pgflow.claim_and_offer(:'agent', NULL, 3, '{}', '10 seconds');  -- (the slots the pushes above took)
 
 SELECT pgflow.set_work_queue_paused('pq', true);
 SELECT pgflow.run_deployment('pf/pd') AS paused \gset

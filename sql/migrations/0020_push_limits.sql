@@ -1,0 +1,223 @@
+-- 0020: pushes with concurrency limits elsewhere. 0018 pushed a run only while no concurrency limit was
+-- active anywhere, so one limit on any deployment (scripts/run.sh's examples have one) turned pushes off
+-- for every run. A pushed run takes no slot, so what matters is whether a limit applies to *this* run:
+-- its work queue's, its deployment's, or 'tag:<tag>' for one of its tags (the limits _flow_run_limits
+-- names, as the general claim admits them). A run no active limit applies to is pushed; one that a limit
+-- applies to is enqueued and claimed, as before.
+--
+-- FIFO: a due run of the queue holds a push back (a pushed run must not overtake it), unless that run is
+-- waiting for a slot of a full limit (run_queue.blocked_on): the general claim skips it too, so it does
+-- not hold back a run no limit applies to.
+--
+-- Also: the runs pushed to an agent and not yet seen are found by one function (claim_and_offer and
+-- withdraw_offer each wrote that query), with the pushed ids' bounds given so that only the weeks of
+-- flow_runs they fall in are searched (0019 partitioned it; an id array alone probed every week).
+
+-- The runs of p_pushed (in that order) that p_seen does not name and that are still p_agent_id's and Running.
+CREATE FUNCTION pgflow._unseen_pushed_runs(p_agent_id uuid, p_pushed uuid[], p_seen uuid[]) RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(r.id ORDER BY array_position(p_pushed, r.id)), '{}')
+      FROM pgflow.flow_runs r
+     WHERE r.id = ANY (p_pushed)
+       AND r.id >= (SELECT i FROM unnest(p_pushed) i ORDER BY i LIMIT 1)
+       AND r.id <= (SELECT i FROM unnest(p_pushed) i ORDER BY i DESC LIMIT 1)
+       AND NOT (r.id = ANY (coalesce(p_seen, '{}')))
+       AND r.agent_id = p_agent_id AND r.state_type = 'RUNNING'
+$$;
+
+-- 0018's claim_and_offer (same checks, errors and result), the unseen runs found by _unseen_pushed_runs.
+CREATE OR REPLACE FUNCTION pgflow.claim_and_offer(
+    p_agent_id  uuid,
+    p_queues    text[],
+    p_max       integer,
+    p_seen      uuid[],
+    p_offer_for interval,
+    p_now       timestamptz DEFAULT now()
+) RETURNS TABLE (
+    flow_run_id         uuid,
+    flow_run_name       text,
+    flow_name           text,
+    deployment_id       uuid,
+    deployment_name     text,
+    entrypoint          text,
+    parameters          jsonb,
+    tags                text[],
+    work_queue          text,
+    state_type          pgflow.state_type,
+    state_name          text,
+    run_count           integer,
+    expected_start_time timestamptz,
+    parent_task_run_id  uuid,
+    timeout_seconds     double precision,
+    pushed              boolean
+)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_had    boolean;
+    v_pushed uuid[];
+    v_unseen uuid[] := '{}';
+    v_max    integer;
+    v_got    integer := 0;
+    v_slots  integer := 0;
+BEGIN
+    IF p_max IS NULL OR p_max < 1 OR p_max > 10000 THEN
+        RAISE EXCEPTION 'pgflow: claim 1 to 10000 runs at once, not %', coalesce(p_max::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'pass p_max => 1 to 10000';
+    END IF;
+    IF cardinality(p_seen) > 10000 THEN
+        RAISE EXCEPTION 'pgflow: p_seen names % runs; at most 10000', cardinality(p_seen)
+            USING ERRCODE = '22023', HINT = 'pass the pushed runs started since the last claim';
+    END IF;
+    IF p_offer_for IS NOT NULL AND (p_offer_for < interval '1 second' OR p_offer_for > interval '1 hour') THEN
+        RAISE EXCEPTION 'pgflow: an offer counts for 1 second to 1 hour after a heartbeat, not %', p_offer_for
+            USING ERRCODE = '22023', HINT = 'pass about twice the agent''s heartbeat interval, or NULL to offer nothing';
+    END IF;
+    SELECT o.pushed INTO v_pushed FROM pgflow.agent_offers o WHERE o.agent_id = p_agent_id FOR UPDATE;
+    v_had := FOUND;
+    IF cardinality(v_pushed) > 0 THEN
+        v_unseen := pgflow._unseen_pushed_runs(p_agent_id, v_pushed, p_seen);
+        RETURN QUERY
+        SELECT r.id, r.name, f.name, d.id, d.name, d.entrypoint, r.parameters, r.tags, wq.name,
+               r.state_type, r.state_name, r.run_count, r.expected_start_time, r.parent_task_run_id, d.timeout_seconds, true
+          FROM pgflow.flow_runs r
+          JOIN pgflow.flows f ON f.id = r.flow_id
+          LEFT JOIN pgflow.deployments d ON d.id = r.deployment_id
+          LEFT JOIN pgflow.work_queues wq ON wq.id = r.work_queue_id
+         WHERE r.id = ANY (v_unseen)
+           AND r.id >= (SELECT i FROM unnest(v_unseen) i ORDER BY i LIMIT 1)
+           AND r.id <= (SELECT i FROM unnest(v_unseen) i ORDER BY i DESC LIMIT 1)
+         ORDER BY array_position(v_unseen, r.id);
+    END IF;
+    v_max := p_max - cardinality(v_unseen);
+    IF v_max >= 1 THEN
+        RETURN QUERY SELECT c.*, false FROM pgflow.claim_flow_runs(p_agent_id, p_queues, v_max, true, p_now) c;
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        IF p_offer_for IS NOT NULL THEN
+            v_slots := v_max - v_got;
+        END IF;
+    END IF;
+    IF v_slots > 0 OR cardinality(v_unseen) > 0 THEN
+        INSERT INTO pgflow.agent_offers AS o (agent_id, work_queue_ids, slots, pushed, fresh_for, offered_at)
+        SELECT a.id, ARRAY(SELECT q.id FROM pgflow.work_queues q
+                            WHERE q.name = ANY (coalesce(nullif(p_queues, '{}'), a.work_queues)) AND NOT q.paused),
+               v_slots, v_unseen, coalesce(p_offer_for, interval '1 second'), p_now
+          FROM pgflow.agents a WHERE a.id = p_agent_id
+        ON CONFLICT (agent_id) DO UPDATE
+           SET work_queue_ids = excluded.work_queue_ids, slots = excluded.slots, pushed = excluded.pushed,
+               fresh_for = excluded.fresh_for, offered_at = excluded.offered_at;
+    ELSIF v_had THEN
+        DELETE FROM pgflow.agent_offers o WHERE o.agent_id = p_agent_id;
+    END IF;
+END $$;
+
+-- 0018's withdraw_offer (same result), through _unseen_pushed_runs.
+CREATE OR REPLACE FUNCTION pgflow.withdraw_offer(p_agent_id uuid, p_seen uuid[]) RETURNS SETOF uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp AS $$
+DECLARE
+    v_pushed uuid[];
+BEGIN
+    DELETE FROM pgflow.agent_offers o WHERE o.agent_id = p_agent_id RETURNING o.pushed INTO v_pushed;
+    IF cardinality(v_pushed) > 0 THEN
+        RETURN QUERY SELECT unnest(pgflow._unseen_pushed_runs(p_agent_id, v_pushed, p_seen));
+    END IF;
+END $$;
+
+-- An offering agent to push a run of this queue, deployment and tags to, its offer row locked (NULL:
+-- none). Only when no active concurrency limit applies to the run (its queue's, its deployment's, a tag
+-- limit of one of its tags), the queue is not paused and holds no due run that is not waiting for a
+-- slot (a pushed run must not overtake one waiting), and the agent is ONLINE, heartbeated within its
+-- offer's fresh_for and still listening. The offer idle the longest goes first.
+CREATE FUNCTION pgflow._take_offer(p_work_queue_id uuid, p_deployment_id uuid, p_tags text[], p_now timestamptz)
+RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_agent uuid;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pgflow.concurrency_limits l
+                WHERE l.active
+                  AND (l.id = (SELECT q.concurrency_limit_id FROM pgflow.work_queues q WHERE q.id = p_work_queue_id)
+                       OR l.id = (SELECT d.concurrency_limit_id FROM pgflow.deployments d WHERE d.id = p_deployment_id)
+                       OR l.name IN (SELECT 'tag:' || t FROM unnest(p_tags) t)))
+       OR EXISTS (SELECT 1 FROM pgflow.work_queues q WHERE q.id = p_work_queue_id AND q.paused)
+       OR EXISTS (SELECT 1 FROM pgflow.run_queue rq
+                   WHERE rq.work_queue_id = p_work_queue_id AND rq.scheduled_at <= p_now AND rq.blocked_on IS NULL) THEN
+        RETURN NULL;
+    END IF;
+    FOR v_agent IN
+        SELECT o.agent_id FROM pgflow.agent_offers o JOIN pgflow.agents a ON a.id = o.agent_id
+         WHERE p_work_queue_id = ANY (o.work_queue_ids) AND o.slots > 0
+           AND a.status = 'ONLINE' AND a.last_heartbeat_at >= p_now - o.fresh_for
+         ORDER BY o.offered_at
+           FOR UPDATE OF o SKIP LOCKED
+    LOOP
+        IF pgflow._agent_listener_held(v_agent) THEN
+            RETURN v_agent;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END $$;
+
+DROP FUNCTION pgflow._take_offer(uuid, timestamptz);
+
+-- run_deployment (0018's, same checks, same errors, same result), asking _take_offer with the run's
+-- deployment and tags.
+CREATE OR REPLACE FUNCTION pgflow.run_deployment(
+    p_name               text,
+    p_parameters         jsonb       DEFAULT '{}',
+    p_scheduled_time     timestamptz DEFAULT NULL,
+    p_idempotency_key    text        DEFAULT NULL,
+    p_tags               text[]      DEFAULT NULL,
+    p_flow_run_name      text        DEFAULT NULL,
+    p_work_queue         text        DEFAULT NULL,
+    p_parent_task_run_id uuid        DEFAULT NULL,
+    p_now                timestamptz DEFAULT now()
+) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pgflow, pg_temp AS $$
+DECLARE
+    v_dep_id uuid;
+    v_qid    uuid;
+    v_push_q uuid;
+    v_tags   text[];
+    v_agent  uuid;
+    v_id     uuid;
+BEGIN
+    PERFORM pgflow._check_parameters(p_parameters);
+    PERFORM pgflow._check_time(p_scheduled_time, 'a scheduled time');
+    IF p_flow_run_name IS NOT NULL THEN
+        PERFORM pgflow._check_name(p_flow_run_name, 'flow run name');
+    END IF;
+    v_dep_id := pgflow._deployment_id(p_name);
+    PERFORM pgflow._check_tags(p_tags);
+    IF p_parent_task_run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pgflow.task_runs WHERE id = p_parent_task_run_id) THEN
+        RAISE EXCEPTION 'pgflow: unknown parent task run %', p_parent_task_run_id
+            USING ERRCODE = 'P0002', HINT = 'pass the id pgflow.create_task_run returned, or NULL';
+    END IF;
+    IF p_work_queue IS NOT NULL THEN
+        v_qid := pgflow._work_queue_id(p_work_queue);
+    END IF;
+    IF (p_scheduled_time IS NULL OR p_scheduled_time <= p_now) AND EXISTS (SELECT 1 FROM pgflow.agent_offers) THEN
+        SELECT coalesce(v_qid, d.work_queue_id), d.tags || coalesce(p_tags, '{}') INTO v_push_q, v_tags
+          FROM pgflow.deployments d WHERE d.id = v_dep_id;
+        IF v_push_q IS NOT NULL THEN
+            v_agent := pgflow._take_offer(v_push_q, v_dep_id, v_tags, p_now);
+        END IF;
+        IF v_agent IS NOT NULL THEN
+            v_id := pgflow._push_run(v_agent, v_dep_id, p_parameters, p_tags, p_idempotency_key, p_flow_run_name,
+                                     v_push_q, p_parent_task_run_id, p_now);
+        END IF;
+    END IF;
+    IF v_id IS NULL AND v_agent IS NULL THEN
+        SELECT e INTO v_id FROM pgflow._enqueue_runs(v_dep_id, ARRAY[p_parameters], ARRAY[p_scheduled_time], p_tags,
+                                                     ARRAY[p_idempotency_key], ARRAY[p_flow_run_name], v_qid,
+                                                     p_parent_task_run_id, NULL, p_now) e;
+    END IF;
+    IF v_id IS NULL THEN  -- the idempotency key was used before
+        SELECT r.id INTO v_id FROM pgflow.flow_runs r JOIN pgflow.deployments d ON d.flow_id = r.flow_id
+         WHERE d.id = v_dep_id AND r.idempotency_key = p_idempotency_key;
+    END IF;
+    RETURN v_id;
+END $$;
+
+-- Privileges: only internal functions are new (called inside the SECURITY DEFINER functions above).
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA pgflow FROM PUBLIC;
