@@ -14,6 +14,8 @@
 # Then the medians. A and B default to the schema of the commit before HEAD and sql/schema.sql.
 # PGFLOW_BENCH_PUSH_A / PGFLOW_BENCH_PUSH_B = 0 run that side's agent with pushes off (claims only):
 # pull against push on one schema is PGFLOW_BENCH_PUSH_A=0 scripts/bench-latency-ab.sh 3 200 sql/schema.sql sql/schema.sql
+# PGFLOW_BENCH_OTHER_LIMIT=N adds a deployment with a concurrency limit of N to the queue (its runs are not
+# measured): before 0020 any active limit turned pushes off.
 # Example: scripts/bench-latency-ab.sh 3 200 <(git show 91d300f:sql/schema.sql) sql/schema.sql
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -41,6 +43,11 @@ fresh() {  # $1 = schema file
 SELECT pgflow.create_work_queue('bench');
 SELECT pgflow.create_deployment('bench', 'stamp', 'swift:stamp', p_work_queue => 'bench');
 SQL
+  if [ -n "${PGFLOW_BENCH_OTHER_LIMIT:-}" ]; then  # a limit on another deployment of the queue (as run.sh's examples)
+    [[ "$PGFLOW_BENCH_OTHER_LIMIT" =~ ^[0-9]+$ ]] || die "PGFLOW_BENCH_OTHER_LIMIT must be a whole number"
+    psql "$url" -XAtq -v ON_ERROR_STOP=1 >/dev/null \
+      -c "SELECT pgflow.create_deployment('bench', 'limited', 'swift:stamp', p_work_queue => 'bench', p_concurrency_limit => $PGFLOW_BENCH_OTHER_LIMIT)"
+  fi
 }
 
 latency() {  # $1 = schema file, $2 = 0 for pushes off; prints "p50 p99 enqueue_p50 rest_p50"
