@@ -12,7 +12,9 @@
 #   log lines lost       lines of completed attempts missing from pgflow.logs (3 per completed run)
 # Settings: agents --heartbeat 0.5 --fence-timeout 3 --kill-grace 2, scheduler --heartbeat-timeout 12.
 # CHAOS_PUSH=1: runs pushed to idle agents under the same chaos — the deployment has no concurrency
-# limit (a limit turns pushes off) and the N runs are enqueued one at a time by run_deployment, ≈ 25 a
+# limit (a limit that applies to a run keeps it from being pushed; with CHAOS_OTHER_LIMIT=1 a limit on
+# another deployment and one on an unused tag are active, so pushes and claims take 0020's rules for
+# limits elsewhere) and the N runs are enqueued one at a time by run_deployment, ≈ 25 a
 # second (each with an idempotency key, retried across PostgreSQL restarts), so agents are mostly idle
 # and take most runs as pushes; also prints how many runs were pushed.
 # Uses the private cluster of scripts/db.sh (database pgflow_chaos, recreated) and debug binaries.
@@ -39,6 +41,12 @@ if [ "$PUSH" = 1 ]; then
   psql "$URL" -Xq -v ON_ERROR_STOP=1 -v cmd="$command" >/dev/null <<'SQL' || die "could not create the deployment"
 SELECT pgflow.create_deployment('chaos', 'child', :'cmd', p_retries => 20);
 SQL
+  if [ "${CHAOS_OTHER_LIMIT:-0}" = 1 ]; then
+    psql "$URL" -Xq -v ON_ERROR_STOP=1 >/dev/null <<'SQL' || die "could not create the other limits"
+SELECT pgflow.create_deployment('chaos', 'other', 'true', p_concurrency_limit => 2);
+SELECT pgflow.create_concurrency_limit('tag:unused', 3);
+SQL
+  fi
 else
   psql "$URL" -Xq -v cmd="$command" >/dev/null <<'SQL'
 SELECT pgflow.create_deployment('chaos', 'child', :'cmd', p_retries => 20, p_concurrency_limit => 20);
