@@ -10976,6 +10976,7 @@ DECLARE
     v_qids    uuid[];
     v_unknown boolean;
     v_limited boolean;
+    v_general boolean;
     v_cand    uuid[];
     v_lo      uuid;  -- the candidates' smallest and largest ids: they prune flow_runs' partitions
     v_hi      uuid;
@@ -11009,39 +11010,36 @@ BEGIN
     END IF;
     -- the general claim: without a start, or when a limit of one of the queues is active (it applies to
     -- every run of the queue)
-    IF NOT p_start
-       OR v_limited AND EXISTS (SELECT 1 FROM pgflow.work_queues q JOIN pgflow.concurrency_limits l ON l.id = q.concurrency_limit_id
-                                 WHERE q.id = ANY (v_qids) AND l.active) THEN
-        RETURN QUERY SELECT c.*, d.timeout_seconds
-                       FROM pgflow._claim_flow_runs_general(p_agent_id, p_queues, p_max, p_start, p_now) c
-                       LEFT JOIN pgflow.deployments d ON d.id = c.deployment_id;
-        RETURN;
+    v_general := NOT p_start
+                 OR v_limited AND EXISTS (SELECT 1 FROM pgflow.work_queues q JOIN pgflow.concurrency_limits l ON l.id = q.concurrency_limit_id
+                                           WHERE q.id = ANY (v_qids) AND l.active);
+    IF NOT v_general THEN
+        -- candidates, as in the general claim (without a limit that applies to them, none waits for a slot)
+        v_cand := ARRAY(
+            SELECT c.flow_run_id
+              FROM pgflow.work_queues q
+              CROSS JOIN LATERAL (
+                  SELECT rq.flow_run_id, rq.scheduled_at FROM pgflow.run_queue rq
+                   WHERE rq.work_queue_id = q.id AND rq.scheduled_at <= p_now
+                   ORDER BY rq.scheduled_at
+                   LIMIT p_max
+                   FOR UPDATE SKIP LOCKED) c
+             WHERE q.id = ANY (v_qids)
+             ORDER BY q.priority, c.scheduled_at
+             LIMIT p_max);
+        IF cardinality(v_cand) = 0 THEN
+            RETURN;
+        END IF;
+        SELECT (array_agg(c ORDER BY c))[1], (array_agg(c ORDER BY c DESC))[1] INTO v_lo, v_hi FROM unnest(v_cand) c;
+        -- a limit active somewhere: the general claim (slots, runs waiting for one) when one applies to a
+        -- candidate — its deployment's, or a tag limit of one of its tags; else none of them needs a slot
+        v_general := v_limited AND EXISTS (
+            SELECT 1 FROM pgflow.flow_runs r LEFT JOIN pgflow.deployments d ON d.id = r.deployment_id
+             WHERE r.id = ANY (v_cand) AND r.id >= v_lo AND r.id <= v_hi
+               AND EXISTS (SELECT 1 FROM pgflow.concurrency_limits l
+                            WHERE l.active AND (l.id = d.concurrency_limit_id OR l.name IN (SELECT 'tag:' || t FROM unnest(r.tags) t))));
     END IF;
-
-    -- candidates, as in the general claim (without a limit that applies to them, none waits for a slot)
-    v_cand := ARRAY(
-        SELECT c.flow_run_id
-          FROM pgflow.work_queues q
-          CROSS JOIN LATERAL (
-              SELECT rq.flow_run_id, rq.scheduled_at FROM pgflow.run_queue rq
-               WHERE rq.work_queue_id = q.id AND rq.scheduled_at <= p_now
-               ORDER BY rq.scheduled_at
-               LIMIT p_max
-               FOR UPDATE SKIP LOCKED) c
-         WHERE q.id = ANY (v_qids)
-         ORDER BY q.priority, c.scheduled_at
-         LIMIT p_max);
-    IF cardinality(v_cand) = 0 THEN
-        RETURN;
-    END IF;
-    SELECT (array_agg(c ORDER BY c))[1], (array_agg(c ORDER BY c DESC))[1] INTO v_lo, v_hi FROM unnest(v_cand) c;
-    -- a limit active somewhere: the general claim (slots, runs waiting for one) when one applies to a
-    -- candidate — its deployment's, or a tag limit of one of its tags; else none of them needs a slot
-    IF v_limited AND EXISTS (
-           SELECT 1 FROM pgflow.flow_runs r LEFT JOIN pgflow.deployments d ON d.id = r.deployment_id
-            WHERE r.id = ANY (v_cand) AND r.id >= v_lo AND r.id <= v_hi
-              AND EXISTS (SELECT 1 FROM pgflow.concurrency_limits l
-                           WHERE l.active AND (l.id = d.concurrency_limit_id OR l.name IN (SELECT 'tag:' || t FROM unnest(r.tags) t)))) THEN
+    IF v_general THEN
         RETURN QUERY SELECT c.*, d.timeout_seconds
                        FROM pgflow._claim_flow_runs_general(p_agent_id, p_queues, p_max, p_start, p_now) c
                        LEFT JOIN pgflow.deployments d ON d.id = c.deployment_id;
