@@ -55,7 +55,9 @@ CREATE TABLE public.gen_queue AS SELECT id FROM pgflow.work_queues WHERE name = 
 SQL
 
 step "dropping the secondary indexes of flow_runs and flow_run_states"
-q -c "SELECT pg_get_indexdef(i.indexrelid) || ';' FROM pg_index i
+# (ON ONLY: since 0019 the tables are partitioned, and an index made ON ONLY the parent is invalid and
+# has no partition's index under it: made ON the parent, it is built on every partition)
+q -c "SELECT replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ') || ';' FROM pg_index i
        WHERE i.indrelid IN ('pgflow.flow_runs'::regclass, 'pgflow.flow_run_states'::regclass)
          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
        ORDER BY i.indrelid::regclass::text, i.indexrelid::regclass::text" >"$PGFLOW_STATE/gen-history-$db-indexes.sql"
