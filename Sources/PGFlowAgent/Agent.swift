@@ -80,7 +80,7 @@ public final class Agent: Service, Sendable {
                         let trusted = todo.pushed.filter { heartbeat.trusts($0) }
                         if trusted.count < todo.pushed.count { wake.claim() }
                         let handles = trusted.compactMap { run -> RunHandle? in
-                            guard pushed.start(run, pushed: true), running[run.id] == nil else { return nil }
+                            guard running.admits(run), pushed.start(run, pushed: true) else { return nil }
                             let handle = RunHandle(run: run)
                             running.insert(handle)
                             return handle
@@ -124,7 +124,7 @@ public final class Agent: Service, Sendable {
                     pushed.acknowledged(seen)
                     // a run pushed here whose notification was read meanwhile has started: not again
                     return runs.compactMap { run in
-                        guard pushed.start(run, pushed: run.pushed), running[run.id] == nil else { return nil }
+                        guard running.admits(run), pushed.start(run, pushed: run.pushed) else { return nil }
                         let handle = RunHandle(run: run)
                         running.insert(handle)
                         return handle
@@ -165,7 +165,7 @@ public final class Agent: Service, Sendable {
                 secrets: run.deploymentID.flatMap { secrets[$0] } ?? .success([:]))
             executions.addTask {
                 let forget = await execution.execute()
-                self.running.remove(run.id, forget: forget)
+                self.running.remove(handle, forget: forget)
                 wake.claim()
             }
         }

@@ -82,10 +82,26 @@ final class RunningRuns: Sendable {
         runs.withLock { $0[handle.run.id] = handle }
         _ = remembered.withLock { $0.insert(handle.run.id) }
     }
-    /// Removes an ended run; `forget` when the database has its last state or no process ran it.
-    func remove(_ id: UUID, forget: Bool) {
-        _ = runs.withLock { $0.removeValue(forKey: id) }
-        if forget { _ = remembered.withLock { $0.remove(id) } }
+    /// Removes an ended run's handle, unless a later attempt of the run holds its id by now; `forget` when
+    /// the database has its last state or no process ran it.
+    func remove(_ handle: RunHandle, forget: Bool) {
+        let id = handle.run.id
+        let current = runs.withLock { r -> Bool in
+            guard r[id] === handle else { return false }
+            r.removeValue(forKey: id)
+            return true
+        }
+        if forget && current { _ = remembered.withLock { $0.remove(id) } }
+    }
+    /// Whether `run`, claimed or pushed, may start: no handle holds its id, or the one that does is an
+    /// earlier attempt whose outcome is known (its process has ended; its final state, which let the
+    /// database retry the run, is being written and its handle is about to go). An earlier attempt still
+    /// executing does not admit it: that run waits for reconciliation to give it back.
+    func admits(_ run: ClaimedFlowRun) -> Bool {
+        runs.withLock { r in
+            guard let earlier = r[run.id] else { return true }
+            return earlier.isSettled && earlier.run.runCount < run.runCount
+        }
     }
     subscript(id: UUID) -> RunHandle? { runs.withLock { $0[id] } }
     /// Whether a process of this run may have been started by this agent (see `remembered`). A run the
