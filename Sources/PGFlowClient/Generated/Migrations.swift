@@ -10694,6 +10694,18 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgflow FROM PUBLIC;
 -- withdraw_offer each wrote that query), with the pushed ids' bounds given so that only the weeks of
 -- flow_runs they fall in are searched (0019 partitioned it; an id array alone probed every week).
 
+-- Whether an active concurrency limit applies to a run of this work queue, deployment and tags: the
+-- queue's, the deployment's, or 'tag:<tag>' for one of the tags. Such a run needs a slot, which only the
+-- general claim gives: it is neither pushed (_take_offer) nor claimed on the fast path (claim_flow_runs).
+CREATE FUNCTION pgflow._limit_applies(p_work_queue_id uuid, p_deployment_id uuid, p_tags text[]) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM pgflow.concurrency_limits l
+                    WHERE l.active
+                      AND (l.id = (SELECT q.concurrency_limit_id FROM pgflow.work_queues q WHERE q.id = p_work_queue_id)
+                           OR l.id = (SELECT d.concurrency_limit_id FROM pgflow.deployments d WHERE d.id = p_deployment_id)
+                           OR l.name IN (SELECT 'tag:' || t FROM unnest(p_tags) t)))
+$$;
+
 -- The runs of p_pushed (in that order) that p_seen does not name and that are still p_agent_id's and Running.
 CREATE FUNCTION pgflow._unseen_pushed_runs(p_agent_id uuid, p_pushed uuid[], p_seen uuid[]) RETURNS uuid[]
 LANGUAGE sql STABLE AS $$
@@ -10815,11 +10827,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_agent uuid;
 BEGIN
-    IF EXISTS (SELECT 1 FROM pgflow.concurrency_limits l
-                WHERE l.active
-                  AND (l.id = (SELECT q.concurrency_limit_id FROM pgflow.work_queues q WHERE q.id = p_work_queue_id)
-                       OR l.id = (SELECT d.concurrency_limit_id FROM pgflow.deployments d WHERE d.id = p_deployment_id)
-                       OR l.name IN (SELECT 'tag:' || t FROM unnest(p_tags) t)))
+    IF pgflow._limit_applies(p_work_queue_id, p_deployment_id, p_tags)
        OR EXISTS (SELECT 1 FROM pgflow.work_queues q WHERE q.id = p_work_queue_id AND q.paused)
        OR EXISTS (SELECT 1 FROM pgflow.run_queue rq
                    WHERE rq.work_queue_id = p_work_queue_id AND rq.scheduled_at <= p_now AND rq.blocked_on IS NULL) THEN
@@ -10992,12 +11000,11 @@ BEGIN
         END IF;
         SELECT (array_agg(c ORDER BY c))[1], (array_agg(c ORDER BY c DESC))[1] INTO v_lo, v_hi FROM unnest(v_cand) c;
         -- a limit active somewhere: the general claim (slots, runs waiting for one) when one applies to a
-        -- candidate — its deployment's, or a tag limit of one of its tags; else none of them needs a slot
+        -- candidate; else none of them needs a slot
         v_general := v_limited AND EXISTS (
-            SELECT 1 FROM pgflow.flow_runs r LEFT JOIN pgflow.deployments d ON d.id = r.deployment_id
+            SELECT 1 FROM pgflow.flow_runs r
              WHERE r.id = ANY (v_cand) AND r.id >= v_lo AND r.id <= v_hi
-               AND EXISTS (SELECT 1 FROM pgflow.concurrency_limits l
-                            WHERE l.active AND (l.id = d.concurrency_limit_id OR l.name IN (SELECT 'tag:' || t FROM unnest(r.tags) t))));
+               AND pgflow._limit_applies(r.work_queue_id, r.deployment_id, r.tags));
     END IF;
     IF v_general THEN
         RETURN QUERY SELECT c.*, d.timeout_seconds
