@@ -10737,14 +10737,17 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA pgflow FROM PUBLIC;
 -- Whether an active concurrency limit applies to a run of this work queue, deployment and tags: the
 -- queue's, the deployment's, or 'tag:<tag>' for one of the tags. Such a run needs a slot, which only the
 -- general claim gives: it is neither pushed (_take_offer) nor claimed on the fast path (claim_flow_runs).
+-- (plpgsql: its plan is kept for the session; an SQL function with a sub-SELECT is not inlined and would be
+-- planned again in every claim and enqueue that calls it)
 CREATE FUNCTION pgflow._limit_applies(p_work_queue_id uuid, p_deployment_id uuid, p_tags text[]) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM pgflow.concurrency_limits l
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM pgflow.concurrency_limits l
                     WHERE l.active
                       AND (l.id = (SELECT q.concurrency_limit_id FROM pgflow.work_queues q WHERE q.id = p_work_queue_id)
                            OR l.id = (SELECT d.concurrency_limit_id FROM pgflow.deployments d WHERE d.id = p_deployment_id)
-                           OR l.name IN (SELECT 'tag:' || t FROM unnest(p_tags) t)))
-$$;
+                           OR l.name IN (SELECT 'tag:' || t FROM unnest(p_tags) t)));
+END $$;
 
 -- The runs of p_pushed (in that order) that p_seen does not name and that are still p_agent_id's and Running.
 CREATE FUNCTION pgflow._unseen_pushed_runs(p_agent_id uuid, p_pushed uuid[], p_seen uuid[]) RETURNS uuid[]
