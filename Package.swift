@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(name: "PGFlowScheduleTests", dependencies: ["PGFlowSchedule"]),
         .testTarget(
             name: "PGFlowAgentTests",
-            dependencies: ["PGFlowAgent", "PGFlowSecrets", "PGFlowTestSupport", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["PGFlowAgent", "CPGFlowSpawn", "PGFlowSecrets", "PGFlowTestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "PGFlowTests",

@@ -131,7 +131,8 @@ failed:;
     _exit(127);
 }
 
-static void supervise(const char *path, const char *const argv[], const char *const envp[], int fence_ms, int grace_ms) {
+static void supervise(const char *path, const char *const argv[], const char *const envp[], int fence_ms, int grace_ms,
+                      long long deadline_ms) {
     setpgid(0, 0);
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     default_signals();
@@ -168,6 +169,16 @@ static void supervise(const char *path, const char *const argv[], const char *co
      * process is scheduled again to report STARTED.) */
     report(PGFLOW_REPORT_FORKED, cmd, 0);
     close(gopipe[0]);
+    /* The agent's claim is proven only until the deadline (its last successful heartbeat + the fresh window
+     * + the fence timeout): past it (the agent was frozen or cut off between its claim and this spawn), the
+     * reaper may have handed the run to another agent, so the command never runs: no go, the child exits. */
+    if (deadline_ms > 0 && now_ms() >= deadline_ms) {
+        close(gopipe[1]);
+        int status;
+        while (waitpid(cmd, &status, 0) < 0 && errno == EINTR) {}
+        report(PGFLOW_REPORT_ENDED, status, PGFLOW_FENCE_BEFORE_START);
+        _exit(0);
+    }
     ssize_t sent;
     do { sent = write(gopipe[1], "g", 1); } while (sent < 0 && errno == EINTR);
     close(gopipe[1]);
@@ -188,7 +199,10 @@ static void supervise(const char *path, const char *const argv[], const char *co
     report(PGFLOW_REPORT_STARTED, cmd, 0);
 
     int live_open = 1, cmd_done = 0, cmd_status = 0, fence = PGFLOW_FENCE_NONE;
+    /* Quiet since the deadline's last proof at the latest, not since this process started (an agent frozen
+     * before the spawn does not get a fresh fence timeout); a beat extends it. */
     long long last_beat = now_ms(), term_at = 0;
+    if (deadline_ms > 0 && deadline_ms - fence_ms < last_beat) last_beat = deadline_ms - fence_ms;
     for (;;) {
         int status, no_children = 0;
         pid_t p;
@@ -238,7 +252,8 @@ static void supervise(const char *path, const char *const argv[], const char *co
 static int place(int fd, int target) { return fd == target ? fcntl(fd, F_SETFD, 0) : dup2(fd, target); }
 
 pid_t pgflow_spawn_supervised(const char *path, const char *const argv[], const char *const envp[], int stdin_fd,
-                              int stdout_fd, int stderr_fd, int liveness_fd, int report_fd, int fence_ms, int grace_ms) {
+                              int stdout_fd, int stderr_fd, int liveness_fd, int report_fd, int fence_ms, int grace_ms,
+                              long long deadline_ms) {
     pid_t pid = fork();
     if (pid != 0) return pid; /* -1 with errno, or the supervisor */
     /* Copies above the fixed numbers first, so that placing one cannot overwrite another. */
@@ -252,11 +267,13 @@ pid_t pgflow_spawn_supervised(const char *path, const char *const argv[], const 
     }
     /* Nothing else of the agent's stays open here (other runs' pipes above all). */
     syscall(SYS_close_range, (unsigned)SUP_REPORT + 1, ~0U, 0U);
-    supervise(path, argv, envp, fence_ms, grace_ms);
+    supervise(path, argv, envp, fence_ms, grace_ms, deadline_ms);
     _exit(0);
 }
 
 int pgflow_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+long long pgflow_monotonic_ms(void) { return now_ms(); }
 
 int pgflow_child_exited(pid_t pid) {
     siginfo_t info;

@@ -1,3 +1,4 @@
+import CPGFlowSpawn
 import Foundation
 import Logging
 import PGFlow
@@ -55,11 +56,13 @@ public final class Agent: Service, Sendable {
     public func run() async throws {
         try configuration.validate()
         let (name, queues) = (configuration.name, configuration.queues)
+        let registeredAt = pgflow_monotonic_ms()
         let agentID = try await pool.withConnection { try PGFlowClient.registerAgent(name: name, queues: queues, on: $0) }
         logger.info("agent \(configuration.name) registered as \(agentID), serving \(configuration.queues.joined(separator: ", ")), limit \(configuration.limit)")
         let states = StateBatcher(pool: pool, agentID: agentID)
         let logs = LogBatcher(pool: pool, memoryBytes: configuration.logMemoryBytes, spillBytes: configuration.logSpillBytes)
-        let heartbeat = AgentHeartbeat(configuration: configuration, pool: pool, agentID: agentID, states: states, running: running, logger: logger)
+        let heartbeat = AgentHeartbeat(configuration: configuration, pool: pool, agentID: agentID, states: states, running: running, logger: logger,
+                                       registeredAt: registeredAt)
         registered.withLock { $0 = heartbeat }
         let wake = AgentWakeups()
 
@@ -85,10 +88,10 @@ public final class Agent: Service, Sendable {
                             running.insert(handle)
                             return handle
                         }
-                        await start(handles, states: states, logs: logs, wake: wake, into: &executions)
+                        await start(handles, heartbeat: heartbeat, states: states, logs: logs, wake: wake, into: &executions)
                     }
                     if todo.claim {
-                        await claim(agentID: agentID, states: states, logs: logs, wake: wake, into: &executions)
+                        await claim(agentID: agentID, heartbeat: heartbeat, states: states, logs: logs, wake: wake, into: &executions)
                     }
                 }
                 await shutDown(agentID: agentID, states: states)
@@ -104,7 +107,7 @@ public final class Agent: Service, Sendable {
     // MARK: Claiming
 
     private func claim(
-        agentID: UUID, states: StateBatcher, logs: LogBatcher,
+        agentID: UUID, heartbeat: AgentHeartbeat, states: StateBatcher, logs: LogBatcher,
         wake: AgentWakeups, into executions: inout DiscardingTaskGroup
     ) async {
         while true {
@@ -138,7 +141,7 @@ public final class Agent: Service, Sendable {
                 return  // the next poll tries again
             }
             if claimed.isEmpty { return }
-            await start(claimed, states: states, logs: logs, wake: wake, into: &executions)
+            await start(claimed, heartbeat: heartbeat, states: states, logs: logs, wake: wake, into: &executions)
             if claimed.count < min(free, configuration.claimBatch) { return }
         }
     }
@@ -152,7 +155,7 @@ public final class Agent: Service, Sendable {
 
     /// Starts runs the database gave this agent (claimed or pushed), each in the group.
     private func start(
-        _ handles: [RunHandle], states: StateBatcher, logs: LogBatcher,
+        _ handles: [RunHandle], heartbeat: AgentHeartbeat, states: StateBatcher, logs: LogBatcher,
         wake: AgentWakeups, into executions: inout DiscardingTaskGroup
     ) async {
         if handles.isEmpty { return }
@@ -161,7 +164,7 @@ public final class Agent: Service, Sendable {
             let run = handle.run
             let execution = RunExecution(
                 handle: handle, agentName: configuration.name, configuration: configuration, flows: flows,
-                engine: engine, states: states, logs: logs, logger: logger,
+                engine: engine, states: states, logs: logs, logger: logger, heartbeat: heartbeat,
                 secrets: run.deploymentID.flatMap { secrets[$0] } ?? .success([:]))
             executions.addTask {
                 let forget = await execution.execute()

@@ -1,3 +1,4 @@
+import CPGFlowSpawn
 import Foundation
 import Logging
 import PGFlowClient
@@ -42,8 +43,13 @@ public final class AgentHeartbeat: Sendable {
     /// the fresh window after the success before it): a run pushed before it may have been reaped or
     /// handed back while the agent was frozen or cut off, so its notification is not trusted.
     private let lastGapEnd = Mutex<Double>(.infinity)
+    /// When the last call that proved the agent alive to the database (its registration, then each
+    /// successful pass) was sent, in `pgflow_monotonic_ms` (a clock that runs on while the process is stopped).
+    private let provenAt: Mutex<Int64>
 
-    init(configuration: AgentConfiguration, pool: PostgresPool, agentID: UUID, states: StateBatcher, running: RunningRuns, logger: Logger) {
+    init(configuration: AgentConfiguration, pool: PostgresPool, agentID: UUID, states: StateBatcher, running: RunningRuns, logger: Logger,
+         registeredAt: Int64 = pgflow_monotonic_ms()) {
+        self.provenAt = Mutex(registeredAt)
         self.configuration = configuration
         self.pool = pool
         self.agentID = agentID
@@ -68,6 +74,7 @@ public final class AgentHeartbeat: Sendable {
     @discardableResult
     public func runOnce() async throws -> Report {
         let sent = ContinuousClock.now
+        let sentMilliseconds = pgflow_monotonic_ms()
         var report = Report()
         let agentID = self.agentID
         let beat = try await pool.withConnection { try PGFlowClient.heartbeatWithTime(agentID: agentID, on: $0) }
@@ -87,6 +94,7 @@ public final class AgentHeartbeat: Sendable {
         }
         report.fenced = try await stopRunsNoLongerOurs(askedAt: sent)
         lastSuccess.withLock { $0 = sent }
+        provenAt.withLock { $0 = max($0, sentMilliseconds) }
         report.reconciled = try await reconcile()
         return report
     }
@@ -100,6 +108,18 @@ public final class AgentHeartbeat: Sendable {
     }
 
     private var freshWindow: Duration { configuration.heartbeatInterval + .seconds(1) }
+
+    /// Until when (`pgflow_monotonic_ms`) a run this agent holds may still start: the last proof of
+    /// liveness + the fresh window (while beats go out) + the fence timeout — when the supervisors and
+    /// the beat loop stop everything, before the reaper may hand the agent's runs to another agent
+    /// (`AgentConfiguration.fenceDeadline`). Past it a claimed or pushed run is not started: the agent
+    /// was frozen or cut off since its claim, and the run may be another agent's by now.
+    var startDeadline: Int64 {
+        provenAt.withLock { $0 } + wholeMilliseconds(freshWindow) + wholeMilliseconds(configuration.fenceTimeout)
+    }
+
+    /// Whether a run may start now (see `startDeadline`).
+    var mayStart: Bool { pgflow_monotonic_ms() < startDeadline }
 
     /// Whether a run pushed to the agent may be started from its notification: the heartbeat is fresh
     /// and the push came after the last gap in it. Else the agent claims: the claim checks in the
@@ -185,4 +205,9 @@ public final class AgentHeartbeat: Sendable {
         }
         return count
     }
+}
+
+/// A duration in whole milliseconds (rounded down).
+func wholeMilliseconds(_ d: Duration) -> Int64 {
+    d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
 }

@@ -42,16 +42,19 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Starts `arguments[0]` (searched in PATH) with `environment` under a supervisor that kills its
     /// process group after `fence` without a beat (or at once when the agent dies); writes `input` to
-    /// its stdin.
+    /// its stdin. `deadline` (`pgflow_monotonic_ms`, 0 for none) is when the agent's claim stops being
+    /// proven: the fence counts from it at the latest, and past it the command is not started at all
+    /// (`NotStartedPastDeadline`).
     static func start(
         arguments: [String], environment: [String: String], input: Data, fence: Duration, killGrace: Duration,
-        onOutput: @escaping @Sendable (OutputLine) -> Void
+        deadline: Int64 = 0, onOutput: @escaping @Sendable (OutputLine) -> Void
     ) async throws -> ChildProcess {
         ignoreSIGPIPE  // a command that exits without reading its stdin must not kill the agent
         let (started, startedContinuation) = AsyncStream<Result<(Int32, Int32), any Error>>.makeStream()
         let (ended, endedContinuation) = AsyncStream<Ending>.makeStream()
         let spawner = Spawner(arguments: arguments, environment: environment, input: input, onOutput: onOutput,
-                              fenceMilliseconds: milliseconds(fence), graceMilliseconds: milliseconds(killGrace))
+                              fenceMilliseconds: milliseconds(fence), graceMilliseconds: milliseconds(killGrace),
+                              deadlineMilliseconds: deadline)
         let thread = Thread {
             spawner.run(started: { startedContinuation.yield($0); startedContinuation.finish() },
                         ended: { endedContinuation.yield($0); endedContinuation.finish() })
@@ -116,6 +119,15 @@ struct SpawnError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
+/// The command was not started: the agent's claim was no longer proven when it was to start (no
+/// successful heartbeat for the fresh window and the fence timeout: the agent was frozen or cut off
+/// between its claim and the spawn, and the reaper may have handed the run to another agent).
+struct NotStartedPastDeadline: Error, CustomStringConvertible {
+    var description: String {
+        "not started: the agent had no successful heartbeat for the fence timeout before the start (frozen or cut off from the database); the run is left to reconciliation"
+    }
+}
+
 /// Runs on the child's own thread: spawns the supervisor, feeds stdin, reads output, reaps.
 private struct Spawner {
     let arguments: [String]
@@ -124,6 +136,7 @@ private struct Spawner {
     let onOutput: @Sendable (ChildProcess.OutputLine) -> Void
     let fenceMilliseconds: Int32
     let graceMilliseconds: Int32
+    let deadlineMilliseconds: Int64
 
     func run(started: (Result<(Int32, Int32), any Error>) -> Void, ended: (ChildProcess.Ending) -> Void) {
         var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
@@ -145,7 +158,7 @@ private struct Spawner {
         let supervisor = withCStringArray(arguments) { argv in
             withCStringArray(env) { envp in
                 pgflow_spawn_supervised(path, argv, envp, inPipe[0], outPipe[1], errPipe[1], livePipe[0], reportPipe[1],
-                                        fenceMilliseconds, graceMilliseconds)
+                                        fenceMilliseconds, graceMilliseconds, deadlineMilliseconds)
             }
         }
         let spawnErrno = errno
@@ -165,6 +178,11 @@ private struct Spawner {
         }
         guard let first, first.kind == Int32(PGFLOW_REPORT_STARTED) else {
             for fd in [inPipe[1], outPipe[0], errPipe[0], livePipe[1], reportPipe[0]] { close(fd) }
+            if let first, first.kind == Int32(PGFLOW_REPORT_ENDED), first.extra == Int32(PGFLOW_FENCE_BEFORE_START) {
+                Self.reap(supervisor)
+                started(.failure(NotStartedPastDeadline()))
+                return
+            }
             // Killed after forking, before its STARTED: the command may have run (and started others in its
             // group) before the supervisor could say so; none of that may outlive this attempt.
             if first == nil, let forked { Self.killGroup(forked) }

@@ -1,3 +1,4 @@
+import CPGFlowSpawn
 import Foundation
 import Logging
 import PGFlow
@@ -45,6 +46,8 @@ struct RunExecution {
     let states: StateBatcher
     let logs: LogBatcher
     let logger: Logger
+    /// The agent's liveness: a run starts only before its `startDeadline`.
+    let heartbeat: AgentHeartbeat
     /// The variables of the deployment's secret environment (commands only), or why they are unusable.
     var secrets: Result<[String: String], SecretEnvironmentError> = .success([:])
 
@@ -87,6 +90,9 @@ struct RunExecution {
     }
 
     private func outcome(runCount: Int) async -> ExecutionOutcome {
+        // Frozen or cut off since the claim (or the push) for the fence timeout: the reaper may have handed
+        // the run to another agent; it is not started here (reconciliation gives it back if it is still ours).
+        guard heartbeat.mayStart else { return notStartedPastDeadline() }
         let entrypoint = run.entrypoint ?? ""
         if entrypoint.hasPrefix("swift:") {
             return await runFlow(named: String(entrypoint.dropFirst(6)), runCount: runCount)
@@ -95,6 +101,13 @@ struct RunExecution {
             return .failed("run \(run.name) has no entrypoint: ad-hoc runs without a deployment are run by the SDK, not by an agent")
         }
         return await runCommand(entrypoint.hasPrefix("command:") ? String(entrypoint.dropFirst(8)) : entrypoint, runCount: runCount)
+    }
+
+    private func notStartedPastDeadline() -> ExecutionOutcome {
+        let why = NotStartedPastDeadline().description
+        logger.warning("run \(run.id): \(why)")
+        log(why + " (agent \(agentName))", level: 30)
+        return .notStarted
     }
 
     private func log(_ message: String, level: Int = 20) {
@@ -127,11 +140,14 @@ struct RunExecution {
         do {
             child = try await ChildProcess.start(
                 arguments: words, environment: environment, input: Data((run.parametersJSON + "\n").utf8),
-                fence: configuration.fenceTimeout, killGrace: configuration.killGracePeriod
+                fence: configuration.fenceTimeout, killGrace: configuration.killGracePeriod,
+                deadline: heartbeat.startDeadline
             ) { line in
                 let text = redactor.isEmpty ? line.text : redactor.redact(line.text)
                 logs.append(LogLine(flowRunID: runID, level: line.isError ? 40 : 20, name: line.isError ? "stderr" : "stdout", message: text))
             }
+        } catch is NotStartedPastDeadline {
+            return notStartedPastDeadline()
         } catch {
             return .failed("\(error)")
         }

@@ -1,10 +1,12 @@
 // The agent as a library: in-process Swift flows, unknown flows, cooperative cancellation.
 import Foundation
 import Logging
-import PGFlowAgent
 import PGFlowPostgres
 import PGFlowTestSupport
+import Synchronization
 import Testing
+
+@testable import PGFlowAgent
 
 @Suite struct InProcessAgentTests {
     /// Runs an agent with `flows` on queue default while `body` runs, then cancels it.
@@ -140,6 +142,50 @@ import Testing
 
     /// An in-process flow has no supervisor: the agent itself cancels it once its heartbeat has failed
     /// for the fence timeout (here: the agent's connections go through a proxy the test cuts).
+    /// An agent whose heartbeat has not succeeded for the fresh window and the fence timeout (here its
+    /// heartbeat waits on a row lock; a frozen agent is the same) still claims — the claim does not prove
+    /// that the reaper has not handed the run out meanwhile — but does not start what it claims: the run's
+    /// log says why, and once the heartbeat succeeds again, reconciliation gives the run back and it runs
+    /// once. Before the start deadline the run started at once.
+    @Test func aRunClaimedWhileTheHeartbeatIsStaleIsNotStarted() async throws {
+        try await TestDatabase.with { db in
+            let c = try db.connect()
+            try c.query("SELECT pgflow.create_deployment('once', 'mark', 'swift:mark')")
+            let starts = Mutex(0)
+            let mark = AgentFlow(name: "mark") { _ in
+                starts.withLock { $0 += 1 }
+                return nil
+            }
+            let pool = PostgresPool(configuration: db.configuration, maxConnections: 4)
+            let agent = Agent(
+                configuration: AgentConfiguration(queues: ["default"], pollInterval: .milliseconds(100), heartbeatInterval: .milliseconds(200),
+                                                  killGracePeriod: .seconds(1), databaseURL: db.conninfo, reconcileAfter: .seconds(1),
+                                                  fenceTimeout: .seconds(1), heartbeatTimeout: .seconds(60)),
+                pool: pool, flows: [mark], logger: Logger(label: "test.agent"))
+            let running = Task { try await agent.run() }
+            defer { running.cancel() }
+            #expect(await eventually(timeout: 60) { agent.heartbeat?.mayStart == true })
+            // The heartbeat's UPDATE of the agent's row waits; the claim only reads that row.
+            let locker = try db.connect()
+            try locker.query("BEGIN")
+            try locker.query("SELECT 1 FROM pgflow.agents FOR NO KEY UPDATE")
+            #expect(await eventually(timeout: 60) { agent.heartbeat?.mayStart == false }, "the start deadline did not pass")
+            let runID = try c.query("SELECT pgflow.run_deployment('once/mark')").scalar(UUID.self)
+            #expect(try await eventually(timeout: 60) {
+                try c.query("SELECT count(*) FROM pgflow.logs WHERE flow_run_id = $1 AND message LIKE 'not started: the agent had no successful heartbeat%'",
+                            [runID]).scalar(Int.self) >= 1
+            })
+            #expect(starts.withLock { $0 } == 0, "the flow started while the agent's claim was unproven")
+            try locker.query("ROLLBACK")
+            #expect(try await eventually(timeout: 60) {
+                try c.query("SELECT state_name FROM pgflow.flow_runs WHERE id = $1", [runID]).scalar(String.self) == "Completed"
+            })
+            #expect(starts.withLock { $0 } == 1)
+            running.cancel()
+            _ = await running.result
+        }
+    }
+
     @Test func anInProcessFlowStopsWhenTheAgentIsCutOffPastTheFence() async throws {
         try await TestDatabase.with { db in
             let c = try db.connect()
