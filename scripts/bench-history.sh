@@ -82,8 +82,8 @@ echo
 echo "History at scale: $db, $(date -u '+%F %H:%M') UTC, $(nproc) cores, PostgreSQL $(psql "$admin" -XAtc 'SHOW server_version' | cut -d' ' -f1), load at start $(cut -d' ' -f1-3 /proc/loadavg) (shared machine)"
 psql "$url" -XAtF ' ' -c "SELECT 'runs ' || (SELECT reltuples::bigint FROM pg_class WHERE oid = 'pgflow.flow_runs'::regclass)
                                   || ', state rows ' || (SELECT reltuples::bigint FROM pg_class WHERE oid = 'pgflow.flow_run_states'::regclass)
-                                  || ' (estimates); flow_runs ' || pg_size_pretty(pg_total_relation_size('pgflow.flow_runs'))
-                                  || ', flow_run_states ' || pg_size_pretty(pg_total_relation_size('pgflow.flow_run_states'))"
+                                  || ' (estimates); flow_runs ' || pg_size_pretty((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('pgflow.flow_runs')))
+                                  || ', flow_run_states ' || pg_size_pretty((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('pgflow.flow_run_states')))"
 if [ -z "$only" ]; then
 e=$(median <"$work/empty"); f=$(median <"$work/full")
 printf '%-66s %8s\n' "claim (p_max 1, p_start), ms: empty history ($(tr '\n' ' ' <"$work/empty"))" "$e"
