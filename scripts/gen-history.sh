@@ -18,6 +18,13 @@
 #   final state: Failed 1 in 100, Crashed 1 in 1,000, Cancelled 1 in 500, TimedOut 1 in 997, Completed
 #     otherwise (≈ 97 %).
 # Leaves the database (drop it with: psql "$(scripts/db.sh url)" -c 'DROP DATABASE pgflow_bench_history').
+#
+# PGFLOW_HISTORY_SPACING=S (default 3): seconds between two runs' creation (3 s: 10,000,000 runs over 347
+# days). PGFLOW_HISTORY_IDS=v7: ids are UUIDv7 of the run's creation time, as pgflow mints them since 0019,
+# so the runs land in their week partitions (made first), as on an installation that ran since 0019; by
+# default ids are ascending v4-style values that land in the default partition, as the history of an
+# installation upgraded from before 0019 does. Example, a busy installation with 30 days of history:
+#   PGFLOW_HISTORY_SPACING=0.26 PGFLOW_HISTORY_IDS=v7 scripts/gen-history.sh 10000000 pgflow_bench_weeks
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PGFLOW_ROOT"
@@ -54,6 +61,16 @@ UNION ALL SELECT 21, d.flow_id, NULL, d.work_queue_id FROM pgflow.deployments d 
 CREATE TABLE public.gen_queue AS SELECT id FROM pgflow.work_queues WHERE name = 'rareq';
 SQL
 
+spacing=${PGFLOW_HISTORY_SPACING:-3}
+ids=${PGFLOW_HISTORY_IDS:-v4}
+case "$ids" in v4|v7) ;; *) die "PGFLOW_HISTORY_IDS is v4 or v7, not $ids" ;; esac
+awk -v s="$spacing" 'BEGIN { exit !(s + 0 > 0) }' || die "PGFLOW_HISTORY_SPACING is a number of seconds above 0, not $spacing"
+if [ "$ids" = v7 ]; then
+  step "week partitions for $(awk -v r="$runs" -v s="$spacing" 'BEGIN { printf "%.1f", r * s / 86400 }') days"
+  q -c "SELECT count(*) FILTER (WHERE pgflow._ensure_history_week(d::date))
+          FROM generate_series(now() - $runs * interval '$spacing s' - interval '7 days', now(), interval '7 days') d" >/dev/null
+fi
+
 step "dropping the secondary indexes of flow_runs and flow_run_states"
 # (ON ONLY: since 0019 the tables are partitioned, and an index made ON ONLY the parent is invalid and
 # has no partition's index under it: made ON the parent, it is built on every partition)
@@ -76,8 +93,13 @@ q -c "ALTER TABLE $fr SET (autovacuum_enabled = false)" -c "ALTER TABLE $frs SET
 
 step "inserting $runs runs and $((runs * 4)) states (two sessions)"
 # the run's id from k: ascending, so the primary keys grow at their right edge
-id="('00000000-0000-4000-8000-' || lpad(to_hex(k), 12, '0'))::uuid"
-t="(now() - ($runs - k) * interval '3 s')"
+base=$(q -c "SELECT now()")  # one instant for both sessions: a v7 id is made from the run's time
+t="('$base'::timestamptz - ($runs - k) * interval '$spacing s')"
+if [ "$ids" = v7 ]; then  # the creation time's milliseconds, version 7, then k (unique, ascending)
+  id="(lpad(to_hex(floor(extract(epoch FROM $t) * 1000)::bigint), 12, '0') || '78' || lpad(to_hex(k), 18, '0'))::uuid"
+else
+  id="('00000000-0000-4000-8000-' || lpad(to_hex(k), 12, '0'))::uuid"
+fi
 final="CASE WHEN k % 100 = 0 THEN 'FAILED:Failed' WHEN k % 1000 = 1 THEN 'CRASHED:Crashed'
             WHEN k % 500 = 2 THEN 'CANCELLED:Cancelled' WHEN k % 997 = 4 THEN 'FAILED:TimedOut'
             ELSE 'COMPLETED:Completed' END"
