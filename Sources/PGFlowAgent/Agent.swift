@@ -113,6 +113,9 @@ public final class Agent: Service, Sendable {
         while true {
             let free = configuration.limit - runningCount
             if free <= 0 { return }
+            // No claim while what it returns could not start (no successful heartbeat for the fence
+            // timeout: see `AgentHeartbeat.startDeadline`); the poll tries again, after a pass succeeds.
+            if !heartbeat.mayStart { return }
             // The claimed runs are in `running` before the claim counts as settled, so that the
             // heartbeat's reconcile pass never takes them for runs of a lost claim reply.
             let claimed: [RunHandle]

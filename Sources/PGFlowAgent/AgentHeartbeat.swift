@@ -129,18 +129,18 @@ public final class AgentHeartbeat: Sendable {
         return at > lastGapEnd.withLock { $0 }
     }
 
-    /// Beats every command's supervisor about every second while the last pass is recent (within a
-    /// heartbeat interval and a second); stops in-process flows once it is older than that plus the
-    /// fence timeout (they have no supervisor). Runs until cancelled.
+    /// Beats every command's supervisor about every second while the last proof of liveness (the
+    /// registration, then each successful pass) is recent (within a heartbeat interval and a second);
+    /// stops in-process flows once it is older than that plus the fence timeout (they have no
+    /// supervisor) — also when no pass has succeeded since the registration. Runs until cancelled.
     func beatLoop() async {
         let period = min(Duration.seconds(1), configuration.fenceTimeout / 4)
         let fresh = configuration.heartbeatInterval + .seconds(1)
         while !Task.isCancelled {
-            let last = lastSuccess.withLock { $0 }
-            let age = last.map { ContinuousClock.now - $0 }
-            if let age, age < fresh {
+            let age = Duration.milliseconds(pgflow_monotonic_ms() - provenAt.withLock { $0 })
+            if age < fresh {
                 for handle in running.all { handle.beat() }
-            } else if let age, age > fresh + configuration.fenceTimeout {
+            } else if age > fresh + configuration.fenceTimeout {
                 for handle in running.all where handle.isInProcess && handle.stopReason == nil && !handle.isSettled {
                     logger.warning("run \(handle.run.id): no successful heartbeat for \(age); stopping the in-process flow")
                     await handle.stop(.fenced, grace: configuration.killGracePeriod)
