@@ -214,9 +214,10 @@ import Testing
             })
             #expect(await eventually(timeout: 60) { agent.runningCount == 1 })
             proxy.cut()
-            #expect(await eventually(timeout: 60) { agent.runningCount == 0 }, "the flow was not stopped")
+            let stopped = await eventually(timeout: 60) { agent.runningCount == 0 }
+            #expect(stopped, "the flow was not stopped")
             running.cancel()
-            _ = await running.result
+            if stopped { _ = await running.result }  // (a flow that was not stopped would keep the agent from ending)
         }
     }
 }
