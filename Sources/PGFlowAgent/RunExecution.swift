@@ -74,8 +74,11 @@ struct RunExecution {
             }
             let outcome = await outcome(runCount: runCount)
             handle.settle()
-            await logs.flushed()
+            // Nothing ran: no state follows its log lines, so they need not be written first (waiting for
+            // them kept the run's slot taken while the database was out of reach, which is when a run is
+            // not started past its deadline).
             if case .notStarted = outcome { return true }
+            await logs.flushed()
             guard let (type, name, message) = outcome.proposal else { return false }
             let resultJSON: String? = if case .completed(let json) = outcome { json } else { nil }
             let ended = try await states.propose(StateProposal(runID: run.id, type: type, name: name, message: message, resultJSON: resultJSON))
