@@ -11193,7 +11193,6 @@ DECLARE
     v_locked  uuid[];
     v_order   uuid[];
     v_denied  uuid[] := '{}';
-    v_started pgflow.transition_result[] := '{}';
     v_results pgflow.transition_result[] := '{}';
 BEGIN
     IF p_max IS NULL OR p_max < 1 THEN
@@ -11297,9 +11296,8 @@ BEGIN
             DELETE FROM pgflow.run_queue q WHERE q.flow_run_id = ANY (ARRAY(SELECT u.id FROM upd u)))
         SELECT coalesce(array_agg(ROW(u.id, 'ACCEPTED', NULL, 'RUNNING', u.state_name, p_now, NULL, u.run_count, NULL)::pgflow.transition_result
                                   ORDER BY go.ord), '{}')
-          INTO v_started
+          INTO v_results
           FROM upd u JOIN go ON go.id = u.id;
-        v_results := v_started;
     END IF;
 
     RETURN QUERY

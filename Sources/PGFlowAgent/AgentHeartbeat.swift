@@ -37,19 +37,19 @@ public final class AgentHeartbeat: Sendable {
     let states: StateBatcher
     let running: RunningRuns
     let logger: Logger
-    /// When the last successful pass was sent.
-    private let lastSuccess = Mutex<ContinuousClock.Instant?>(nil)
+    /// When the registration was sent, and the last successful pass (nil before the first), in
+    /// `pgflow_monotonic_ms` (a clock that runs on while the process is stopped): each proved the agent
+    /// alive to the database.
+    private let registeredAt: Int64
+    private let lastSuccess = Mutex<Int64?>(nil)
     /// The database's time at the last pass that followed a gap (the first pass, or one sent longer than
     /// the fresh window after the success before it): a run pushed before it may have been reaped or
     /// handed back while the agent was frozen or cut off, so its notification is not trusted.
     private let lastGapEnd = Mutex<Double>(.infinity)
-    /// When the last call that proved the agent alive to the database (its registration, then each
-    /// successful pass) was sent, in `pgflow_monotonic_ms` (a clock that runs on while the process is stopped).
-    private let provenAt: Mutex<Int64>
 
     init(configuration: AgentConfiguration, pool: PostgresPool, agentID: UUID, states: StateBatcher, running: RunningRuns, logger: Logger,
          registeredAt: Int64 = pgflow_monotonic_ms()) {
-        self.provenAt = Mutex(registeredAt)
+        self.registeredAt = registeredAt
         self.configuration = configuration
         self.pool = pool
         self.agentID = agentID
@@ -73,13 +73,13 @@ public final class AgentHeartbeat: Sendable {
     /// One pass (see the type's documentation); throws when the database cannot be reached.
     @discardableResult
     public func runOnce() async throws -> Report {
-        let sent = ContinuousClock.now
+        let sent = ContinuousClock.now  // (the handles' claim times are on this clock)
         let sentMilliseconds = pgflow_monotonic_ms()
         var report = Report()
         let agentID = self.agentID
         let beat = try await pool.withConnection { try PGFlowClient.heartbeatWithTime(agentID: agentID, on: $0) }
         let previous = lastSuccess.withLock { $0 }
-        if previous.map({ sent - $0 >= freshWindow }) ?? true {
+        if previous.map({ sentMilliseconds - $0 >= freshMilliseconds }) ?? true {
             lastGapEnd.withLock { $0 = beat.now }
         }
         for id in beat.cancelling {
@@ -93,8 +93,7 @@ public final class AgentHeartbeat: Sendable {
             }
         }
         report.fenced = try await stopRunsNoLongerOurs(askedAt: sent)
-        lastSuccess.withLock { $0 = sent }
-        provenAt.withLock { $0 = max($0, sentMilliseconds) }
+        lastSuccess.withLock { $0 = sentMilliseconds }
         report.reconciled = try await reconcile()
         return report
     }
@@ -104,10 +103,14 @@ public final class AgentHeartbeat: Sendable {
     /// is still online, returns it).
     var isFresh: Bool {
         guard let last = lastSuccess.withLock({ $0 }) else { return false }
-        return ContinuousClock.now - last < freshWindow
+        return pgflow_monotonic_ms() - last < freshMilliseconds
     }
 
-    private var freshWindow: Duration { configuration.heartbeatInterval + .seconds(1) }
+    /// The fresh window: a heartbeat interval and a second.
+    private var freshMilliseconds: Int64 { wholeMilliseconds(configuration.heartbeatInterval + .seconds(1)) }
+
+    /// When the last call that proved the agent alive was sent: the last successful pass, or the registration.
+    private var provenAt: Int64 { lastSuccess.withLock { $0 } ?? registeredAt }
 
     /// Until when (`pgflow_monotonic_ms`) a run this agent holds may still start: the last proof of
     /// liveness + the fresh window (while beats go out) + the fence timeout — when the supervisors and
@@ -115,7 +118,7 @@ public final class AgentHeartbeat: Sendable {
     /// (`AgentConfiguration.fenceDeadline`). Past it a claimed or pushed run is not started: the agent
     /// was frozen or cut off since its claim, and the run may be another agent's by now.
     var startDeadline: Int64 {
-        provenAt.withLock { $0 } + wholeMilliseconds(freshWindow) + wholeMilliseconds(configuration.fenceTimeout)
+        provenAt + freshMilliseconds + wholeMilliseconds(configuration.fenceTimeout)
     }
 
     /// Whether a run may start now (see `startDeadline`).
@@ -135,9 +138,9 @@ public final class AgentHeartbeat: Sendable {
     /// supervisor) — also when no pass has succeeded since the registration. Runs until cancelled.
     func beatLoop() async {
         let period = min(Duration.seconds(1), configuration.fenceTimeout / 4)
-        let fresh = configuration.heartbeatInterval + .seconds(1)
+        let fresh = Duration.milliseconds(freshMilliseconds)
         while !Task.isCancelled {
-            let age = Duration.milliseconds(pgflow_monotonic_ms() - provenAt.withLock { $0 })
+            let age = Duration.milliseconds(pgflow_monotonic_ms() - provenAt)
             if age < fresh {
                 for handle in running.all { handle.beat() }
             } else if age > fresh + configuration.fenceTimeout {
