@@ -56,9 +56,8 @@ for r in $(seq 1 "$rounds"); do
     if [ "$v" = a ]; then a_us+=("$us"); a_ms+=("$ms"); else b_us+=("$us"); b_ms+=("$ms"); fi
   done
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 psql "$admin" -XAtqc "DROP DATABASE IF EXISTS pgflow_bench_claim_limits WITH (FORCE)" >/dev/null
 echo
 echo "General claim (a deployment limit that never fills), batches of $batch, $claims claims, $rounds interleaved rounds, $(date -u '+%F %H:%M') UTC, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "A: $(median "${a_us[@]}") µs per claimed run (rounds ${a_us[*]}), $(median "${a_ms[@]}") ms per call (medians)"
-echo "B: $(median "${b_us[@]}") µs per claimed run (rounds ${b_us[*]}), $(median "${b_ms[@]}") ms per call (medians)"
+echo "A: $(printf '%s\n' "${a_us[@]}" | median) µs per claimed run (rounds ${a_us[*]}), $(printf '%s\n' "${a_ms[@]}" | median) ms per call (medians)"
+echo "B: $(printf '%s\n' "${b_us[@]}" | median) µs per claimed run (rounds ${b_us[*]}), $(printf '%s\n' "${b_ms[@]}" | median) ms per call (medians)"

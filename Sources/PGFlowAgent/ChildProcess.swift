@@ -105,10 +105,7 @@ final class ChildProcess: @unchecked Sendable {
 }
 
 /// A duration in whole milliseconds for C (clamped to 1 ms … 24 days).
-private func milliseconds(_ d: Duration) -> Int32 {
-    let ms = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-    return Int32(min(max(ms, 1), Double(Int32.max)))
-}
+private func milliseconds(_ d: Duration) -> Int32 { Int32(clamping: max(wholeMilliseconds(d), 1)) }
 
 /// Set once: writes to a closed pipe fail with EPIPE instead of killing the process.
 private let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()

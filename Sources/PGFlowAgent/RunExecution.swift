@@ -1,4 +1,3 @@
-import CPGFlowSpawn
 import Foundation
 import Logging
 import PGFlow
