@@ -47,7 +47,7 @@ SELECT results_eq(format($$SELECT s.state_type, s.state_name, s."timestamp", s.m
                             WHERE r.id IN (%L, %L) ORDER BY r.parameters, s.id$$, :'slow1', :'slow2'),
                   'and records the same history');
 SELECT is((SELECT value FROM pgflow.results WHERE run_id = :'fast1'), '{"r": 1}'::jsonb, 'a completion''s result is stored');
-SELECT is((SELECT array_agg(event ORDER BY seq) FROM pgflow.events WHERE resource_id = :'fast1'),
+SELECT is((SELECT array_agg(event ORDER BY seq) FROM pgflow.event_history WHERE resource_id = :'fast1'),
           ARRAY['pgflow.flow-run.Scheduled', 'pgflow.flow-run.Pending', 'pgflow.flow-run.Running', 'pgflow.flow-run.Completed'],
           'every transition emitted its event in the transaction, fast path included');
 SELECT is((SELECT resource ->> 'deployment' FROM pgflow.event_history WHERE resource_id = :'fast1' AND event = 'pgflow.flow-run.Completed'),

@@ -29,17 +29,18 @@ SELECT ok((SELECT count(*) FROM pg_inherits WHERE inhparent = 'pgflow.events'::r
 SELECT pgflow.create_deployment('evf', 'up', './up.sh', p_tags => '{nightly}');
 SELECT pgflow.create_deployment('evf', 'down', './down.sh');
 SELECT pgflow.run_deployment('evf/up') AS up \gset
-SELECT is((SELECT count(*)::int FROM pgflow.events WHERE resource_id = :'up' AND event = 'pgflow.flow-run.Scheduled'), 1, 'creating a run emits Scheduled');
+SELECT is((SELECT count(*)::int FROM pgflow.event_history WHERE resource_id = :'up' AND event = 'pgflow.flow-run.Scheduled'), 1, 'creating a run emits Scheduled');
 SELECT pgflow.set_flow_run_state(:'up', 'PENDING');
 SELECT pgflow.set_flow_run_state(:'up', 'RUNNING');
-SELECT is((SELECT array_agg(event ORDER BY seq) FROM pgflow.events WHERE resource_id = :'up'),
+SELECT is((SELECT array_agg(event ORDER BY seq) FROM pgflow.event_history WHERE resource_id = :'up'),
           ARRAY['pgflow.flow-run.Scheduled', 'pgflow.flow-run.Pending', 'pgflow.flow-run.Running'], 'each transition, in order');
 SELECT is((SELECT resource ->> 'deployment' FROM pgflow.event_history WHERE resource_id = :'up' LIMIT 1), 'evf/up', 'the resource names the deployment');
 SELECT is((SELECT resource -> 'tags' FROM pgflow.event_history WHERE resource_id = :'up' LIMIT 1), '["nightly"]'::jsonb, 'and the tags');
 SELECT is((SELECT payload ->> 'state_type' FROM pgflow.event_history WHERE resource_id = :'up' AND event = 'pgflow.flow-run.Running'), 'RUNNING', 'the payload has the state');
--- 0016: the stored row is slim; readers get the resource and payload from the run and its state
-SELECT is((SELECT count(*)::int FROM pgflow.events WHERE resource_id = :'up' AND resource = '{}' AND payload = '{}'), 3,
-          'a flow-run event row stores no copy of the run');
+-- 0023: a flow-run event is its state row (no row in pgflow.events); readers get the resource and
+-- payload from the run and its state
+SELECT is((SELECT count(*)::int FROM pgflow.events WHERE resource_id = :'up'), 0,
+          'a flow-run event stores no row in pgflow.events');
 SELECT is((SELECT resource FROM pgflow.event_history WHERE resource_id = :'up' AND event = 'pgflow.flow-run.Pending'),
           jsonb_build_object('id', :'up', 'kind', 'flow-run', 'name', (SELECT name FROM pgflow.flow_runs WHERE id = :'up'),
                              'flow', 'evf', 'deployment', 'evf/up', 'tags', '["nightly"]'::jsonb),
@@ -65,7 +66,7 @@ SELECT is((SELECT resource || payload FROM pgflow.event_history WHERE resource_i
           jsonb_build_object('id', :'rr', 'kind', 'flow-run', 'state_type', 'RUNNING', 'state_name', 'Retrying'),
           'a deleted run''s events keep what their own row says');
 SELECT count(*) FROM pgflow.run_deployments('evf/down', array_fill('{}'::jsonb, ARRAY[5])) \gset batch_
-SELECT is((SELECT count(*)::int FROM pgflow.events e JOIN pgflow.flow_runs r ON r.id::text = e.resource_id
+SELECT is((SELECT count(*)::int FROM pgflow.event_history e JOIN pgflow.flow_runs r ON r.id::text = e.resource_id
             WHERE r.deployment_id = pgflow._deployment_id('evf/down')), 5, 'a batch of 5 runs: 5 events');
 
 -- emit_event: anyone's events, checked
@@ -97,7 +98,7 @@ SELECT is((SELECT parameters -> 'rows' FROM pgflow.flow_runs WHERE deployment_id
 SELECT ok((SELECT parameters ->> 'from' FROM pgflow.flow_runs WHERE parameters ? 'rows') LIKE 'run %', 'text templates are filled in');
 SELECT is(pg_temp.evaluate(), 0, 'evaluating again fires nothing');
 -- the unique key: firing the same automation for the same event again does nothing
-SELECT is(pgflow._fire(a, (SELECT id::text FROM pgflow.events WHERE resource_id = :'up' AND event = 'pgflow.flow-run.Completed'),
+SELECT is(pgflow._fire(a, (SELECT id::text FROM pgflow.event_history WHERE resource_id = :'up' AND event = 'pgflow.flow-run.Completed'),
                        '{}'::jsonb, now()), 0, 'a second firing for one event is refused by the unique key')
   FROM pgflow.automations a WHERE a.name = 'up-then-down';
 
@@ -137,7 +138,7 @@ SELECT is((SELECT count(*)::int FROM pgflow.automation_expectations), 2, 'two wa
 SELECT is(pgflow.evaluate_proactive(now() + interval '30 minutes'), 0, 'within the window: nothing');
 SELECT is(pgflow.evaluate_proactive(now() + interval '61 minutes'), 1, 'past it: the slow run fires, the quick one does not');
 SELECT is((SELECT count(*)::int FROM pgflow.notification_deliveries d JOIN pgflow.automation_firings f ON f.id = d.firing_id
-            WHERE f.event_id IN (SELECT id FROM pgflow.events WHERE resource_id = :'slow')), 1, 'a notification about the slow run');
+            WHERE f.event_id IN (SELECT id FROM pgflow.event_history WHERE resource_id = :'slow')), 1, 'a notification about the slow run');
 
 -- notifications: claim, fail, back off, dead letter, retry
 SELECT is((SELECT signing_key_secret || ' ' || signing_key_key_id || ' ' || (signing_key_sealed IS NOT NULL)::text || ' ' || (signing_key IS NULL)::text

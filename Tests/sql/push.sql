@@ -48,7 +48,7 @@ SELECT is(ARRAY(SELECT state_name FROM pgflow.flow_run_states WHERE flow_run_id 
 SELECT is((SELECT message FROM pgflow.flow_run_states WHERE flow_run_id = :'pushed' AND state_name = 'Pending'),
           'pushed to an idle agent that offered to take runs of its queue', 'its Pending state says it was pushed');
 SELECT is((SELECT count(*)::int FROM pgflow.run_queue WHERE flow_run_id = :'pushed'), 0, 'a pushed run has no run_queue row');
-SELECT is(ARRAY(SELECT event FROM pgflow.events WHERE resource_id = :'pushed' ORDER BY event),
+SELECT is(ARRAY(SELECT event FROM pgflow.event_history WHERE resource_id = :'pushed' ORDER BY event),
           ARRAY['pgflow.flow-run.Pending', 'pgflow.flow-run.Running', 'pgflow.flow-run.Scheduled'], 'and its three state events');
 SELECT results_eq($$SELECT slots, pushed FROM pgflow.agent_offers$$, $$SELECT 1, ARRAY['$$ || :'pushed' || $$'::uuid]$$,
                   'the push took a slot of the offer and is listed as pushed');
