@@ -11363,18 +11363,27 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT md5(p_flow_run_id::text || ':' || p_state_id)::uuid
 $$;
 
+-- The state events, as rows of pgflow.events. Inlined by the planner (plain LANGUAGE sql, STABLE, no
+-- SET): a condition or an ORDER BY on its columns reaches flow_run_states' partitions and their indexes.
+CREATE FUNCTION pgflow._state_events() RETURNS SETOF pgflow.events
+LANGUAGE sql STABLE AS $$
+    SELECT s."timestamp", 'pgflow.flow-run.' || s.state_name, s.flow_run_id::text, '{}'::jsonb, '[]'::jsonb, '{}'::jsonb,
+           pgflow._state_event_id(s.flow_run_id, s.id), s.id, s.xid, (s.id % 8)::smallint
+      FROM pgflow.flow_run_states s
+     WHERE s.xid IS NOT NULL
+$$;
+
 -- Every event: pgflow.events (custom events, agents' events, the flow-run events copied before 0023)
--- and the state events. Inlined by the planner (plain LANGUAGE sql, STABLE, no SET): conditions on its
--- columns reach both arms. Callers need SELECT on both tables: the SECURITY DEFINER functions below.
+-- and the state events. Inlined too: constant conditions (and a LATERAL or correlated subquery's
+-- parameters) reach both arms' indexes. Not an ordered scan across both (PostgreSQL 15 does not merge a
+-- partitioned table's partitions in order inside a UNION ALL): a newest-first page takes the top of
+-- each arm itself (event_page). Callers need SELECT on both tables: the SECURITY DEFINER functions below.
 CREATE FUNCTION pgflow._all_events() RETURNS SETOF pgflow.events
 LANGUAGE sql STABLE AS $$
     SELECT e.occurred, e.event, e.resource_id, e.resource, e.related, e.payload, e.id, e.seq, e.xid, e.shard
       FROM pgflow.events e
     UNION ALL
-    SELECT s."timestamp", 'pgflow.flow-run.' || s.state_name, s.flow_run_id::text, '{}'::jsonb, '[]'::jsonb, '{}'::jsonb,
-           pgflow._state_event_id(s.flow_run_id, s.id), s.id, s.xid, (s.id % 8)::smallint
-      FROM pgflow.flow_run_states s
-     WHERE s.xid IS NOT NULL
+    SELECT * FROM pgflow._state_events()
 $$;
 
 CREATE OR REPLACE FUNCTION pgflow._flow_run_states_inserted() RETURNS trigger
@@ -11523,19 +11532,33 @@ BEGIN
     ELSIF p_after_seq IS NOT NULL THEN
         RETURN QUERY
         SELECT f.seq, f.id, f.occurred, f.event, f.resource_id, f.resource, f.related, f.payload
-          FROM (SELECT e FROM pgflow._all_events() e
-                 WHERE e.seq > p_after_seq AND (v_like IS NULL OR e.event LIKE v_like)
-                   AND (p_since IS NULL OR e.occurred >= p_since) AND (p_until IS NULL OR e.occurred < p_until)
-                 ORDER BY e.seq LIMIT p_limit) page
+          FROM (SELECT u.e FROM (
+                  (SELECT e FROM pgflow.events e
+                    WHERE e.seq > p_after_seq AND (v_like IS NULL OR e.event LIKE v_like)
+                      AND (p_since IS NULL OR e.occurred >= p_since) AND (p_until IS NULL OR e.occurred < p_until)
+                    ORDER BY e.seq LIMIT p_limit)
+                  UNION ALL
+                  (SELECT e FROM pgflow._state_events() e
+                    WHERE e.seq > p_after_seq AND (v_like IS NULL OR e.event LIKE v_like)
+                      AND (p_since IS NULL OR e.occurred >= p_since) AND (p_until IS NULL OR e.occurred < p_until)
+                    ORDER BY e.seq LIMIT p_limit)) u
+                 ORDER BY (u.e).seq LIMIT p_limit) page
          CROSS JOIN LATERAL pgflow.fill_event(page.e) f
          ORDER BY f.seq;
     ELSE
         RETURN QUERY
         SELECT f.seq, f.id, f.occurred, f.event, f.resource_id, f.resource, f.related, f.payload
-          FROM (SELECT e FROM pgflow._all_events() e
-                 WHERE (p_before_seq IS NULL OR e.seq < p_before_seq) AND (v_like IS NULL OR e.event LIKE v_like)
-                   AND (p_since IS NULL OR e.occurred >= p_since) AND (p_until IS NULL OR e.occurred < p_until)
-                 ORDER BY e.occurred DESC, e.seq DESC LIMIT p_limit) page
+          FROM (SELECT u.e FROM (
+                  (SELECT e FROM pgflow.events e
+                    WHERE (p_before_seq IS NULL OR e.seq < p_before_seq) AND (v_like IS NULL OR e.event LIKE v_like)
+                      AND (p_since IS NULL OR e.occurred >= p_since) AND (p_until IS NULL OR e.occurred < p_until)
+                    ORDER BY e.occurred DESC, e.seq DESC LIMIT p_limit)
+                  UNION ALL
+                  (SELECT e FROM pgflow._state_events() e
+                    WHERE (p_before_seq IS NULL OR e.seq < p_before_seq) AND (v_like IS NULL OR e.event LIKE v_like)
+                      AND (p_since IS NULL OR e.occurred >= p_since) AND (p_until IS NULL OR e.occurred < p_until)
+                    ORDER BY e.occurred DESC, e.seq DESC LIMIT p_limit)) u
+                 ORDER BY (u.e).occurred DESC, (u.e).seq DESC LIMIT p_limit) page
          CROSS JOIN LATERAL pgflow.fill_event(page.e) f
          ORDER BY f.occurred DESC, f.seq DESC;
     END IF;
@@ -11568,7 +11591,8 @@ BEGIN
     v_shards := ARRAY(
         SELECT c.shard FROM pgflow.event_cursors c
          WHERE EXISTS (SELECT 1 FROM pgflow._all_events() e
-                        WHERE e.shard = c.shard AND (e.xid, e.seq) > (c.xid, c.seq) AND (e.xid < v_horizon OR e.xid = v_own))
+                        WHERE e.shard = c.shard AND (e.xid, e.seq) > (c.xid, c.seq) AND (e.xid < v_horizon OR e.xid = v_own)
+                       OFFSET 0)  -- a subplan per cursor: its shard and position reach both arms' cursor indexes
          ORDER BY c.evaluated_at NULLS FIRST
          LIMIT p_max_shards
            FOR UPDATE SKIP LOCKED);
@@ -11576,10 +11600,19 @@ BEGIN
         RETURN;
     END IF;
     v_batch := ARRAY(
-        SELECT e FROM pgflow.event_cursors c
-          JOIN pgflow._all_events() e ON e.shard = c.shard AND (e.xid, e.seq) > (c.xid, c.seq)
-         WHERE c.shard = ANY (v_shards) AND (e.xid < v_horizon OR e.xid = v_own)
-         ORDER BY e.xid, e.seq
+        SELECT w.e FROM pgflow.event_cursors c
+         CROSS JOIN LATERAL (  -- per shard and per table, in the order of its cursor index; then merged
+               (SELECT e FROM pgflow.events e
+                 WHERE e.shard = c.shard AND (e.xid, e.seq) > (c.xid, c.seq) AND (e.xid < v_horizon OR e.xid = v_own)
+                 ORDER BY e.xid, e.seq
+                 LIMIT p_limit + 1)
+               UNION ALL
+               (SELECT e FROM pgflow._state_events() e
+                 WHERE e.shard = c.shard AND (e.xid, e.seq) > (c.xid, c.seq) AND (e.xid < v_horizon OR e.xid = v_own)
+                 ORDER BY e.xid, e.seq
+                 LIMIT p_limit + 1)) w
+         WHERE c.shard = ANY (v_shards)
+         ORDER BY (w.e).xid, (w.e).seq
          LIMIT p_limit + 1);
     more := cardinality(v_batch) > p_limit;
     IF more THEN
@@ -11684,7 +11717,7 @@ BEGIN
     RETURN v_fired;
 END $$;
 
-REVOKE EXECUTE ON FUNCTION pgflow._state_event_id(uuid, bigint), pgflow._all_events() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION pgflow._state_event_id(uuid, bigint), pgflow._state_events(), pgflow._all_events() FROM PUBLIC;
 
 -- ============================================================================================
 -- Ledger: the migrations this file contains
