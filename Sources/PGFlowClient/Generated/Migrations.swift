@@ -11672,6 +11672,8 @@ BEGIN
 END $$;
 
 REVOKE EXECUTE ON FUNCTION pgflow._state_event_id(uuid, bigint), pgflow._state_events(), pgflow._all_events() FROM PUBLIC;
+-- event_history calls it as the querying role (a view's functions run with the caller's rights)
+GRANT EXECUTE ON FUNCTION pgflow._state_event_id(uuid, bigint) TO pgflow_api, pgflow_admin, pgflow_reader;
 """##),
     ]
 }
