@@ -49,7 +49,7 @@ SELECT is(pg_temp.evaluate(), 2, 'once the older one commits, both failures fire
 SELECT is(pg_temp.evaluate(), 0, 'and neither fires again');
 SELECT is((SELECT array_agg(f.event_id ORDER BY f.event_id) FROM pgflow.automation_firings f JOIN pgflow.automations a ON a.id = f.automation_id
             WHERE a.name = 'sevh-failed'),
-          (SELECT array_agg(pgflow.state_event_id(s.flow_run_id, s.id) ORDER BY pgflow.state_event_id(s.flow_run_id, s.id))
+          (SELECT array_agg(pgflow._state_event_id(s.flow_run_id, s.id) ORDER BY pgflow._state_event_id(s.flow_run_id, s.id))
              FROM pgflow.flow_run_states s WHERE s.flow_run_id IN (:'older_run', :'newer_run') AND s.state_name = 'Failed'),
           'one firing per failure, each naming its state event');
 SELECT is((SELECT array_agg(resource_id ORDER BY resource_id) FROM pgflow.events WHERE event = 'sevh.failed'),

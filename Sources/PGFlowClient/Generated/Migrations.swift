@@ -11280,7 +11280,7 @@ END $function$;
 --     rows from before this migration: their events were copied into pgflow.events and stay there. A
 --     state row with an xid IS an event ("a state event"): occurred = "timestamp", event =
 --     'pgflow.flow-run.' || state_name, resource_id = flow_run_id, seq = the row's id, shard = id % 8,
---     id = pgflow.state_event_id(flow_run_id, id) (an md5 of both: stable, so automations dedupe their
+--     id = pgflow._state_event_id(flow_run_id, id) (an md5 of both: stable, so automations dedupe their
 --     firings by it as before), resource and payload filled by pgflow.fill_event as before.
 --   * One seq space: pgflow.events.seq now takes its values from the state rows' id sequence (set above
 --     both old sequences first), so event_page's seq pagination and the evaluators' (xid, seq) cursor
@@ -11312,8 +11312,9 @@ CREATE INDEX flow_run_states_event_cursor ON pgflow.flow_run_states (((id % 8)::
 CREATE INDEX flow_run_states_event_time ON pgflow.flow_run_states ("timestamp", id) WHERE xid IS NOT NULL;
 
 -- The id of the event a state row is, from the run's id and the state's id: the same in every reader
--- (automations dedupe their firings by event id). Public: event_history calls it as its reader.
-CREATE FUNCTION pgflow.state_event_id(p_flow_run_id uuid, p_state_id bigint) RETURNS uuid
+-- (automations dedupe their firings by event id). event_history writes it out (its readers may not
+-- execute internal functions).
+CREATE FUNCTION pgflow._state_event_id(p_flow_run_id uuid, p_state_id bigint) RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT md5(p_flow_run_id::text || ':' || p_state_id)::uuid
 $$;
@@ -11323,7 +11324,7 @@ $$;
 CREATE FUNCTION pgflow._state_events() RETURNS SETOF pgflow.events
 LANGUAGE sql STABLE AS $$
     SELECT s."timestamp", 'pgflow.flow-run.' || s.state_name, s.flow_run_id::text, '{}'::jsonb, '[]'::jsonb, '{}'::jsonb,
-           pgflow.state_event_id(s.flow_run_id, s.id), s.id, s.xid, (s.id % 8)::smallint
+           pgflow._state_event_id(s.flow_run_id, s.id), s.id, s.xid, (s.id % 8)::smallint
       FROM pgflow.flow_run_states s
      WHERE s.xid IS NOT NULL
 $$;
@@ -11417,13 +11418,14 @@ BEGIN
     RETURN e;
 END $$;
 
--- The view reads both tables itself (as its owner: pgflow_reader may not read either table).
+-- The view reads both tables itself (as its owner: pgflow_reader may not read either table), and
+-- spells out _state_event_id and _state_events (a view's functions are checked against its reader).
 CREATE OR REPLACE VIEW pgflow.event_history AS
 SELECT f.occurred, f.event, f.resource_id, f.resource, f.related, f.payload, f.id, f.seq, f.xid, f.shard
   FROM (SELECT e FROM pgflow.events e
         UNION ALL
         SELECT ROW(s."timestamp", 'pgflow.flow-run.' || s.state_name, s.flow_run_id::text, '{}'::jsonb, '[]'::jsonb, '{}'::jsonb,
-                   pgflow.state_event_id(s.flow_run_id, s.id), s.id, s.xid, (s.id % 8)::smallint)::pgflow.events
+                   md5(s.flow_run_id::text || ':' || s.id)::uuid, s.id, s.xid, (s.id % 8)::smallint)::pgflow.events
           FROM pgflow.flow_run_states s
          WHERE s.xid IS NOT NULL) u
  CROSS JOIN LATERAL pgflow.fill_event(u.e) f;
@@ -11444,7 +11446,7 @@ RETURNS SETOF pgflow.events LANGUAGE sql STABLE AS $$
        AND e.resource_id = p_resource_id AND e.event LIKE 'pgflow.flow-run.%'
     UNION ALL
     SELECT s."timestamp", 'pgflow.flow-run.' || s.state_name, s.flow_run_id::text, '{}'::jsonb, '[]'::jsonb, '{}'::jsonb,
-           pgflow.state_event_id(s.flow_run_id, s.id), s.id, s.xid, (s.id % 8)::smallint
+           pgflow._state_event_id(s.flow_run_id, s.id), s.id, s.xid, (s.id % 8)::smallint
       FROM pgflow.flow_run_states s
      WHERE s.flow_run_id = pgflow._resource_flow_run(p_resource_id) AND s.xid IS NOT NULL
        AND (p_since IS NULL OR s."timestamp" >= p_since) AND (p_until IS NULL OR s."timestamp" <= p_until)
@@ -11672,9 +11674,7 @@ BEGIN
     RETURN v_fired;
 END $$;
 
-REVOKE EXECUTE ON FUNCTION pgflow.state_event_id(uuid, bigint), pgflow._state_events(), pgflow._all_events() FROM PUBLIC;
--- event_history calls it as the querying role (a view's functions are checked against the caller)
-GRANT EXECUTE ON FUNCTION pgflow.state_event_id(uuid, bigint) TO pgflow_api, pgflow_admin, pgflow_reader;
+REVOKE EXECUTE ON FUNCTION pgflow._state_event_id(uuid, bigint), pgflow._state_events(), pgflow._all_events() FROM PUBLIC;
 """##),
     ]
 }
