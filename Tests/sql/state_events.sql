@@ -4,7 +4,7 @@
 -- copied before 0023 (state rows without an xid) are read once, not twice. The evaluator's horizon
 -- with transactions committing out of order: state_events_horizon.sql.
 BEGIN;
-SELECT plan(24);
+SELECT plan(26);
 
 CREATE FUNCTION pg_temp.evaluate(p_now timestamptz DEFAULT now()) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE v_r record; v_fired integer := 0;
@@ -112,6 +112,14 @@ SELECT is((SELECT array_agg(payload ->> 'state_name' ORDER BY seq) FROM pgflow.e
           ARRAY['Scheduled', 'Pending', 'Running', 'Completed'], 'event_page too, filled');
 SELECT is((SELECT count(*)::int FROM pgflow.event_page('pgflow.flow-run.*', p_since => :t0, p_limit => 1000) WHERE resource_id = :'old_run'), 4,
           'and its listing');
+
+-- the newest-first feed orders by time, not by transaction: a state written last with an older time
+INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp", message)
+VALUES (:'bad_run', 'FAILED', 'Failed', :t0, 'written last, dated first');
+SELECT results_eq($$SELECT payload ->> 'message' FROM pgflow.event_page('pgflow.flow-run.Failed', p_limit => 2)$$,
+                  $$VALUES ('second'), ('first')$$, 'the newest page by time, though a state written later is dated earlier');
+SELECT is((SELECT array_agg(payload ->> 'message') FROM pgflow.event_page('pgflow.flow-run.Failed', p_limit => 10)),
+          ARRAY['second', 'first', 'boom', 'written last, dated first'], 'and the older one after them');
 
 -- privileges: a reader sees the state events through the view and event_page, not the tables
 SET LOCAL ROLE pgflow_reader;
