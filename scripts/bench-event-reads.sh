@@ -3,7 +3,8 @@
 #
 # For each schema file (A, B; defaults as scripts/bench-drain-cpu.sh: HEAD~1's sql/schema.sql and
 # sql/schema.sql) a fresh database with RUNS runs taken through Scheduled, Pending, Running and Completed
-# by the drain's own functions (claim_flow_runs, set_flow_run_states: 4 state events per run) and EVENTS
+# by the drain's own functions (claim_flow_runs, set_flow_run_states, batches of 400, a transaction
+# each: 4 state events per run) and EVENTS
 # events of one's own (emit_event); then, in one session, the median over REPEATS calls in ms of:
 # the newest page of the feed (event_page, 50), the newest 50 flow-run events (pattern), one run's events
 # (p_resource_id), the feed after a recent seq (--follow), an evaluator pass with nothing to evaluate,
@@ -31,16 +32,19 @@ SELECT pgflow.create_work_queue('bench');
 SELECT pgflow.create_deployment('bench', 'noop', 'swift:noop', p_work_queue => 'bench');
 SELECT set_config('bench.agent', pgflow.register_agent('bench-reader', ARRAY['bench'])::text, false);
 SELECT count(*) FROM pgflow.run_deployments('bench/noop', array_fill('{}'::jsonb, ARRAY[$runs]));
-DO \$\$
+CREATE PROCEDURE pg_temp.drain() LANGUAGE plpgsql AS \$\$
 DECLARE v_ids uuid[];
-BEGIN
+BEGIN  -- a transaction per batch, as the agents do (each batch's states get that transaction's time)
     LOOP
-        v_ids := ARRAY(SELECT flow_run_id FROM pgflow.claim_flow_runs(current_setting('bench.agent')::uuid, NULL, 1000, true));
+        v_ids := ARRAY(SELECT flow_run_id FROM pgflow.claim_flow_runs(current_setting('bench.agent')::uuid, NULL, 400, true));
+        COMMIT;
         EXIT WHEN cardinality(v_ids) = 0;
         PERFORM pgflow.set_flow_run_states(v_ids, array_fill('COMPLETED'::text, ARRAY[cardinality(v_ids)]),
                                            p_agent_id => current_setting('bench.agent')::uuid);
+        COMMIT;
     END LOOP;
 END \$\$;
+CALL pg_temp.drain();
 SELECT count(*) FROM (SELECT pgflow.emit_event('acme.file.arrived', jsonb_build_object('id', 'f' || g, 'kind', 'file')) FROM generate_series(1, $events) g) e;
 DO \$\$ DECLARE r record; BEGIN LOOP SELECT * INTO r FROM pgflow.evaluate_events(10000, 8, now()); EXIT WHEN r.events = 0; END LOOP; END \$\$;
 VACUUM ANALYZE;
