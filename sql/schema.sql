@@ -11335,11 +11335,11 @@ END $function$;
 --     function, so the planner pushes their conditions into both arms and uses each arm's indexes):
 --     event_history, event_page, _resource_events, evaluate_events, evaluate_proactive. fill_event picks
 --     a state event's own state row (seq = id) where one transaction wrote two equal states.
---   * Two indexes on flow_run_states, as cheap to keep as could be (each B-tree entry on the hot path
---     costs ≈ 1 µs of PostgreSQL CPU per state): the evaluators' (xid, id) WHERE xid IS NOT NULL (one
---     insertion point, at its right end: not (id % 8, xid, id), which measured 5 µs per run more), and
---     a BRIN on "timestamp" for the time-bounded readers. The newest-first feed finds its lower time
---     bound through the (xid, id) index first (event_page).
+--   * Two indexes on flow_run_states, as cheap to keep as could be (every entry is paid in the drain):
+--     the evaluators' B-tree (xid, id) WHERE xid IS NOT NULL (one insertion point, at its right end; a
+--     shard-first (id % 8, xid, id) and a ("timestamp", id) B-tree saved less, BENCHMARKS.md "0023"),
+--     and a BRIN on "timestamp" for the time-bounded readers. The newest-first feed finds its lower
+--     time bound through the (xid, id) index first (event_page).
 --   * Retention: a state event lives as long as its run's history (pgflow.delete_old_runs, the run
 --     retention), not --event-retention-days; when the run is deleted its state events go with it.
 --   * The trigger keeps its notifications and inserts no rows.
