@@ -11316,8 +11316,9 @@ CREATE INDEX flow_run_states_event_time ON pgflow.flow_run_states USING brin ("t
 
 -- The planner's estimate of a name pattern on the state events ('pgflow.flow-run.' || state_name LIKE …,
 -- event_page's filter): without statistics on that expression it guesses a handful of rows and reads the
--- whole history instead of walking the (xid, id) index backwards until it has a page. As 0021 did for flow_runs: on the parent and every partition, and each week made
--- later copies them (_ensure_history_week: LIKE … INCLUDING STATISTICS); ANALYZE fills them.
+-- whole history instead of walking the (xid, id) index backwards until it has a page. As 0021 did for
+-- flow_runs: on the parent and every partition, and each week made later copies them
+-- (_ensure_history_week: LIKE … INCLUDING STATISTICS); ANALYZE fills them.
 CREATE STATISTICS pgflow.flow_run_states_event ON (('pgflow.flow-run.' || state_name)) FROM pgflow.flow_run_states;
 DO $$
 DECLARE
