@@ -1,0 +1,1 @@
+-- 0023: placeholder (the flow-run state events migration is written in parallel; the lead replaces this file).
