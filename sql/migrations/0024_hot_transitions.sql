@@ -937,8 +937,7 @@ BEGIN
       FROM (SELECT date_bin(p_bucket, e."timestamp", p_since) AS bucket, e.state_type, count(*) AS runs
               FROM (SELECT s."timestamp", s.flow_run_id, s.state_type, s.state_name FROM pgflow.flow_run_states s
                      WHERE s.state_type IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED') AND s."timestamp" >= p_since AND s."timestamp" < p_until
-                       AND NOT EXISTS (SELECT 1 FROM pgflow.reopened_endings o
-                                        WHERE o.state_id = s.id)) e
+                       AND s.id NOT IN (SELECT o.state_id FROM pgflow.reopened_endings o)) e
              GROUP BY 1, 2) x
     UNION ALL
     SELECT date_bin(p_bucket, greatest(coalesce(r.start_time, r.state_timestamp), p_since), p_since),
@@ -969,8 +968,7 @@ BEGIN
       FROM (SELECT e.state_type, e.state_name, count(*) AS runs
               FROM (SELECT s."timestamp", s.flow_run_id, s.state_type, s.state_name FROM pgflow.flow_run_states s
                      WHERE s.state_type IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED') AND s."timestamp" >= p_since
-                       AND NOT EXISTS (SELECT 1 FROM pgflow.reopened_endings o
-                                        WHERE o.state_id = s.id)) e GROUP BY 1, 2) x
+                       AND s.id NOT IN (SELECT o.state_id FROM pgflow.reopened_endings o)) e GROUP BY 1, 2) x
     UNION ALL
     SELECT r.state_type::text, r.state_name, count(*) FROM pgflow.active_runs a JOIN pgflow.flow_runs r ON r.id = a.flow_run_id
      WHERE r.state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING') GROUP BY 1, 2
@@ -995,8 +993,7 @@ BEGIN
                    max(e."timestamp") FILTER (WHERE e.state_type IN ('FAILED', 'CRASHED')) AS last_failure
               FROM (SELECT s."timestamp", s.flow_run_id, s.state_type, s.state_name FROM pgflow.flow_run_states s
                      WHERE s.state_type IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED') AND s."timestamp" >= p_since
-                       AND NOT EXISTS (SELECT 1 FROM pgflow.reopened_endings o
-                                        WHERE o.state_id = s.id)) e
+                       AND s.id NOT IN (SELECT o.state_id FROM pgflow.reopened_endings o)) e
               JOIN pgflow.flow_runs r ON r.id = e.flow_run_id
              WHERE r.deployment_id IS NOT NULL
              GROUP BY r.deployment_id) x
@@ -1203,7 +1200,7 @@ UNION ALL
      LEFT JOIN pgflow.work_queues q ON q.id = r.work_queue_id
   WHERE (s.state_type = ANY (ARRAY['COMPLETED'::pgflow.state_type, 'FAILED'::pgflow.state_type, 'CANCELLED'::pgflow.state_type, 'CRASHED'::pgflow.state_type]))
     AND s."timestamp" > (now() - '01:00:00'::interval)
-    AND NOT (EXISTS ( SELECT 1 FROM pgflow.reopened_endings o WHERE o.state_id = s.id))
+    AND NOT (s.id IN ( SELECT o.state_id FROM pgflow.reopened_endings o))
   GROUP BY (COALESCE((f.name || '/'::text) || d.name, f.name)), (COALESCE(q.name, ''::text)), (s.state_type::text), s.state_name;
 
 -- the agent's runs in progress, for its reconciliation (it read them from flow_run_history by agent and
