@@ -3,7 +3,7 @@
 -- agent; failed_runs: the runs FAILED, CRASHED or CANCELLED; reopened_endings: the terminal state rows that
 -- no longer end their run), and a claim and a completion of a batch are HOT updates of flow_runs.
 BEGIN;
-SELECT plan(29);
+SELECT plan(31);
 
 -- what flow_runs and flow_run_states say against what the side tables hold: NULL when they agree
 CREATE FUNCTION pg_temp.sides_differ() RETURNS text LANGUAGE sql AS $$
@@ -153,6 +153,12 @@ SELECT count(*) FROM pgflow.set_flow_run_states(ARRAY(SELECT id FROM pushed ORDE
 SELECT cmp_ok(pg_stat_get_xact_tuples_hot_updated(:'part') - :hot1, '>=', 135::bigint,
               'a completion of 150 runs: at least 90 % of its updates are HOT');
 SELECT is(pg_temp.sides_differ(), NULL, 'after the batches: exact');
+
+-- every partition of flow_runs has fillfactor 40, and a week made later too (it copies the default partition's)
+SELECT ok(pgflow._ensure_history_week((now() + interval '70 days')::date), 'a week 10 weeks ahead is made');
+SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_partition_tree('pgflow.flow_runs') t JOIN pg_class c ON c.oid = t.relid
+            WHERE t.isleaf AND NOT coalesce(c.reloptions @> ARRAY['fillfactor=40'], false)), NULL,
+          'every partition of flow_runs, the new week''s too, has fillfactor 40');
 
 SELECT * FROM finish();
 ROLLBACK;
