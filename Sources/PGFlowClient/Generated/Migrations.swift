@@ -11295,8 +11295,15 @@ END $function$;
 --     retention's residue). A state row counts an ending, a run counts once: an ending a run was later
 --     forced out of (a retry of a finished run, a terminal state replaced) is recorded by its state row's
 --     id in pgflow.reopened_endings, which the readers subtract (an anti-join with a table that stays tiny).
+-- The readers subtract reopened endings with NOT IN (a hashed subplan; NOT EXISTS planned a nested loop per row).
 -- Tests/sql/hot_transitions.sql: the side tables equal what flow_runs says after every kind of transition;
 -- a claim and a completion are HOT updates.
+-- The function bodies below are main's (0022) with edits, each marked "0024": the writers claim_flow_runs,
+-- _claim_flow_runs_general, _complete_flow_runs, _push_run, _create_flow_run_unchecked, _transition_flow_runs,
+-- _retry_flow_run_unchecked, _flow_runs_deleted, _drop_history_weeks; the readers heartbeat,
+-- agent_unchanged_runs, _end_agent_runs, reap_crashed_runs, expire_paused_runs, _delete_old_runs_unchecked,
+-- run_activity, run_state_counts, failing_deployments, _flow_run_keys; the views queue_status, agent_list,
+-- agent_status, metrics_flow_runs.
 
 DROP INDEX pgflow.flow_runs_active, pgflow.flow_runs_active_created, pgflow.flow_runs_ended, pgflow.flow_runs_failed;
 
@@ -11732,7 +11739,7 @@ BEGIN
     IF v_id IS NULL THEN
         RETURN NULL;
     END IF;
-    INSERT INTO pgflow.active_runs (flow_run_id, agent_id, state_type, created_at) VALUES (v_id, p_agent_id, 'RUNNING', p_now);
+    INSERT INTO pgflow.active_runs (flow_run_id, agent_id, state_type, created_at) VALUES (v_id, p_agent_id, 'RUNNING', p_now);  -- 0024
     INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp", scheduled_time, message)
     VALUES (v_id, 'SCHEDULED', 'Scheduled', p_now, p_now, NULL),
            (v_id, 'PENDING', 'Pending', p_now, NULL, 'pushed to an idle agent that offered to take runs of its queue'),
@@ -11789,7 +11796,7 @@ BEGIN
         SELECT id INTO v_id FROM pgflow.flow_runs WHERE flow_id = v_flow_id AND idempotency_key = p_idempotency_key;
         RETURN v_id;
     END IF;
-    INSERT INTO pgflow.active_runs (flow_run_id, agent_id, state_type, created_at) VALUES (v_id, p_agent_id, 'PENDING', p_now);
+    INSERT INTO pgflow.active_runs (flow_run_id, agent_id, state_type, created_at) VALUES (v_id, p_agent_id, 'PENDING', p_now);  -- 0024
     INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp")
     VALUES (v_id, 'PENDING', 'Pending', p_now);
     IF upper(p_state_type) = 'RUNNING' THEN
@@ -12014,6 +12021,7 @@ BEGIN
     DELETE FROM pgflow.flow_run_inputs WHERE flow_run_id IN (SELECT id FROM old_rows);
     DELETE FROM pgflow.flow_run_keys WHERE flow_run_id IN (SELECT id FROM old_rows);
     UPDATE pgflow.artifacts SET flow_run_id = NULL WHERE flow_run_id IN (SELECT id FROM old_rows);
+    -- 0024: the side rows
     DELETE FROM pgflow.active_runs WHERE flow_run_id IN (SELECT id FROM old_rows);
     DELETE FROM pgflow.failed_runs WHERE flow_run_id IN (SELECT id FROM old_rows);
     DELETE FROM pgflow.reopened_endings WHERE flow_run_id IN (SELECT id FROM old_rows);
@@ -12055,6 +12063,7 @@ BEGIN
         DELETE FROM pgflow.flow_run_inputs WHERE flow_run_id >= v_lo AND flow_run_id < v_hi;
         DELETE FROM pgflow.flow_run_keys WHERE flow_run_id >= v_lo AND flow_run_id < v_hi;
         UPDATE pgflow.artifacts SET flow_run_id = NULL WHERE flow_run_id >= v_lo AND flow_run_id < v_hi;
+        -- 0024: the side rows (no trigger sees a dropped partition's rows)
         DELETE FROM pgflow.active_runs WHERE flow_run_id >= v_lo AND flow_run_id < v_hi;
         DELETE FROM pgflow.failed_runs WHERE flow_run_id >= v_lo AND flow_run_id < v_hi;
         DELETE FROM pgflow.reopened_endings WHERE flow_run_id >= v_lo AND flow_run_id < v_hi;
