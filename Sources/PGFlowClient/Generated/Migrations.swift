@@ -11322,7 +11322,10 @@ CREATE TABLE pgflow.active_runs (
     agent_id    uuid,
     state_type  pgflow.state_type NOT NULL CHECK (state_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING')),
     created_at  timestamptz NOT NULL
-);
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 10000,
+        autovacuum_vacuum_cost_delay = 0);
+-- (a drain inserts and deletes a row per run, as in run_queue: vacuumed as often, so that its reads stay small)
 CREATE INDEX active_runs_agent ON pgflow.active_runs (agent_id);
 COMMENT ON TABLE pgflow.active_runs IS
     'one row per flow run in PENDING, RUNNING, PAUSED or CANCELLING (its agent, state and creation time), written by the statements that change flow_runs (0024)';
