@@ -149,6 +149,13 @@ done
 for p in "${pids[@]}"; do wait "$p" || die "building the indexes failed"; done
 q -c "DROP TABLE public.gen_slots, public.gen_queue" >/dev/null
 
+# the side tables that the listings and readers of runs in progress, failed runs and endings use (0024),
+# derived from the rows just written (the triggers and functions that keep them were off)
+if [ "$(q -c "SELECT to_regproc('pgflow._fill_run_sides') IS NOT NULL")" = t ]; then
+  step "the side tables (pgflow._fill_run_sides)"
+  q -c "SELECT pgflow._fill_run_sides()" >/dev/null
+fi
+
 step "VACUUM ANALYZE (two sessions)"
 q -c "VACUUM (ANALYZE) pgflow.flow_runs" >/dev/null & p1=$!
 q -c "VACUUM (ANALYZE) pgflow.flow_run_states" >/dev/null & p2=$!

@@ -1,4 +1,5 @@
 -- Experiment (not a migration): flow_runs' transitions as HOT updates, nothing in place of what is dropped.
+-- (Built as migration 0024, which drops these indexes: this file applies to schemas before 0024 only.)
 -- Appended to sql/schema.sql for an A/B schema file, or PGFLOW_BENCH_SQL=scripts/hot-transitions-b.sql:
 --   scripts/bench-drain-cpu.sh 5 20000 sql/schema.sql <(cat sql/schema.sql scripts/hot-transitions-b.sql)
 -- Drops the four indexes whose key, INCLUDE list or predicate names a column a transition changes (so

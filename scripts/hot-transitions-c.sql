@@ -1,5 +1,6 @@
 -- Experiment (not a migration): scripts/hot-transitions-b.sql plus what the drain would pay for the
 -- structures that replace the dropped indexes (apply after hot-transitions-b.sql):
+-- (Built as migration 0024, which drops these indexes: this file applies to schemas before 0024 only.)
 --   scripts/bench-drain-cpu.sh 5 20000 sql/schema.sql <(cat sql/schema.sql scripts/hot-transitions-b.sql scripts/hot-transitions-c.sql)
 --   * pgflow.active_runs: one row per run in an active state (PENDING, RUNNING, PAUSED, CANCELLING), with
 --     its agent (for the agents' and the reaper's reads) and state (the listings of active states sort

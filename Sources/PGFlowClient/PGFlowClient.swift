@@ -70,13 +70,10 @@ public enum PGFlowClient {
             .rows.map { (try $0.decode(UUID.self, at: 0), StateType(rawValue: try $0.decode(String.self, at: 1)) ?? .running) }
     }
 
-    /// The runs the database gives the agent now: its Pending, Running, Paused and Cancelling runs (read
-    /// through `pgflow.flow_run_history`, which the agent's role may read).
+    /// `pgflow.agent_held_runs`: the runs the database gives the agent now, its Pending, Running, Paused and
+    /// Cancelling runs (from `pgflow.active_runs`, by the agent's index: not a walk of the history).
     public static func agentHeldRuns(agentID: UUID, on c: PostgresConnection) throws -> [UUID] {
-        try c.query("""
-            SELECT id FROM pgflow.flow_run_history
-             WHERE agent_id = $1 AND state IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING')
-            """, [agentID]).rows.map { try $0.decode(UUID.self, at: 0) }
+        try c.query("SELECT pgflow.agent_held_runs($1)", [agentID]).rows.map { try $0.decode(UUID.self, at: 0) }
     }
 
     /// `pgflow.deregister_agent`: the agent goes offline; its Pending runs go back to the queue and the

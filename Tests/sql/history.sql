@@ -27,6 +27,8 @@ SELECT gen_random_uuid(), 'old-' || k, d.flow_id, CASE WHEN k % 4 = 3 THEN NULL 
                                  WHEN k % 13 = 0 THEN 'CRASHED:Crashed' WHEN k % 17 = 0 THEN 'CANCELLED:Cancelled'
                                  WHEN k % 19 = 0 THEN 'COMPLETED:Cached' ELSE 'COMPLETED:Completed' END AS st) x
   JOIN pgflow.deployments d ON d.name = CASE k % 4 WHEN 0 THEN 'd1' WHEN 1 THEN 'd2' WHEN 2 THEN 'd3' ELSE 'd1' END;
+-- (written straight into flow_runs: their side rows too, as gen-history.sh does; 0024)
+SELECT pgflow._fill_run_sides();
 -- live runs: 12 due now (4 of them claimed and running), 5 due tomorrow
 SELECT count(*) FROM pgflow.run_deployments('a/d1', array_fill('{}'::jsonb, ARRAY[8]));
 SELECT count(*) FROM pgflow.run_deployments('b/d3', array_fill('{}'::jsonb, ARRAY[4]));
@@ -167,8 +169,10 @@ BEGIN
 END $$;
 SET LOCAL enable_seqscan = off;
 SET LOCAL enable_sort = off;
-SELECT ok(pg_temp.uses($$SELECT * FROM pgflow.flow_runs r WHERE r.state_type IN ('FAILED', 'CRASHED', 'CANCELLED') AND r.state_name = 'TimedOut'
-                          ORDER BY r.created_at DESC, r.id DESC LIMIT 50$$, 'flow_runs_failed'), 'TimedOut reads flow_runs_failed');
+-- (0024: the failed runs from failed_runs, newest first, as _flow_run_keys reads them)
+SELECT ok(pg_temp.uses($$SELECT r.id FROM pgflow.failed_runs x JOIN pgflow.flow_runs r ON r.id = x.flow_run_id
+                          WHERE x.state_name = 'TimedOut' AND r.state_type IN ('FAILED', 'CRASHED', 'CANCELLED') AND r.state_name = 'TimedOut'
+                          ORDER BY x.created_at DESC, x.flow_run_id DESC LIMIT 50$$, 'failed_runs_listing'), 'TimedOut reads failed_runs_listing');
 SELECT ok(pg_temp.uses($$SELECT * FROM pgflow.flow_runs r WHERE r.deployment_id = (SELECT id FROM pgflow.deployments WHERE name = 'd1')
                           AND r.flow_id = (SELECT id FROM pgflow.flows WHERE name = 'a') ORDER BY r.created_at DESC, r.id DESC LIMIT 50$$,
                        'flow_runs_deployment'), 'a deployment reads flow_runs_deployment');

@@ -30,6 +30,7 @@ SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(k), 12, '0'))::uuid, 'st-' || 
        now() - k * interval '1 s', now() - k * interval '1 s', now() - k * interval '1 s', now() - k * interval '1 s'
   FROM generate_series(1, 100000) k CROSS JOIN pgflow.deployments d WHERE d.name = 'd';
 SET LOCAL session_replication_role = DEFAULT;
+SELECT pgflow._fill_run_sides();  -- (the side rows of runs written straight into flow_runs, 0024)
 ANALYZE pgflow.flow_runs;
 CREATE FUNCTION pg_temp.estimate(q text) RETURNS numeric LANGUAGE plpgsql AS $$
 DECLARE
