@@ -61,9 +61,9 @@ SELECT results_eq(format($$SELECT seq, id, occurred, event, resource, payload FR
                   format($$SELECT seq, id, occurred, event, resource, payload FROM pgflow.event_history WHERE resource_id = %L ORDER BY seq$$, :'ok_run'),
                   'event_page by resource: the same events');
 SELECT results_eq($$SELECT event, resource_id FROM pgflow.event_page('pgflow.flow-run.*', p_limit => 3)$$,
-                  format($$VALUES ('pgflow.flow-run.Completed', %L), ('pgflow.flow-run.Failed', %L), ('pgflow.flow-run.Completed', %L)$$,
-                         :'old_run', :'bad_run', :'ok_run'),
-                  'event_page newest first: the newest states, newest seq first at one time');
+                  format($$SELECT 'pgflow.flow-run.' || state_name, flow_run_id::text FROM pgflow.flow_run_states
+                            WHERE flow_run_id IN (%L, %L, %L) AND "timestamp" = %L ORDER BY id DESC$$, :'ok_run', :'bad_run', :'old_run', :t2),
+                  'event_page newest first: the newest states (the three ends, at one time), newest seq first');
 SELECT is((SELECT payload ->> 'message' FROM pgflow.event_page('pgflow.flow-run.F*', p_limit => 1)), 'boom',
           'and filled');
 
