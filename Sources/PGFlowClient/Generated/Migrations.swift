@@ -12746,6 +12746,8 @@ DECLARE
     v_order    text := ' ORDER BY r.created_at DESC, r.id DESC LIMIT $11';
     v_sql      text;
     v_side     text := '';  -- the time range and keyset on a side table's own columns (x: active_runs, failed_runs)
+    v_state    text := '';  -- the state filters (0024: a side table's rows are of the state already)
+    v_rest     text;        -- the filters but the state's
 BEGIN
     IF p_name IS NOT NULL AND (p_name NOT IN ('Scheduled', 'Late', 'AwaitingRetry', 'AwaitingConcurrencySlot', 'Pending',
                                               'Running', 'Retrying', 'Paused', 'Suspended', 'Cancelling', 'Completed',
@@ -12760,8 +12762,8 @@ BEGIN
             RETURN;  -- the deployment of another flow
         END IF;
     END IF;
-    IF p_type IS NOT NULL THEN v_where := v_where || ' AND r.state_type = $1'; END IF;
-    IF p_name IS NOT NULL THEN v_where := v_where || ' AND r.state_name = $2'; END IF;
+    IF p_type IS NOT NULL THEN v_state := v_state || ' AND r.state_type = $1'; END IF;
+    IF p_name IS NOT NULL THEN v_state := v_state || ' AND r.state_name = $2'; END IF;
     IF p_flow_id IS NOT NULL THEN v_where := v_where || ' AND r.flow_id = $3'; END IF;
     IF p_dep_id IS NOT NULL THEN v_where := v_where || ' AND r.deployment_id = $4 AND r.flow_id = $12'; END IF;
     -- (the tag route below finds the tag's runs by their rows: a second test of r.tags would only make
@@ -12780,14 +12782,18 @@ BEGIN
     IF p_past_only AND p_type IS NULL THEN
         v_where := v_where || ' AND (r.start_time IS NOT NULL OR r.expected_start_time <= $13)';
     END IF;
+    -- (0024: a second test of the state on flow_runs made the planner expect a few matches among many
+    -- side rows, cost the plan as a walk of them all, and compile it: 20 ms of JIT for a page)
+    v_rest := v_where;
+    v_where := v_state || v_where;
 
     IF p_type IN ('PENDING', 'RUNNING', 'PAUSED', 'CANCELLING') THEN
         -- the runs in progress of that state, newest first: active_runs (a small table: its rows of the
-        -- state sorted, then each checked against its run until the page is full)
+        -- state sorted, then each joined to its run (the other filters) until the page is full)
         v_sql := 'SELECT r.id, r.created_at FROM (SELECT x.flow_run_id, x.created_at FROM pgflow.active_runs x'
               || ' WHERE x.state_type = $1' || v_side || ' ORDER BY x.created_at DESC, x.flow_run_id DESC) x'
               || ' CROSS JOIN LATERAL (SELECT r.id, r.created_at FROM pgflow.flow_runs r WHERE r.id = x.flow_run_id'
-              || ' AND r.state_type IN (''PENDING'', ''RUNNING'', ''PAUSED'', ''CANCELLING'')' || v_where || ') r'
+              || CASE WHEN p_name IS NOT NULL THEN ' AND r.state_name = $2' ELSE '' END || v_rest || ') r'
               || ' ORDER BY x.created_at DESC, x.flow_run_id DESC LIMIT $11';
     ELSIF p_type = 'SCHEDULED' THEN
         -- the waiting runs: a run is SCHEDULED exactly while it has a run_queue row
@@ -12799,11 +12805,11 @@ BEGIN
         v_sql := 'SELECT r.id, r.created_at FROM pgflow.flow_runs r WHERE true' || v_where || v_order;
     ELSIF p_type IN ('FAILED', 'CRASHED', 'CANCELLED') THEN
         -- one stream per state name of the type (FAILED: Failed and TimedOut), newest first from
-        -- failed_runs (failed_runs_listing), each run checked against flow_runs, merged
+        -- failed_runs (failed_runs_listing), joined to flow_runs for the other filters, merged
         v_sql := 'SELECT s.id, s.created_at FROM unnest($14::text[]) n(name) CROSS JOIN LATERAL ('
               || '  SELECT r.id, r.created_at FROM pgflow.failed_runs x JOIN pgflow.flow_runs r ON r.id = x.flow_run_id'
               || '   WHERE x.state_name = n.name' || v_side
-              || '     AND r.state_type IN (''FAILED'', ''CRASHED'', ''CANCELLED'') AND r.state_name = n.name' || v_where
+              || v_rest
               || '   ORDER BY x.created_at DESC, x.flow_run_id DESC LIMIT $11'
               || ') s ORDER BY s.created_at DESC, s.id DESC LIMIT $11';
     ELSIF p_flow_id IS NOT NULL THEN
