@@ -160,8 +160,11 @@ import Testing
             let agent = Agent(
                 configuration: AgentConfiguration(queues: ["default"], pollInterval: .milliseconds(100), heartbeatInterval: .milliseconds(200),
                                                   killGracePeriod: .seconds(1), databaseURL: db.conninfo, reconcileAfter: .seconds(1),
-                                                  fenceTimeout: .seconds(1), heartbeatTimeout: .seconds(60)),
+                                                  fenceTimeout: .seconds(8), heartbeatTimeout: .seconds(60)),
                 pool: pool, flows: [mark], logger: Logger(label: "test.agent"))
+            // (a fence of 8 s: once the heartbeat is back, a claim may start for 9.2 s — room for a starved
+            // machine between the claim and the start, where a 1 s fence left a run claimed, not started
+            // past its deadline, given back and claimed again: a second attempt this test would count)
             let running = Task { try await agent.run() }
             defer { running.cancel() }
             #expect(await eventually(timeout: 60) { agent.heartbeat?.mayStart == true })
