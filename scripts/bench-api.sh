@@ -35,6 +35,9 @@ SELECT gen_random_uuid(), 'history-' || g, d.flow_id, d.id, d.work_queue_id, '{}
        'COMPLETED', 'Completed', t + interval '2 seconds', NULL, t
   FROM pgflow.deployments d, generate_series(1, 1000000) g,
        LATERAL (SELECT timestamptz '2026-01-01' + g * interval '10 seconds') AS x(t);
+-- each run's ending (the ended-run reads read the terminal state rows since 0024)
+INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp")
+SELECT r.id, r.state_type, r.state_name, r.end_time FROM pgflow.flow_runs r ORDER BY r.end_time;
 VACUUM ANALYZE;
 SQL
 token=$(psql "$url" -XAtqc "SELECT pgflow.create_api_token('bench', 'admin')")

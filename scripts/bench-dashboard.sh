@@ -3,7 +3,8 @@
 #
 # A pgflow-api (release build, or the one in $PGFLOW_API_BIN) over a database with 1,000,000 runs in history, bulk-
 # inserted set-based with plain INSERTs (bench data only: what a million runs leave in flow_runs, spread
-# over 30 days, 20 deployments, mixed final states; plus 200 waiting runs, some Late),
+# over 30 days, 20 deployments, mixed final states, and each one's terminal state row; plus 200 waiting
+# runs, some Late),
 # then VACUUM ANALYZE. Each page is requested REQUESTS times in a row over one keep-alive connection,
 # ROUNDS times; it prints per page the median over rounds of p50 and p99 server time (request sent to
 # last byte, on loopback) and the page weight (HTML, plus the one CSS and one JS file every page loads).
@@ -45,6 +46,12 @@ SELECT gen_random_uuid(), 'history-' || g, d.flow_id, d.id, d.work_queue_id, '{"
                              make_interval(secs => 1 + (g % 97)) AS dur, (g::bigint * 7919) % 100 AS pick) x
   CROSS JOIN LATERAL (SELECT CASE WHEN pick < 85 THEN 'COMPLETED' WHEN pick < 93 THEN 'FAILED' WHEN pick < 97 THEN 'CANCELLED' ELSE 'CRASHED' END,
                              CASE WHEN pick < 85 THEN 'Completed' WHEN pick < 93 THEN 'Failed' WHEN pick < 97 THEN 'Cancelled' ELSE 'Crashed' END) s(type, name);
+-- each run's ending in its history (since 0024 the ended-run reads, the home page's among them, read the
+-- terminal state rows), and the side tables the listings read (pgflow._fill_run_sides: what a loader that
+-- writes flow_runs itself calls)
+INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp")
+SELECT r.id, r.state_type, r.state_name, r.end_time FROM pgflow.flow_runs r ORDER BY r.end_time;
+SELECT pgflow._fill_run_sides();
 SELECT pgflow.run_deployment(f.name || '/' || d.name, p_scheduled_time => now() + (g - 20) * interval '1 minute')
   FROM generate_series(1, 200) g
   JOIN LATERAL (SELECT * FROM pgflow.deployments ORDER BY name OFFSET g % 20 LIMIT 1) d ON true
