@@ -49,8 +49,8 @@ SELECT gen_random_uuid(), 'history-' || g, d.flow_id, d.id, d.work_queue_id, '{"
 -- each run's ending in its history (since 0024 the ended-run reads, the home page's among them, read the
 -- terminal state rows), and the side tables the listings read (pgflow._fill_run_sides: what a loader that
 -- writes flow_runs itself calls)
-INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp")
-SELECT r.id, r.state_type, r.state_name, r.end_time FROM pgflow.flow_runs r ORDER BY r.end_time;
+INSERT INTO pgflow.flow_run_states (flow_run_id, state_type, state_name, "timestamp", deployment_id)
+SELECT r.id, r.state_type, r.state_name, r.end_time, r.deployment_id FROM pgflow.flow_runs r ORDER BY r.end_time;
 SELECT pgflow._fill_run_sides();
 SELECT pgflow.run_deployment(f.name || '/' || d.name, p_scheduled_time => now() + (g - 20) * interval '1 minute')
   FROM generate_series(1, 200) g
