@@ -50,8 +50,21 @@ SELECT pgflow.create_deployment('bench', 'stamp', 'swift:stamp', p_work_queue =>
 SQL
 }
 stop_all() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
+# Waits through one psql session that counts every 0.5 s (each count its own transaction: a DO loop's
+# snapshot would hold back pruning during the whole drain). A psql started every 0.2 s, as until 2026-12-05,
+# cost ~8 % of the 2 cores during a drain (perf: psql start-up and a new backend each time), CPU taken from
+# the agents and PostgreSQL under measurement; the rates come from the state rows' timestamps, not this wait.
 wait_completed() {  # $1 = expected count
-  until [ "$(psql "$url" -XAtc "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED'")" -ge "$1" ]; do sleep 0.2; done
+  local n
+  coproc WAITER { psql "$url" -XAtq; }
+  while :; do
+    echo "SELECT count(*) FROM pgflow.flow_runs WHERE state_type = 'COMPLETED';" >&"${WAITER[1]}"
+    read -r n <&"${WAITER[0]}" || die "wait_completed: psql ended"
+    [ "$n" -ge "$1" ] && break
+    sleep 0.5
+  done
+  eval "exec ${WAITER[1]}>&-"
+  wait "$WAITER_PID" 2>/dev/null || true
 }
 latency() {  # $1 = log filter, $2 = file of "run id,enqueue returned" lines
   psql "$url" -Xq -c "CREATE TEMP TABLE enq (id uuid, returned timestamptz)" -c "\\copy enq FROM '$2' WITH (FORMAT csv)" -AtF ' ' -c "

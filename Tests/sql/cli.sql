@@ -2,7 +2,7 @@
 -- state filters in any case (unknown ones rejected), the flow run listing, states and logs after an
 -- id, schedule pause/resume, update_deployment. pgflow.notify is swapped for a recorder (see notify.sql).
 BEGIN;
-SELECT plan(24);
+SELECT plan(31);
 
 CREATE TEMP TABLE sent (channel text, payload text, n serial);
 CREATE OR REPLACE FUNCTION pgflow.notify(p_channel text, p_payload text) RETURNS void
@@ -11,9 +11,31 @@ LANGUAGE sql AS $$ INSERT INTO sent (channel, payload) VALUES (p_channel, p_payl
 SELECT pgflow.create_deployment('c', 'd', './c.sh', p_tags => ARRAY['nightly']);
 SELECT pgflow.register_agent('agent-9', ARRAY['default']) AS agent \gset
 
+-- 0027: the followers' channels only while a watcher holds a lease (a NOTIFY's commit takes a cluster-wide lock)
+DELETE FROM pgflow.stream_listeners;
+DELETE FROM sent;
+SAVEPOINT unwatched;  -- (the run is rolled back: the tests below count and order the runs)
+SELECT pgflow.run_deployment('c/d', p_flow_run_name => 'unwatched') AS unwatched \gset
+SELECT pgflow.write_log(:'unwatched', 20, 'nobody follows', 'stdout');
+SELECT count(*) FILTER (WHERE channel IN ('pgflow_flow_run_states', 'pgflow_logs')) AS followers_sent,
+       coalesce(string_agg(channel, ','), '') AS channels_sent FROM sent \gset
+ROLLBACK TO SAVEPOINT unwatched;
+SELECT is(:followers_sent::int, 0, 'no watcher''s lease: a new run and a log line notify no follower channel');
+SELECT is(:'channels_sent'::text, 'pgflow_runs', 'the agents'' channel is still sent');
+SELECT throws_ok($$SELECT pgflow.renew_stream_listener(gen_random_uuid(), interval '2 days')$$, '22023',
+                 'pgflow: a watcher''s lease lasts 1 second to 1 day, not 2 days', 'a lease longer than a day is refused');
+SELECT throws_ok($$SELECT pgflow.renew_stream_listener(gen_random_uuid(), interval '-1 minute')$$, '22023', NULL,
+                 'a negative lease is refused');
+SELECT is((SELECT count(*)::int FROM pgflow.stream_listeners), 0, 'and neither left a lease');
+SELECT pgflow.renew_stream_listener('00000000-0000-0000-0000-0000000000c1', interval '1 minute');
+SET LOCAL ROLE pgflow_reader;
+SELECT lives_ok($$SELECT pgflow.renew_stream_listener('00000000-0000-0000-0000-0000000000c2', interval '1 minute')$$,
+                'a reader (a CLI follower) may take a lease');
+SELECT lives_ok($$SELECT pgflow.drop_stream_listener('00000000-0000-0000-0000-0000000000c2')$$, 'and give it back');
+RESET ROLE;
 DELETE FROM sent;
 SELECT pgflow.run_deployment('c/d', p_flow_run_name => 'first') AS run \gset
-SELECT ok(EXISTS (SELECT 1 FROM sent WHERE channel = 'pgflow_flow_run_states'), 'a new run notifies pgflow_flow_run_states');
+SELECT ok(EXISTS (SELECT 1 FROM sent WHERE channel = 'pgflow_flow_run_states'), 'with a lease: a new run notifies pgflow_flow_run_states');
 DELETE FROM sent;
 SELECT count(*) FROM pgflow.run_deployments('c/d', array_fill('{}'::jsonb, ARRAY[1000]), now() + interval '1 day');
 SELECT is((SELECT count(*)::int FROM sent WHERE channel = 'pgflow_flow_run_states'), 1, '1,000 runs in one statement: one notification');
