@@ -13,7 +13,9 @@
 # 3. drain: DRAIN no-op in-process runs enqueued up front, then 2 agents drain them; runs/s from the first
 #    Pending to the last Completed state, with every state transition recorded (checked)
 #    (PGFLOW_BENCH_AGENTS: how many agent processes, default 2; PGFLOW_BENCH_LIMIT: each one's --limit,
-#    default 400; PGFLOW_BENCH_AGENT_URL: the URL they use, default the database's own, e.g. a PgBouncer's;
+#    default 10000, i.e. no cap on the runs in flight, as PgQueuer's workers have none in bench-peers.sh
+#    (its max_concurrent_tasks defaults to None); 400 until 2026-12-05, which held each agent's claims
+#    back until earlier completions had committed (−9 % drain rate on this machine, BENCHMARKS.md); PGFLOW_BENCH_AGENT_URL: the URL they use, default the database's own, e.g. a PgBouncer's;
 #    agent i sets application_name=pgflow-bench-agent-i. scripts/bench-scale.sh and bench-pgbouncer.sh
 #    use these.)
 # 4. idle cost: transactions/s that 10 idle pgflow-agent processes cause (pg_stat_database, 20 s)
@@ -89,7 +91,7 @@ drain_once() {
   [ -n "${PGFLOW_BENCH_BEFORE:-}" ] && eval "$PGFLOW_BENCH_BEFORE"
   local i agent_url=${PGFLOW_BENCH_AGENT_URL:-$url}
   for i in $(seq 1 "${PGFLOW_BENCH_AGENTS:-2}"); do
-    "$bin/pgflow-bench-agent" serve "$(url_with_param "$agent_url" application_name "pgflow-bench-agent-$i")" "${PGFLOW_BENCH_LIMIT:-400}" & pids+=($!)
+    "$bin/pgflow-bench-agent" serve "$(url_with_param "$agent_url" application_name "pgflow-bench-agent-$i")" "${PGFLOW_BENCH_LIMIT:-10000}" & pids+=($!)
   done
   wait_completed "$drain"
   [ -n "${PGFLOW_BENCH_AFTER:-}" ] && eval "$PGFLOW_BENCH_AFTER"

@@ -34,7 +34,7 @@ case "serve":
     ]
     let pool = PostgresPool(configuration: PostgresConfiguration(url, applicationName: "pgflow-bench-agent"), maxConnections: 4)
     let agent = Agent(
-        configuration: AgentConfiguration(queues: ["bench"], limit: limit, claimBatch: 200, databaseURL: url,
+        configuration: AgentConfiguration(queues: ["bench"], limit: limit, claimBatch: Int(ProcessInfo.processInfo.environment["PGFLOW_BENCH_CLAIM_BATCH"] ?? "") ?? 200, databaseURL: url,
                                           listenDatabaseURL: ProcessInfo.processInfo.environment["PGFLOW_LISTEN_DATABASE_URL"],
                                           takesPushes: ProcessInfo.processInfo.environment["PGFLOW_BENCH_PUSH"] != "0"),
         pool: pool, flows: flows, logger: logger)
