@@ -28,7 +28,7 @@ final class StateBatcher: Sendable {
     /// Proposes a state and waits for the outcome.
     func propose(_ proposal: StateProposal) async throws -> TransitionResult {
         var p = proposal
-        if p.transitionID == nil { p.transitionID = UUID() }
+        if p.transitionID == nil { p.transitionID = UUID.transitionID() }
         return try await withCheckedThrowingContinuation { continuation in
             let accepted = closed.withLock { isClosed -> Bool in
                 if !isClosed { pending.withLock { $0.append(Pending(proposal: p, continuation: continuation)) } }

@@ -110,18 +110,48 @@ public struct ClaimedFlowRun: Sendable {
     public let pushedAt: Double?
 
     init(row: PostgresRow) throws {
-        id = try row.decode(UUID.self, "flow_run_id")
-        name = try row.decode(String.self, "flow_run_name")
-        flowName = try row.decode(String.self, "flow_name")
-        deploymentID = try row.decode(UUID?.self, "deployment_id")
-        deploymentName = try row.decode(String?.self, "deployment_name")
-        entrypoint = try row.decode(String?.self, "entrypoint")
-        parametersJSON = try row.decode(String.self, "parameters")
-        runCount = try row.decode(Int.self, "run_count")
-        stateType = StateType(rawValue: try row.decode(String.self, "state_type")) ?? .pending
-        timeoutSeconds = row.columns.position(of: "timeout_seconds") == nil ? nil : try row.decode(Double?.self, "timeout_seconds")
-        pushed = row.columns.position(of: "pushed") == nil ? false : try row.decode(Bool.self, "pushed")
+        try self.init(row: row, at: Columns(row.columns))
+    }
+
+    /// Where a claim's columns are in its result: looked up once per result, not once per row and column.
+    struct Columns {
+        let id, name, flowName, deploymentID, deploymentName, entrypoint, parameters, runCount, stateType: Int
+        let timeoutSeconds, pushed: Int?
+
+        init(_ columns: PostgresColumns) throws {
+            func at(_ name: String) throws -> Int {
+                guard let position = columns.position(of: name) else {
+                    throw PostgresError(kind: .decoding, message: "no column named \(name); columns are \(columns.names.joined(separator: ", "))")
+                }
+                return position
+            }
+            (id, name, flowName) = (try at("flow_run_id"), try at("flow_run_name"), try at("flow_name"))
+            (deploymentID, deploymentName, entrypoint) = (try at("deployment_id"), try at("deployment_name"), try at("entrypoint"))
+            (parameters, runCount, stateType) = (try at("parameters"), try at("run_count"), try at("state_type"))
+            (timeoutSeconds, pushed) = (columns.position(of: "timeout_seconds"), columns.position(of: "pushed"))
+        }
+    }
+
+    init(row: PostgresRow, at c: Columns) throws {
+        id = try row.decode(UUID.self, at: c.id)
+        name = try row.decode(String.self, at: c.name)
+        flowName = try row.decode(String.self, at: c.flowName)
+        deploymentID = try row.decode(UUID?.self, at: c.deploymentID)
+        deploymentName = try row.decode(String?.self, at: c.deploymentName)
+        entrypoint = try row.decode(String?.self, at: c.entrypoint)
+        parametersJSON = try row.decode(String.self, at: c.parameters)
+        runCount = try row.decode(Int.self, at: c.runCount)
+        stateType = StateType(rawValue: try row.decode(String.self, at: c.stateType)) ?? .pending
+        timeoutSeconds = try c.timeoutSeconds.map { try row.decode(Double?.self, at: $0) } ?? nil
+        pushed = try c.pushed.map { try row.decode(Bool.self, at: $0) } ?? false
         pushedAt = nil
+    }
+
+    /// The runs of a claim's result.
+    static func rows(of result: PostgresResult) throws -> [ClaimedFlowRun] {
+        if result.rows.isEmpty { return [] }
+        let columns = try Columns(result.columns)
+        return try result.rows.map { try ClaimedFlowRun(row: $0, at: columns) }
     }
 
     /// A run pushed to the agent: the JSON `pgflow.run_deployment` NOTIFYs on the agent's channel (the

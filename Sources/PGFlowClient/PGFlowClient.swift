@@ -18,8 +18,7 @@ public enum PGFlowClient {
 
     /// `pgflow.claim_flow_runs`: up to `max` due runs of `queues`, moved to Pending (or Running with `start`).
     public static func claimFlowRuns(agentID: UUID, queues: [String], max: Int, start: Bool = false, on c: PostgresConnection) throws -> [ClaimedFlowRun] {
-        try c.query("SELECT * FROM pgflow.claim_flow_runs($1, $2, $3, $4)", [agentID, queues, max, start])
-            .rows.map(ClaimedFlowRun.init(row:))
+        try ClaimedFlowRun.rows(of: c.query("SELECT * FROM pgflow.claim_flow_runs($1, $2, $3, $4)", [agentID, queues, max, start]))
     }
 
     /// `pgflow.claim_and_offer`: the runs pushed to the agent that `seen` does not name (their notification
@@ -29,15 +28,14 @@ public enum PGFlowClient {
     public static func claimAndOffer(
         agentID: UUID, queues: [String], max: Int, seen: [UUID], offerFor: Double?, on c: PostgresConnection
     ) throws -> [ClaimedFlowRun] {
-        try c.query("SELECT * FROM pgflow.claim_and_offer($1, $2, $3, $4::uuid[], make_interval(secs => $5))",
-                    [agentID, queues, max, PostgresTextArray(seen.map { $0.uuidString }), offerFor])
-            .rows.map(ClaimedFlowRun.init(row:))
+        try ClaimedFlowRun.rows(of: c.query("SELECT * FROM pgflow.claim_and_offer($1, $2, $3, $4::uuid[], make_interval(secs => $5))",
+                                            [agentID, queues, max, PostgresTextArray(seen.map { $0.postgresText! }), offerFor]))
     }
 
     /// `pgflow.withdraw_offer`: revokes the agent's offer; returns the runs pushed under it that `seen`
     /// does not name and that are still the agent's and Running (to give back).
     public static func withdrawOffer(agentID: UUID, seen: [UUID], on c: PostgresConnection) throws -> [UUID] {
-        try c.query("SELECT * FROM pgflow.withdraw_offer($1, $2::uuid[])", [agentID, PostgresTextArray(seen.map { $0.uuidString })])
+        try c.query("SELECT * FROM pgflow.withdraw_offer($1, $2::uuid[])", [agentID, PostgresTextArray(seen.map { $0.postgresText! })])
             .rows.map { try $0.decode(UUID.self, at: 0) }
     }
 
@@ -92,9 +90,9 @@ public enum PGFlowClient {
         return try c.query(
             "SELECT * FROM pgflow.set_flow_run_states($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::uuid[], $7)",
             [
-                proposals.map { $0.runID.uuidString }, proposals.map(\.type.rawValue),
+                proposals.map { $0.runID.postgresText! }, proposals.map(\.type.rawValue),  // (postgresText: uuidString formats with snprintf)
                 nullableArray(proposals.map(\.name)), nullableArray(proposals.map(\.message)),
-                nullableArray(results), nullableArray(proposals.map { $0.transitionID?.uuidString }), agentID,
+                nullableArray(results), nullableArray(proposals.map { $0.transitionID?.postgresText }), agentID,
             ]
         ).rows.map(TransitionResult.init(row:))
     }
@@ -106,8 +104,8 @@ public enum PGFlowClient {
         try c.query(
             "SELECT pgflow.write_logs($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], p_batch_id => $7::uuid)",
             [
-                lines.map { $0.flowRunID.uuidString }, lines.map { String($0.level) }, lines.map { sanitize($0.message) },
-                lines.map(\.name), nullableArray(lines.map { $0.taskRunID?.uuidString }), PostgresTextArray(lines.map { $0.timestamp.postgresText }),
+                lines.map { $0.flowRunID.postgresText! }, lines.map { String($0.level) }, lines.map { sanitize($0.message) },
+                lines.map(\.name), nullableArray(lines.map { $0.taskRunID?.postgresText }), PostgresTextArray(lines.map { $0.timestamp.postgresText }),
                 batchID?.uuidString,
             ])
     }

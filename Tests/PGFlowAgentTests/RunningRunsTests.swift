@@ -41,3 +41,21 @@ struct RunningRunsTests {
         #expect(running.admits(try Self.run(UUID(), attempt: 1)), "a run with no handle is admitted")
     }
 }
+
+struct PushedRunsTests {
+    /// The last 4,096 attempts are remembered (a second start of one is refused), older ones forgotten in
+    /// the order they started, through many turns of the ring that holds them.
+    @Test func theLast4096AttemptsAreRememberedOldestForgottenFirst() throws {
+        let pushed = PushedRuns()
+        let ids = (0..<10_000).map { _ in UUID() }
+        for id in ids { #expect(pushed.start(try RunningRunsTests.run(id, attempt: 1), pushed: false)) }
+        #expect(!pushed.start(try RunningRunsTests.run(ids[9_999], attempt: 1), pushed: false), "the newest is remembered")
+        #expect(!pushed.start(try RunningRunsTests.run(ids[10_000 - 4_096], attempt: 1), pushed: false), "the oldest of the last 4,096 too")
+        #expect(pushed.start(try RunningRunsTests.run(ids[10_000 - 4_097], attempt: 1), pushed: false), "the one before it is forgotten")
+        #expect(pushed.start(try RunningRunsTests.run(ids[9_999], attempt: 2), pushed: true), "another attempt of a run is new")
+        #expect(pushed.unacknowledged == [ids[9_999]])
+        // the two starts above pushed out the two oldest remembered attempts (and this one a third), not newer ones
+        #expect(pushed.start(try RunningRunsTests.run(ids[10_000 - 4_096], attempt: 1), pushed: false))
+        #expect(!pushed.start(try RunningRunsTests.run(ids[10_000 - 4_093], attempt: 1), pushed: false), "(three evicted: the next oldest is still remembered)")
+    }
+}
