@@ -56,16 +56,43 @@ public struct TransitionResult: Sendable, Equatable {
     public let runCount: Int
 
     init(row: PostgresRow) throws {
-        runID = try row.decode(UUID.self, "run_id")
-        guard let status = Status(rawValue: try row.decode(String.self, "status")),
-              let type = StateType(rawValue: try row.decode(String.self, "state_type")) else {
+        try self.init(row: row, at: Columns(row.columns))
+    }
+
+    /// Where a transition result's columns are: looked up once per result (a batch's rows share them).
+    struct Columns {
+        let runID, status, reason, stateType, stateName, runCount: Int
+
+        init(_ columns: PostgresColumns) throws {
+            func at(_ name: String) throws -> Int {
+                guard let position = columns.position(of: name) else {
+                    throw PostgresError(kind: .decoding, message: "no column named \(name); columns are \(columns.names.joined(separator: ", "))")
+                }
+                return position
+            }
+            (runID, status, reason) = (try at("run_id"), try at("status"), try at("reason"))
+            (stateType, stateName, runCount) = (try at("state_type"), try at("state_name"), try at("run_count"))
+        }
+    }
+
+    init(row: PostgresRow, at c: Columns) throws {
+        runID = try row.decode(UUID.self, at: c.runID)
+        guard let status = Status(rawValue: try row.decode(String.self, at: c.status)),
+              let type = StateType(rawValue: try row.decode(String.self, at: c.stateType)) else {
             throw PostgresError(kind: .decoding, message: "unexpected transition result \(row.values)")
         }
         self.status = status
-        self.reason = try row.decode(String?.self, "reason")
+        self.reason = try row.decode(String?.self, at: c.reason)
         stateType = type
-        stateName = try row.decode(String.self, "state_name")
-        runCount = try row.decode(Int?.self, "run_count") ?? 0
+        stateName = try row.decode(String.self, at: c.stateName)
+        runCount = try row.decode(Int?.self, at: c.runCount) ?? 0
+    }
+
+    /// The results of a batch transition.
+    static func rows(of result: PostgresResult) throws -> [TransitionResult] {
+        if result.rows.isEmpty { return [] }
+        let columns = try Columns(result.columns)
+        return try result.rows.map { try TransitionResult(row: $0, at: columns) }
     }
 }
 

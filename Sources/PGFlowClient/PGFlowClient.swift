@@ -87,14 +87,14 @@ public enum PGFlowClient {
     public static func setFlowRunStates(_ proposals: [StateProposal], agentID: UUID?, on c: PostgresConnection) throws -> [TransitionResult] {
         if proposals.isEmpty { return [] }
         let results: [String?] = proposals.map(\.resultJSON)
-        return try c.query(
+        return try TransitionResult.rows(of: c.query(
             "SELECT * FROM pgflow.set_flow_run_states($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::uuid[], $7)",
             [
                 proposals.map { $0.runID.postgresText! }, proposals.map(\.type.rawValue),  // (postgresText: uuidString formats with snprintf)
                 nullableArray(proposals.map(\.name)), nullableArray(proposals.map(\.message)),
                 nullableArray(results), nullableArray(proposals.map { $0.transitionID?.postgresText }), agentID,
             ]
-        ).rows.map(TransitionResult.init(row:))
+        ))
     }
 
     /// `pgflow.write_logs`: many lines in one statement. With `batchID`, sending the same batch again
