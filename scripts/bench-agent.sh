@@ -107,6 +107,10 @@ drain_once() {
            IS DISTINCT FROM ARRAY['Scheduled', 'Pending', 'Running', 'Completed']")
   [ "$bad" = 0 ] && [ "$states" = $((4 * drain)) ] \
     || die "drain: $bad runs lack a state of Scheduled, Pending, Running, Completed ($states state rows for $drain runs)"
+  # the agents' own CPU (utime + stime of their whole lives, start-up included), on standard error
+  local p ticks=0
+  for p in "${pids[@]}"; do ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  log "drain: the agents' CPU $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$drain" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }') µs per run"
   stop_all
 }
 
