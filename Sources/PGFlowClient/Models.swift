@@ -64,12 +64,7 @@ public struct TransitionResult: Sendable, Equatable {
         let runID, status, reason, stateType, stateName, runCount: Int
 
         init(_ columns: PostgresColumns) throws {
-            func at(_ name: String) throws -> Int {
-                guard let position = columns.position(of: name) else {
-                    throw PostgresError(kind: .decoding, message: "no column named \(name); columns are \(columns.names.joined(separator: ", "))")
-                }
-                return position
-            }
+            let at = columns.require
             (runID, status, reason) = (try at("run_id"), try at("status"), try at("reason"))
             (stateType, stateName, runCount) = (try at("state_type"), try at("state_name"), try at("run_count"))
         }
@@ -146,12 +141,7 @@ public struct ClaimedFlowRun: Sendable {
         let timeoutSeconds, pushed: Int?
 
         init(_ columns: PostgresColumns) throws {
-            func at(_ name: String) throws -> Int {
-                guard let position = columns.position(of: name) else {
-                    throw PostgresError(kind: .decoding, message: "no column named \(name); columns are \(columns.names.joined(separator: ", "))")
-                }
-                return position
-            }
+            let at = columns.require
             (id, name, flowName) = (try at("flow_run_id"), try at("flow_run_name"), try at("flow_name"))
             (deploymentID, deploymentName, entrypoint) = (try at("deployment_id"), try at("deployment_name"), try at("entrypoint"))
             (parameters, runCount, stateType) = (try at("parameters"), try at("run_count"), try at("state_type"))

@@ -34,6 +34,14 @@ public final class PostgresColumns: Sendable {
 
     /// The position of a column, or nil.
     public func position(of name: String) -> Int? { index[name] }
+
+    /// The position of a column that must be there (a decoding error names the columns there are).
+    public func require(_ name: String) throws -> Int {
+        guard let position = index[name] else {
+            throw PostgresError(kind: .decoding, message: "no column named \(name); columns are \(names.joined(separator: ", "))")
+        }
+        return position
+    }
 }
 
 /// One row: each column's text (nil for NULL), decodable into Swift types.
@@ -61,10 +69,7 @@ public struct PostgresRow: Sendable {
     /// Decodes the column named `name`.
     @inlinable
     public func decode<T: PostgresDecodable>(_ type: T.Type = T.self, _ name: String) throws -> T {
-        guard let position = columns.position(of: name) else {
-            throw PostgresError(kind: .decoding, message: "no column named \(name); columns are \(columns.names.joined(separator: ", "))")
-        }
-        return try decode(type, at: position)
+        try decode(type, at: columns.require(name))
     }
 
     /// The raw text of column `position` (nil for NULL).
