@@ -83,15 +83,15 @@ public struct RunFollower: Sendable {
         try PGFlowClient.renewStreamListener(lease, leaseSeconds: 60, on: c)
         defer { try? PGFlowClient.dropStreamListener(lease, on: c) }
         if let done = try look() { return done }
-        var done = (looks: 0, renewals: 0)
+        var handled = (looks: 0, renewals: 0)
         for await _ in wakes {
             let now = asked.counts.withLock { $0 }
-            if now.renewals > done.renewals {
+            if now.renewals > handled.renewals {
                 try PGFlowClient.renewStreamListener(lease, leaseSeconds: 60, on: c)
-                done.renewals = now.renewals
+                handled.renewals = now.renewals
             }
-            if now.looks == done.looks { continue }
-            done.looks = now.looks
+            if now.looks == handled.looks { continue }
+            handled.looks = now.looks
             if let done = try look() {
                 if logs { _ = try look() }  // lines written with the final state's transaction or just before
                 return done
