@@ -4,7 +4,8 @@
 # Each round drains JOBS no-op jobs twice, one after the other on the same cluster: PgQueuer 1.6 (2 worker
 # processes, batch 100, scripts/peers/pgqueuer_drain.py, installed once in the virtualenv
 # .pgflow/pgqueuer-venv from PyPI) and pgflow (`scripts/bench-agent.sh drain`: 2 agent processes,
-# in-process no-op flows, every run's four states checked). The order alternates between rounds. Prints
+# in-process no-op flows, claims of 200, no cap on the runs in flight as PgQueuer's workers have none,
+# every run's four states checked). The order alternates between rounds. Prints
 # each round, the medians and the ratio pgflow / PgQueuer of the medians: the figure that counts.
 #
 # Both clocks run from the first job's start to the last job's end (pgflow: the first Pending state to the
