@@ -131,10 +131,6 @@ public struct ClaimedFlowRun: Sendable {
     /// When the run was pushed, in the database's clock (seconds since 1970; notifications only).
     public let pushedAt: Double?
 
-    init(row: PostgresRow) throws {
-        try self.init(row: row, at: Columns(row.columns))
-    }
-
     /// Where a claim's columns are in its result: looked up once per result, not once per row and column.
     struct Columns {
         let id, name, flowName, deploymentID, deploymentName, entrypoint, parameters, runCount, stateType: Int
